@@ -1,0 +1,45 @@
+/* quant.h - quantized tensor formats: dequantization and dot products.
+ *
+ * The block layouts are those of GGUF files (ggml's block_q4_0, block_q4_K,
+ * ...), bit for bit. A matrix-vector product W x is computed as in ggml: the
+ * activation row x is first quantized once to the weight type's "activation
+ * type" (Q8_0 for q4_0/q5_0/q8_0, Q8_1 for q4_1/q5_1, Q8_K for the k-quants,
+ * F16 for f16, BF16 for bf16, F32 for f32), then each weight row is dotted
+ * with it using integer arithmetic where possible.
+ *
+ * Every kernel has a scalar reference and AVX2 / AVX-512 versions; the level
+ * is chosen once (base/cpu.h). Row lengths n must be multiples of the
+ * type's block size. */
+#ifndef LAMINA_BACKEND_CPU_QUANT_H
+#define LAMINA_BACKEND_CPU_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/cpu.h"
+#include "base/dtype.h"
+
+typedef struct q_kernels {
+    uint32_t act_type; /* lm_dtype the activations are converted to */
+    /* n elements of this type at src -> n floats at dst */
+    void (*dequantize)(const void *src, float *dst, int64_t n);
+    /* n floats -> one row of act_type at dst (q_row_size(act_type, n) bytes) */
+    void (*quantize_act)(const float *src, void *dst, int64_t n);
+    /* dot of one weight row (this type) with one activation row (act_type) */
+    float (*dot)(int64_t n, const void *w_row, const void *act_row);
+} q_kernels;
+
+/* kernels of TYPE at the active level; NULL if TYPE is unsupported */
+const q_kernels *q_get_kernels(uint32_t type);
+/* kernels of TYPE at a given level (tests compare levels); a level the CPU
+ * lacks falls back to the best one below it */
+const q_kernels *q_get_kernels_level(uint32_t type, cpu_level level);
+
+/* bytes of a row of n elements of TYPE */
+size_t q_row_size(uint32_t type, int64_t n);
+
+/* Reference quantizers (scalar, round-to-nearest as ggml's *_ref) for the
+ * weight types, used by tests to build random blocks: n floats -> row. */
+void q_quantize_ref(uint32_t type, const float *src, void *dst, int64_t n);
+
+#endif

@@ -1,0 +1,49 @@
+#include "base/cpu.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+cpu_level cpu_level_detect(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return CPU_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return CPU_AVX2;
+#endif
+    return CPU_SCALAR;
+}
+
+static cpu_level level_from_env(cpu_level best) {
+    const char *s = getenv("LAMINA_CPU_LEVEL");
+    if (!s || !*s) return best;
+    cpu_level want = best;
+    if (!strcmp(s, "scalar")) want = CPU_SCALAR;
+    else if (!strcmp(s, "avx2")) want = CPU_AVX2;
+    else if (!strcmp(s, "avx512")) want = CPU_AVX512;
+    return want < best ? want : best;
+}
+
+cpu_level cpu_level_active(void) {
+    static int cached = -1; /* benign race: every thread computes the same value */
+    if (cached < 0) cached = (int)level_from_env(cpu_level_detect());
+    return (cpu_level)cached;
+}
+
+const char *cpu_level_name(cpu_level level) {
+    switch (level) {
+    case CPU_SCALAR: return "scalar";
+    case CPU_AVX2: return "avx2";
+    case CPU_AVX512: return "avx512";
+    default: return "unknown";
+    }
+}
+
+int cpu_physical_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

@@ -1,0 +1,24 @@
+/* cpu.h - which SIMD level the kernels run at.
+ *
+ * Chosen once at start: the best the CPU supports, lowered (never raised) by
+ * the environment variable LAMINA_CPU_LEVEL=scalar|avx2|avx512 so tests can
+ * exercise every path on one machine. */
+#ifndef LAMINA_BASE_CPU_H
+#define LAMINA_BASE_CPU_H
+
+typedef enum cpu_level {
+    CPU_SCALAR = 0,
+    CPU_AVX2 = 1,   /* AVX2 + FMA + F16C */
+    CPU_AVX512 = 2, /* AVX-512 F/BW/DQ/VL (+VNNI when present) */
+    CPU_LEVEL_COUNT
+} cpu_level;
+
+/* best level this CPU supports (ignores the environment) */
+cpu_level cpu_level_detect(void);
+/* level in force: detect() lowered by LAMINA_CPU_LEVEL; computed once */
+cpu_level cpu_level_active(void);
+const char *cpu_level_name(cpu_level level);
+/* number of physical cores (>= 1), for the default thread count */
+int cpu_physical_cores(void);
+
+#endif

@@ -1,0 +1,13 @@
+/* cli.h - the subcommands of the lamina binary; each returns the exit code. */
+#ifndef LAMINA_CLI_H
+#define LAMINA_CLI_H
+
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+
+/* models/SmolLM2-135M-Instruct.Q4_1.gguf next to the binary's project, or
+ * $LAMINA_MODEL; the path setup installs */
+const char *cli_default_model(void);
+
+#endif
