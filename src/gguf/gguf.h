@@ -35,6 +35,9 @@ typedef enum gguf_type {
     GGUF_TYPE_COUNT
 } gguf_type;
 
+/* "uint8", "string", "array", ...; "unknown" outside the enum */
+const char *gguf_type_name(gguf_type type);
+
 typedef struct gguf_str {
     const char *data; /* into the mapping, not NUL-terminated */
     uint64_t len;     /* bytes */
@@ -84,12 +87,15 @@ int gguf_get_f32(const gguf_file *f, const char *key, float *out);
 int gguf_get_bool(const gguf_file *f, const char *key, bool *out);
 int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
 
-/* Arrays (the kv at idx must be GGUF_TYPE_ARRAY). */
+/* Arrays (the kv at idx must be GGUF_TYPE_ARRAY; otherwise the type is
+ * GGUF_TYPE_COUNT, the length 0, strings empty and data NULL). Arrays of
+ * arrays are validated at open but their elements are not exposed. */
 gguf_type gguf_arr_type(const gguf_file *f, int64_t idx);
 uint64_t gguf_arr_len(const gguf_file *f, int64_t idx);
 /* element i of a string array */
 gguf_str gguf_arr_str(const gguf_file *f, int64_t idx, uint64_t i);
-/* raw little-endian elements of a numeric array (may be unaligned: memcpy) */
+/* raw little-endian elements of a numeric array (may be unaligned: memcpy);
+ * NULL for string arrays and arrays of arrays */
 const void *gguf_arr_data(const gguf_file *f, int64_t idx);
 /* element i of any numeric array converted to double (0 on a type error) */
 double gguf_arr_num(const gguf_file *f, int64_t idx, uint64_t i);
