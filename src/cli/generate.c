@@ -1,7 +1,249 @@
+/* generate.c - `lamina generate`: complete a prompt from the command line.
+ *
+ * The completion alone goes to stdout (streamed, UTF-8 safe); load details
+ * and a tokens/s summary go to stderr. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/cpu.h"
 #include "cli/cli.h"
+#include "engine/sampler.h"
+#include "model/kv_contig.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+#define PREFILL_CHUNK 256 /* tokens per forward pass while reading the prompt */
+
+typedef struct {
+    const char *model_path;
+    const char *prompt;
+    int n_predict;
+    int n_threads;
+    int n_ctx;
+    bool ignore_eos;
+    bool seed_given;
+    lm_sampling sampling;
+} generate_args;
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void generate_usage(void) {
+    fprintf(stderr,
+            "usage: lamina generate [MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
+            "                       [--repeat-penalty R] [--presence-penalty P] [--frequency-penalty F]\n"
+            "                       [--seed S] [--threads N] [--ctx-size N] [--ignore-eos]\n");
+}
+
+static int parse_number(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "lamina generate: %s expects a number in [%g, %g], got '%s'\n", flag, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, generate_args *a) {
+    memset(a, 0, sizeof(*a));
+    a->n_predict = 128;
+    a->n_threads = cpu_physical_cores();
+    a->sampling = lm_sampling_default();
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (f[0] != '-' && !a->model_path) {
+            a->model_path = f;
+            continue;
+        }
+        if (!strcmp(f, "--ignore-eos")) {
+            a->ignore_eos = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "lamina generate: unknown flag or missing value: %s\n", f);
+            return -1;
+        }
+        const char *val = argv[++i];
+        double v;
+        lm_sampling *s = &a->sampling;
+        if (!strcmp(f, "-p") || !strcmp(f, "--prompt")) a->prompt = val;
+        else if (!strcmp(f, "-n") || !strcmp(f, "--n-predict")) {
+            if (parse_number(f, val, 0, 1 << 20, &v)) return -1;
+            a->n_predict = (int)v;
+        } else if (!strcmp(f, "-t") || !strcmp(f, "--threads")) {
+            if (parse_number(f, val, 1, 256, &v)) return -1;
+            a->n_threads = (int)v;
+        } else if (!strcmp(f, "-c") || !strcmp(f, "--ctx-size")) {
+            if (parse_number(f, val, 16, 1 << 20, &v)) return -1;
+            a->n_ctx = (int)v;
+        } else if (!strcmp(f, "--temp")) {
+            if (parse_number(f, val, 0, 100, &v)) return -1;
+            s->temperature = (float)v;
+        } else if (!strcmp(f, "--top-k")) {
+            if (parse_number(f, val, 0, 1e9, &v)) return -1;
+            s->top_k = (int)v;
+        } else if (!strcmp(f, "--top-p")) {
+            if (parse_number(f, val, 0, 1, &v)) return -1;
+            s->top_p = (float)v;
+        } else if (!strcmp(f, "--min-p")) {
+            if (parse_number(f, val, 0, 1, &v)) return -1;
+            s->min_p = (float)v;
+        } else if (!strcmp(f, "--repeat-penalty")) {
+            if (parse_number(f, val, 0.01, 100, &v)) return -1;
+            s->repetition_penalty = (float)v;
+        } else if (!strcmp(f, "--presence-penalty")) {
+            if (parse_number(f, val, -2, 2, &v)) return -1;
+            s->presence_penalty = (float)v;
+        } else if (!strcmp(f, "--frequency-penalty")) {
+            if (parse_number(f, val, -2, 2, &v)) return -1;
+            s->frequency_penalty = (float)v;
+        } else if (!strcmp(f, "--seed")) {
+            if (parse_number(f, val, 0, 18446744073709551615.0, &v)) return -1;
+            s->seed = (uint64_t)v;
+            a->seed_given = true;
+        } else {
+            fprintf(stderr, "lamina generate: unknown flag %s\n", f);
+            return -1;
+        }
+    }
+    if (!a->prompt) {
+        generate_usage();
+        return -1;
+    }
+    if (!a->model_path) a->model_path = cli_default_model();
+    if (!a->seed_given) a->sampling.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
+    return 0;
+}
+
+/* everything a generation run holds; freed by session_free */
+typedef struct {
+    lm_model *model;
+    tok_vocab *vocab;
+    tp_pool *pool;
+    lm_forward *fw;
+    kv_contig *kv_store;
+    lm_kv kv;
+    lm_sampler *sampler;
+    int32_t *tokens;
+    float *logits;
+} session;
+
+static void session_free(session *s) {
+    lm_sampler_free(s->sampler);
+    kv_contig_free(s->kv_store);
+    lm_forward_free(s->fw);
+    tp_free(s->pool);
+    tok_vocab_free(s->vocab);
+    lm_model_free(s->model);
+    free(s->tokens);
+    free(s->logits);
+}
+
+static int run(const generate_args *a, session *s) {
+    lm_error err = {{0}};
+    s->model = lm_model_load(a->model_path, &err);
+    if (!s->model) goto fail;
+    s->vocab = tok_vocab_load(s->model->file, &err);
+    if (!s->vocab) goto fail;
+    const lm_hparams *hp = &s->model->hp;
+    if (tok_n_vocab(s->vocab) > hp->n_vocab) {
+        lm_error_set(&err, "%s: the tokenizer has %d tokens but token_embd.weight only %d rows", a->model_path,
+                     tok_n_vocab(s->vocab), hp->n_vocab);
+        goto fail;
+    }
+    int n_ctx = a->n_ctx ? a->n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    size_t len = strlen(a->prompt);
+    s->tokens = malloc(sizeof(int32_t) * (len + 8 + (size_t)a->n_predict));
+    s->logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
+    if (!s->tokens || !s->logits) {
+        lm_error_set(&err, "out of memory");
+        goto fail;
+    }
+    int64_t n_prompt = tok_encode(s->vocab, a->prompt, len, true, true, s->tokens, (int64_t)len + 8, &err);
+    if (n_prompt < 0) goto fail;
+    if (n_prompt == 0) {
+        lm_error_set(&err, "the prompt is empty and the model adds no BOS token");
+        goto fail;
+    }
+    if (n_prompt + a->n_predict > n_ctx) {
+        lm_error_set(&err, "prompt (%lld tokens) + %d to generate exceeds the context of %d tokens (--ctx-size)",
+                     (long long)n_prompt, a->n_predict, n_ctx);
+        goto fail;
+    }
+    s->pool = tp_create(a->n_threads);
+    s->fw = lm_forward_create(s->model, PREFILL_CHUNK, n_ctx);
+    s->kv_store = kv_contig_create(hp, 1, n_ctx, &s->kv);
+    s->sampler = lm_sampler_create(&a->sampling, hp->n_vocab);
+    if (!s->pool || !s->fw || !s->kv_store || !s->sampler) {
+        lm_error_set(&err, "out of memory for a context of %d tokens", n_ctx);
+        goto fail;
+    }
+    fprintf(stderr, "lamina: %s (%s, %d layers, %d-dim), %d threads, %s kernels, ctx %d, seed %llu\n",
+            a->model_path, lm_arch_name(hp->arch), hp->n_layer, hp->n_embd, a->n_threads,
+            cpu_level_name(cpu_level_active()), n_ctx, (unsigned long long)a->sampling.seed);
+
+    int32_t pos[PREFILL_CHUNK], seq[PREFILL_CHUNK];
+    bool want[PREFILL_CHUNK];
+    memset(seq, 0, sizeof(seq));
+    double t0 = now_ms();
+    for (int64_t i = 0; i < n_prompt; i += PREFILL_CHUNK) {
+        int n = (int)(n_prompt - i < PREFILL_CHUNK ? n_prompt - i : PREFILL_CHUNK);
+        for (int j = 0; j < n; j++) {
+            pos[j] = (int32_t)(i + j);
+            want[j] = i + j == n_prompt - 1;
+            lm_sampler_accept(s->sampler, s->tokens[i + j]);
+        }
+        lm_batch b = {n, s->tokens + i, pos, seq, want};
+        if (lm_forward_run(s->fw, s->pool, &s->kv, &b, s->logits, &err)) goto fail;
+    }
+    double t1 = now_ms();
+    tok_stream stream;
+    tok_stream_init(&stream);
+    char piece[512];
+    int n_gen = 0;
+    for (int64_t cur = n_prompt; n_gen < a->n_predict; n_gen++, cur++) {
+        int32_t tok = lm_sampler_sample(s->sampler, s->logits);
+        if (!a->ignore_eos && tok_is_eog(s->vocab, tok)) break;
+        lm_sampler_accept(s->sampler, tok);
+        s->tokens[cur] = tok;
+        int n = tok_stream_push(s->vocab, &stream, tok, piece, (int)sizeof(piece));
+        fwrite(piece, 1, (size_t)n, stdout);
+        fflush(stdout);
+        if (n_gen + 1 == a->n_predict) {
+            n_gen++;
+            break;
+        }
+        int32_t p = (int32_t)cur;
+        bool w = true;
+        lm_batch b = {1, &s->tokens[cur], &p, seq, &w};
+        if (lm_forward_run(s->fw, s->pool, &s->kv, &b, s->logits, &err)) goto fail;
+    }
+    int n = tok_stream_flush(&stream, piece, (int)sizeof(piece));
+    fwrite(piece, 1, (size_t)n, stdout);
+    printf("\n");
+    double t2 = now_ms();
+    fprintf(stderr, "lamina: prompt %lld tokens in %.1f ms (%.1f t/s), generated %d tokens in %.1f ms (%.1f t/s)\n",
+            (long long)n_prompt, t1 - t0, n_prompt * 1e3 / (t1 - t0 + 1e-9), n_gen, t2 - t1,
+            n_gen * 1e3 / (t2 - t1 + 1e-9));
+    return 0;
+fail:
+    fprintf(stderr, "lamina: %s\n", err.msg);
+    return 1;
+}
 
 int cmd_generate(int argc, char **argv) {
-    fprintf(stderr, "lamina: generate is not built yet\n");
-    return 1;
+    generate_args a;
+    if (parse_args(argc, argv, &a)) return 2;
+    session s;
+    memset(&s, 0, sizeof(s));
+    int rc = run(&a, &s);
+    session_free(&s);
+    return rc;
 }

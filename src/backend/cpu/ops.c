@@ -1,0 +1,105 @@
+/* ops.c - reference-quality CPU ops of the forward pass (norms, RoPE,
+ * activations, attention, matmul over quantized weights). The heavy lifting
+ * of matmul is in the quant kernels (quant.h); the f16 helpers have AVX2
+ * versions in ops_avx2.c picked at run time. */
+#include "backend/cpu/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "backend/cpu/quant.h"
+#include "base/threadpool.h"
+
+void op_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps, int ith, int nth) {
+    long r0, r1;
+    tp_split(n, ith, nth, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
+        const float *xr = x + r * dim;
+        float *yr = y + r * dim;
+        /* ggml sums in double (ggml_float) */
+        double sum = 0.0;
+        for (int i = 0; i < dim; i++) sum += (double)(xr[i] * xr[i]);
+        const float scale = 1.0f / sqrtf((float)(sum / dim) + eps);
+        for (int i = 0; i < dim; i++) yr[i] = xr[i] * scale * w[i];
+    }
+}
+
+void op_quantize_rows(uint32_t act_type, const float *x, int n_tokens, int64_t ne0, void *xq, int ith, int nth) {
+    const q_kernels *k = q_get_kernels(act_type == LM_F32 ? LM_F32 : act_type);
+    const size_t row = q_row_size(act_type, ne0);
+    long t0, t1;
+    tp_split(n_tokens, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) k->quantize_act(x + t * ne0, (char *)xq + t * row, ne0);
+}
+
+/* rows per chunk: a chunk of weight rows is dotted with every token before
+ * moving on, so the rows stay in cache across the tokens of a batch */
+#define MATMUL_ROW_CHUNK 16
+
+void op_matmul(const cpu_matrix *w, const void *xq, int n_tokens, float *y, int64_t ld_y, int ith, int nth) {
+    const q_kernels *k = q_get_kernels(w->type);
+    const size_t xq_row = q_row_size(k->act_type, w->ne0);
+    long r0, r1;
+    tp_split(w->ne1, ith, nth, &r0, &r1);
+    for (long rc = r0; rc < r1; rc += MATMUL_ROW_CHUNK) {
+        long rend = rc + MATMUL_ROW_CHUNK < r1 ? rc + MATMUL_ROW_CHUNK : r1;
+        for (int t = 0; t < n_tokens; t++) {
+            const void *xt = (const char *)xq + (size_t)t * xq_row;
+            float *yt = y + (int64_t)t * ld_y;
+            for (long r = rc; r < rend; r++)
+                yt[r] = k->dot(w->ne0, (const char *)w->data + (size_t)r * w->row_bytes, xt);
+        }
+    }
+}
+
+void op_get_row(const cpu_matrix *w, int64_t r, float *dst) {
+    q_get_kernels(w->type)->dequantize((const char *)w->data + (size_t)r * w->row_bytes, dst, w->ne0);
+}
+
+void op_rope(float *x, int n_rot, int pos, float base, float pos_scale, bool neox, const float *freq_factors) {
+    /* theta_i = pos * scale * base^(-2i/n_rot), as ggml's rope with ext_factor 0 */
+    const float theta_scale = powf(base, -2.0f / (float)n_rot);
+    float theta = (float)pos * pos_scale;
+    const int half = n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        float t = freq_factors ? theta / freq_factors[i] : theta;
+        const float c = cosf(t), s = sinf(t);
+        const int a = neox ? i : 2 * i;
+        const int b = neox ? i + half : 2 * i + 1;
+        const float x0 = x[a], x1 = x[b];
+        x[a] = x0 * c - x1 * s;
+        x[b] = x0 * s + x1 * c;
+        theta *= theta_scale;
+    }
+}
+
+void op_silu_mul(float *y, const float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void op_gelu_mul(float *y, const float *g, const float *u, int n) {
+    const float sqrt_2_over_pi = 0.79788456080286535587989211986876f;
+    for (int i = 0; i < n; i++) {
+        const float x = g[i];
+        y[i] = 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * x * (1.0f + 0.044715f * x * x))) * u[i];
+    }
+}
+
+void op_attend(float *out, const float *q, const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv,
+               int head_dim, float scale, float softcap, float *scratch) {
+    float max = -INFINITY;
+    for (int j = 0; j < n_kv; j++) {
+        float s = op_dot_f32_f16(q, keys[j], head_dim) * scale;
+        if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
+        scratch[j] = s;
+        if (s > max) max = s;
+    }
+    double sum = 0.0;
+    for (int j = 0; j < n_kv; j++) {
+        scratch[j] = expf(scratch[j] - max);
+        sum += scratch[j];
+    }
+    const float inv = (float)(1.0 / sum);
+    memset(out, 0, sizeof(float) * (size_t)head_dim);
+    for (int j = 0; j < n_kv; j++) op_axpy_f16(out, scratch[j] * inv, values[j], head_dim);
+}

@@ -1,0 +1,58 @@
+/* ops.h - the CPU operations of a forward pass.
+ *
+ * Every op takes (ith, nth): it is called by each of the nth threads of a
+ * team (base/threadpool.h) and does share ith of the work. Shapes are given
+ * in comments as (rows, cols), row-major, f32 unless said otherwise. */
+#ifndef LAMINA_BACKEND_CPU_OPS_H
+#define LAMINA_BACKEND_CPU_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/fp16.h"
+
+/* a 2-D weight in its file layout: rows of ne0 elements of `type` */
+typedef struct cpu_matrix {
+    const void *data;
+    uint32_t type;
+    int64_t ne0, ne1;   /* elements per row, rows */
+    size_t row_bytes;
+} cpu_matrix;
+
+/* y = x * w / rms(x) for each of n rows: x, y (n, dim); w (dim); in place ok */
+void op_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps, int ith, int nth);
+
+/* Quantizes n_tokens rows of x (n_tokens, ne0) to act_type into xq, each row
+ * q_row_size(act_type, ne0) bytes. */
+void op_quantize_rows(uint32_t act_type, const float *x, int n_tokens, int64_t ne0, void *xq, int ith, int nth);
+
+/* y[t][r] = dot(w row r, xq row t) for this thread's share of rows r.
+ * xq: activations already quantized to w's act type; y: (n_tokens, ld_y). */
+void op_matmul(const cpu_matrix *w, const void *xq, int n_tokens, float *y, int64_t ld_y, int ith, int nth);
+
+/* dequantized row r of w into dst (ne0) */
+void op_get_row(const cpu_matrix *w, int64_t r, float *dst);
+
+/* RoPE in place on one head vector x (head_dim), rotating the first n_rot
+ * dims; neox: rotate halves, else adjacent pairs. freq_factors: optional
+ * (n_rot/2) divisors of the frequencies. */
+void op_rope(float *x, int n_rot, int pos, float base, float pos_scale, bool neox, const float *freq_factors);
+
+/* y = silu(g) * u, or gelu_tanh(g) * u; (n) */
+void op_silu_mul(float *y, const float *g, const float *u, int n);
+void op_gelu_mul(float *y, const float *g, const float *u, int n);
+
+/* Attention of one query head over n_kv cached positions.
+ * q (head_dim); keys[j] / values[j]: pointers to f16 vectors of the
+ * positions, (n_kv); scratch (n_kv); out (head_dim). softcap 0 = none. */
+void op_attend(float *out, const float *q, const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv,
+               int head_dim, float scale, float softcap, float *scratch);
+
+/* dot of f32 x with f16 y, n elements */
+float op_dot_f32_f16(const float *x, const lm_fp16 *y, int n);
+/* y += a * x (f16 x) */
+void op_axpy_f16(float *y, float a, const lm_fp16 *x, int n);
+void op_f32_to_f16(lm_fp16 *dst, const float *src, int n);
+
+#endif

@@ -1,0 +1,355 @@
+/* forward.c - the batched forward pass of the transformer families.
+ *
+ * Every thread of the pool runs forward_thread(): it walks the layers and
+ * does its share of each op (ops.h); a barrier separates dependent ops. A
+ * step's tokens may come from many sequences: every linear layer is one
+ * matmul over all the tokens (weights read once per step), attention reads
+ * each token's own sequence from the K/V blocks.
+ *
+ * Per layer (pre-norm transformer, as the paper):
+ *   xb = rmsnorm(x)                          attention rmsnorm
+ *   q, k, v = xb Wq, xb Wk, xb Wv (+ biases)  qwen2 biases
+ *   q, k = rmsnorm per head                  qwen3, gemma3 QK norm
+ *   q, k = rope(q, k)                        NORM (llama) or NEOX style
+ *   store k, v (f16) at the token's position
+ *   att = softmax(q K^T * scale) V           causal, sliding window on SWA layers
+ *   h = att Wo; (gemma: h = rmsnorm(h))      post-attention norm
+ *   x = x + h                                residual connection
+ *   xb = rmsnorm(x)                          FFN rmsnorm
+ *   h = (act(xb Wgate) * xb Wup) Wdown       act = SiLU (GELU for gemma)
+ *   (gemma: h = rmsnorm(h));  x = x + h
+ * then logits = rmsnorm(x) Wout for the tokens that want them. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/ops.h"
+#include "backend/cpu/quant.h"
+#include "model/model.h"
+
+#define MAX_ACT_TYPES 3 /* distinct activation types of the weights reading one input */
+
+struct lm_forward {
+    const lm_model *m;
+    int max_tokens, max_ctx;
+    float *x;       /* (T, n_embd) residual stream */
+    float *xb;      /* (T, n_embd) normed input of a sublayer */
+    float *q;       /* (T, n_head * head_dim) */
+    float *k;       /* (T, n_head_kv * head_dim) */
+    float *v;       /* (T, n_head_kv * head_dim_v) */
+    float *att;     /* (T, n_head * head_dim_v) */
+    float *gate;    /* (T, n_ff) */
+    float *up;      /* (T, n_ff) */
+    float *proj;    /* (T, n_embd) sublayer output */
+    void *xq[MAX_ACT_TYPES]; /* (T, row bytes) quantized activations */
+    float *scores;  /* (n_threads, max_ctx) attention scratch */
+    const lm_fp16 **kv_ptrs; /* (n_threads, 2 * max_ctx) K and V row pointers */
+    int max_threads; /* threads the attention scratch is sized for */
+    /* the run in progress */
+    tp_pool *pool;
+    const lm_kv *kv;
+    const lm_batch *batch;
+    float *logits;
+    int *logit_rows; /* (T) batch index of each logits row */
+    int n_logits;
+};
+
+static cpu_matrix as_matrix(const lm_weight *w) {
+    cpu_matrix mat = {w->data, w->type, w->ne0, w->ne1, w->row_bytes};
+    return mat;
+}
+
+lm_forward *lm_forward_create(const lm_model *m, int max_tokens, int max_ctx) {
+    const lm_hparams *hp = &m->hp;
+    lm_forward *fw = calloc(1, sizeof(*fw));
+    if (!fw) return NULL;
+    fw->m = m;
+    fw->max_tokens = max_tokens;
+    fw->max_ctx = max_ctx;
+    const size_t T = (size_t)max_tokens;
+    const size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t att_dim = (size_t)hp->n_head * hp->head_dim_v;
+    size_t widest = (size_t)hp->n_embd;
+    if ((size_t)hp->n_ff > widest) widest = (size_t)hp->n_ff;
+    if (att_dim > widest) widest = att_dim;
+    fw->x = malloc(T * hp->n_embd * sizeof(float));
+    fw->xb = malloc(T * hp->n_embd * sizeof(float));
+    fw->q = malloc(T * q_dim * sizeof(float));
+    fw->k = malloc(T * kv_dim * sizeof(float));
+    fw->v = malloc(T * kv_dim * sizeof(float));
+    fw->att = malloc(T * att_dim * sizeof(float));
+    fw->gate = malloc(T * hp->n_ff * sizeof(float));
+    fw->up = malloc(T * hp->n_ff * sizeof(float));
+    fw->proj = malloc(T * hp->n_embd * sizeof(float));
+    fw->logit_rows = malloc(T * sizeof(int));
+    bool ok = fw->x && fw->xb && fw->q && fw->k && fw->v && fw->att && fw->gate && fw->up && fw->proj &&
+              fw->logit_rows;
+    for (int i = 0; i < MAX_ACT_TYPES; i++) {
+        fw->xq[i] = malloc(T * widest * sizeof(float)); /* f32 is the widest activation row */
+        ok = ok && fw->xq[i];
+    }
+    if (!ok) {
+        lm_forward_free(fw);
+        return NULL;
+    }
+    return fw;
+}
+
+void lm_forward_free(lm_forward *fw) {
+    if (!fw) return;
+    free(fw->x);
+    free(fw->xb);
+    free(fw->q);
+    free(fw->k);
+    free(fw->v);
+    free(fw->att);
+    free(fw->gate);
+    free(fw->up);
+    free(fw->proj);
+    free(fw->logit_rows);
+    for (int i = 0; i < MAX_ACT_TYPES; i++) free(fw->xq[i]);
+    free(fw->scores);
+    free(fw->kv_ptrs);
+    free(fw);
+}
+
+/* Quantizes x (n_rows, ne0) once per distinct activation type of the n_w
+ * weights; xq_of[i] receives the buffer to use with ws[i]. Ends with a barrier. */
+static void quantize_input(lm_forward *fw, const float *x, int n_rows, int64_t ne0, const lm_weight *const *ws,
+                           int n_w, const void **xq_of, int ith, int nth) {
+    uint32_t types[MAX_ACT_TYPES];
+    int n_types = 0;
+    for (int i = 0; i < n_w; i++) {
+        uint32_t act = q_get_kernels(ws[i]->type)->act_type;
+        int slot = 0;
+        while (slot < n_types && types[slot] != act) slot++;
+        if (slot == n_types) {
+            types[n_types++] = act;
+            op_quantize_rows(act, x, n_rows, ne0, fw->xq[slot], ith, nth);
+        }
+        xq_of[i] = fw->xq[slot];
+    }
+    tp_barrier(fw->pool);
+}
+
+/* out_i = x ws[i] for n_w weights reading the same input; ends with a barrier */
+static void linear(lm_forward *fw, const float *x, int n_rows, const lm_weight *const *ws, float *const *outs,
+                   int n_w, int ith, int nth) {
+    const void *xq_of[MAX_ACT_TYPES];
+    quantize_input(fw, x, n_rows, ws[0]->ne0, ws, n_w, xq_of, ith, nth);
+    for (int i = 0; i < n_w; i++) {
+        cpu_matrix mat = as_matrix(ws[i]);
+        op_matmul(&mat, xq_of[i], n_rows, outs[i], ws[i]->ne1, ith, nth);
+    }
+    tp_barrier(fw->pool);
+}
+
+static void embed_tokens(lm_forward *fw, int ith, int nth) {
+    const lm_model *m = fw->m;
+    const int E = m->hp.n_embd;
+    cpu_matrix emb = as_matrix(&m->tok_embd);
+    long t0, t1;
+    tp_split(fw->batch->n_tokens, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) {
+        float *xt = fw->x + t * E;
+        op_get_row(&emb, fw->batch->tokens[t], xt);
+        if (m->hp.embd_scale != 1.0f)
+            for (int i = 0; i < E; i++) xt[i] *= m->hp.embd_scale;
+    }
+    tp_barrier(fw->pool);
+}
+
+static void add_bias(float *x, const lm_weight *b, int n) {
+    if (!b->data) return;
+    const float *bv = b->data;
+    for (int i = 0; i < n; i++) x[i] += bv[i];
+}
+
+/* biases, QK norm, RoPE, and the K/V store of this thread's tokens */
+static void prepare_qkv(lm_forward *fw, const lm_layer *L, int il, int ith, int nth) {
+    const lm_hparams *hp = &fw->m->hp;
+    const int hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
+    const int v_dim = hp->n_head_kv * hp->head_dim_v;
+    const float base = L->is_swa ? hp->rope_base_swa : hp->rope_base;
+    const float pos_scale = L->is_swa ? hp->rope_scale_swa : hp->rope_scale;
+    const bool neox = hp->rope_style == LM_ROPE_NEOX;
+    const float *freq_factors = fw->m->rope_freqs.data;
+    const int bs = fw->kv->block_size;
+    long t0, t1;
+    tp_split(fw->batch->n_tokens, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) {
+        float *q = fw->q + t * q_dim, *k = fw->k + t * kv_dim, *v = fw->v + t * v_dim;
+        const int pos = fw->batch->pos[t], seq = fw->batch->seq[t];
+        add_bias(q, &L->bq, q_dim);
+        add_bias(k, &L->bk, kv_dim);
+        add_bias(v, &L->bv, v_dim);
+        if (L->q_norm.data) {
+            op_rmsnorm(q, q, L->q_norm.data, hp->n_head, hd, hp->rms_eps, 0, 1);
+            op_rmsnorm(k, k, L->k_norm.data, hp->n_head_kv, hd, hp->rms_eps, 0, 1);
+        }
+        for (int h = 0; h < hp->n_head; h++)
+            op_rope(q + h * hd, hp->n_rot, pos, base, pos_scale, neox, freq_factors);
+        for (int h = 0; h < hp->n_head_kv; h++)
+            op_rope(k + h * hd, hp->n_rot, pos, base, pos_scale, neox, freq_factors);
+        lm_fp16 *kb = fw->kv->k_block(fw->kv->ctx, il, seq, pos / bs);
+        lm_fp16 *vb = fw->kv->v_block(fw->kv->ctx, il, seq, pos / bs);
+        op_f32_to_f16(kb + (size_t)(pos % bs) * kv_dim, k, kv_dim);
+        op_f32_to_f16(vb + (size_t)(pos % bs) * v_dim, v, v_dim);
+    }
+    tp_barrier(fw->pool);
+}
+
+/* causal attention of every (token, head) pair of this thread's share */
+static void attention(lm_forward *fw, const lm_layer *L, int il, int ith, int nth) {
+    const lm_hparams *hp = &fw->m->hp;
+    const int hd = hp->head_dim, hdv = hp->head_dim_v, kv_dim = hp->n_head_kv * hd;
+    const int v_dim = hp->n_head_kv * hdv, group = hp->n_head / hp->n_head_kv;
+    const int bs = fw->kv->block_size;
+    float *scores = fw->scores + (size_t)ith * fw->max_ctx;
+    const lm_fp16 **kp = fw->kv_ptrs + (size_t)ith * 2 * fw->max_ctx, **vp = kp + fw->max_ctx;
+    const long n_pairs = (long)fw->batch->n_tokens * hp->n_head_kv;
+    long p0, p1;
+    tp_split(n_pairs, ith, nth, &p0, &p1);
+    for (long p = p0; p < p1; p++) {
+        const int t = (int)(p / hp->n_head_kv), kvh = (int)(p % hp->n_head_kv);
+        const int pos = fw->batch->pos[t], seq = fw->batch->seq[t];
+        int lo = 0;
+        if (L->is_swa && pos - hp->sliding_window + 1 > 0) lo = pos - hp->sliding_window + 1;
+        const int n_kv = pos - lo + 1;
+        for (int j = lo; j <= pos;) {
+            const lm_fp16 *kb = fw->kv->k_block(fw->kv->ctx, il, seq, j / bs);
+            const lm_fp16 *vb = fw->kv->v_block(fw->kv->ctx, il, seq, j / bs);
+            for (int end = (j / bs + 1) * bs; j <= pos && j < end; j++) {
+                kp[j - lo] = kb + (size_t)(j % bs) * kv_dim + (size_t)kvh * hd;
+                vp[j - lo] = vb + (size_t)(j % bs) * v_dim + (size_t)kvh * hdv;
+            }
+        }
+        /* the query heads of a GQA group share the K/V rows gathered above */
+        for (int g = 0; g < group; g++) {
+            const int h = kvh * group + g;
+            op_attend(fw->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv,
+                      fw->q + (size_t)t * hp->n_head * hd + (size_t)h * hd, kp, vp, n_kv, hd, hp->attn_scale,
+                      hp->attn_softcap, scores);
+        }
+    }
+    tp_barrier(fw->pool);
+}
+
+/* x += (post-norm of) h, then xb = rmsnorm(x) with next_norm (if any) */
+static void residual(lm_forward *fw, const float *post_norm, const float *next_norm, int ith, int nth) {
+    const lm_hparams *hp = &fw->m->hp;
+    const int E = hp->n_embd;
+    long t0, t1;
+    tp_split(fw->batch->n_tokens, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) {
+        float *h = fw->proj + t * E, *x = fw->x + t * E;
+        if (post_norm) op_rmsnorm(h, h, post_norm, 1, E, hp->rms_eps, 0, 1);
+        for (int i = 0; i < E; i++) x[i] += h[i];
+        if (next_norm) op_rmsnorm(fw->xb + t * E, x, next_norm, 1, E, hp->rms_eps, 0, 1);
+    }
+    tp_barrier(fw->pool);
+}
+
+static void feed_forward(lm_forward *fw, const lm_layer *L, int ith, int nth) {
+    const lm_hparams *hp = &fw->m->hp;
+    const int T = fw->batch->n_tokens;
+    const lm_weight *gate_up[2] = {&L->ffn_gate, &L->ffn_up};
+    float *outs[2] = {fw->gate, fw->up};
+    linear(fw, fw->xb, T, gate_up, outs, 2, ith, nth);
+    long t0, t1;
+    tp_split(T, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) {
+        float *g = fw->gate + t * hp->n_ff;
+        if (hp->gelu_ffn) op_gelu_mul(g, g, fw->up + t * hp->n_ff, hp->n_ff);
+        else op_silu_mul(g, g, fw->up + t * hp->n_ff, hp->n_ff);
+    }
+    tp_barrier(fw->pool);
+    const lm_weight *down[1] = {&L->ffn_down};
+    float *down_out[1] = {fw->proj};
+    linear(fw, fw->gate, T, down, down_out, 1, ith, nth);
+}
+
+static void output_logits(lm_forward *fw, int ith, int nth) {
+    const lm_model *m = fw->m;
+    const int E = m->hp.n_embd, n = fw->n_logits;
+    long r0, r1;
+    tp_split(n, ith, nth, &r0, &r1);
+    for (long r = r0; r < r1; r++)
+        op_rmsnorm(fw->xb + r * E, fw->x + (size_t)fw->logit_rows[r] * E, m->output_norm.data, 1, E,
+                   m->hp.rms_eps, 0, 1);
+    tp_barrier(fw->pool);
+    const lm_weight *out[1] = {&m->output};
+    float *outs[1] = {fw->logits};
+    linear(fw, fw->xb, n, out, outs, 1, ith, nth);
+    const float cap = m->hp.final_softcap;
+    if (cap > 0.0f) {
+        long i0, i1;
+        tp_split((long)n * m->hp.n_vocab, ith, nth, &i0, &i1);
+        for (long i = i0; i < i1; i++) fw->logits[i] = cap * tanhf(fw->logits[i] / cap);
+        tp_barrier(fw->pool);
+    }
+}
+
+static void forward_thread(void *ctx, int ith, int nth) {
+    lm_forward *fw = ctx;
+    const lm_model *m = fw->m;
+    const lm_hparams *hp = &m->hp;
+    const int T = fw->batch->n_tokens;
+    embed_tokens(fw, ith, nth);
+    for (int il = 0; il < hp->n_layer; il++) {
+        const lm_layer *L = &m->layers[il];
+        op_rmsnorm(fw->xb, fw->x, L->attn_norm.data, T, hp->n_embd, hp->rms_eps, ith, nth);
+        tp_barrier(fw->pool);
+        const lm_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_out[3] = {fw->q, fw->k, fw->v};
+        linear(fw, fw->xb, T, qkv, qkv_out, 3, ith, nth);
+        prepare_qkv(fw, L, il, ith, nth);
+        attention(fw, L, il, ith, nth);
+        const lm_weight *wo[1] = {&L->wo};
+        float *wo_out[1] = {fw->proj};
+        linear(fw, fw->att, T, wo, wo_out, 1, ith, nth);
+        residual(fw, L->attn_post_norm.data, L->ffn_norm.data, ith, nth);
+        feed_forward(fw, L, ith, nth);
+        residual(fw, L->ffn_post_norm.data, NULL, ith, nth);
+    }
+    if (fw->n_logits > 0) output_logits(fw, ith, nth);
+}
+
+int lm_forward_run(lm_forward *fw, tp_pool *pool, const lm_kv *kv, const lm_batch *batch, float *logits,
+                   lm_error *err) {
+    const lm_hparams *hp = &fw->m->hp;
+    if (batch->n_tokens < 1 || batch->n_tokens > fw->max_tokens) {
+        lm_error_set(err, "batch of %d tokens (1..%d allowed)", batch->n_tokens, fw->max_tokens);
+        return -1;
+    }
+    const int nth = tp_n_threads(pool);
+    if (nth > fw->max_threads) { /* attention scratch is per thread: grow it to this pool */
+        free(fw->scores);
+        free(fw->kv_ptrs);
+        fw->scores = malloc((size_t)nth * fw->max_ctx * sizeof(float));
+        fw->kv_ptrs = malloc((size_t)nth * 2 * fw->max_ctx * sizeof(lm_fp16 *));
+        fw->max_threads = fw->scores && fw->kv_ptrs ? nth : 0;
+        if (!fw->max_threads) {
+            lm_error_set(err, "out of memory for attention scratch");
+            return -1;
+        }
+    }
+    fw->n_logits = 0;
+    for (int t = 0; t < batch->n_tokens; t++) {
+        if (batch->tokens[t] < 0 || batch->tokens[t] >= hp->n_vocab) {
+            lm_error_set(err, "token id %d out of range [0, %d)", batch->tokens[t], hp->n_vocab);
+            return -1;
+        }
+        if (batch->pos[t] < 0 || batch->pos[t] >= fw->max_ctx) {
+            lm_error_set(err, "position %d out of range [0, %d)", batch->pos[t], fw->max_ctx);
+            return -1;
+        }
+        if (batch->want_logits[t]) fw->logit_rows[fw->n_logits++] = t;
+    }
+    fw->pool = pool;
+    fw->kv = kv;
+    fw->batch = batch;
+    fw->logits = logits;
+    tp_run(pool, forward_thread, fw);
+    return 0;
+}
