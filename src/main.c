@@ -12,7 +12,8 @@ static void usage(FILE *out) {
             "  lamina generate [MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P]\n"
             "                  [--min-p P] [--seed S] [--threads N] [--ignore-eos]\n"
             "  lamina tokenize MODEL [--json] [--no-bos] TEXT\n"
-            "  lamina info MODEL\n"
+            "  lamina info MODEL [--cpu]\n"
+            "  lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
             "  lamina --version\n",
             lamina_version());
 }
@@ -26,6 +27,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "perf")) return cmd_perf(argc - 1, argv + 1);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("lamina %s\n", lamina_version());
         return 0;
