@@ -362,11 +362,9 @@ static int parse_header(reader *r, gguf_file *f) {
     uint64_t room = bytes_left(r);
     if (n_kv > room / GGUF_MIN_KV_SIZE || n_tensors > room / GGUF_MIN_TENSOR_INFO_SIZE ||
         n_kv * GGUF_MIN_KV_SIZE + n_tensors * GGUF_MIN_TENSOR_INFO_SIZE > room)
-        return fail(r,
-                    "%llu metadata entries and %llu tensor infos cannot fit in the %llu bytes "
-                    "past the header: past end of file (size %zu)",
-                    (unsigned long long)n_kv, (unsigned long long)n_tensors,
-                    (unsigned long long)room, f->size);
+        return fail(r, "%llu metadata entries and %llu tensor infos would run past end of file "
+                       "(size %zu)",
+                    (unsigned long long)n_kv, (unsigned long long)n_tensors, f->size);
     f->n_kv = (int64_t)n_kv;
     f->n_tensors = (int64_t)n_tensors;
     return 0;
