@@ -1,0 +1,521 @@
+/* engine.c - the engine thread, the submit/event API and what happens after
+ * each forward pass (sampling, stop conditions, events).
+ *
+ * Threads: HTTP threads call engine_submit / engine_next_event /
+ * engine_abort / engine_release; they touch only the inbox (under e->mu) and
+ * their handle (under h->mu). The engine thread owns everything else. A
+ * handle is freed when both sides are done with it: the client released it
+ * and the engine dropped its sequence. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/cpu.h"
+#include "engine/engine_internal.h"
+
+lm_engine_config lm_engine_config_default(const lm_model *model) {
+    lm_engine_config c;
+    memset(&c, 0, sizeof(c));
+    c.n_threads = cpu_physical_cores();
+    c.n_ctx = model->hp.n_ctx_train < 4096 ? model->hp.n_ctx_train : 4096;
+    c.max_num_seqs = 64;
+    c.max_num_batched_tokens = 2048;
+    c.max_queue = 256;
+    c.block_size = 16;
+    c.prefix_cache = true;
+    return c;
+}
+
+/* ---- handles and events ---- */
+
+static lm_handle *handle_create(void) {
+    lm_handle *h = calloc(1, sizeof(*h));
+    if (!h) return NULL;
+    h->cap = 16;
+    h->events = malloc(sizeof(lm_event) * (size_t)h->cap);
+    if (!h->events) {
+        free(h);
+        return NULL;
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    return h;
+}
+
+static void handle_destroy(lm_handle *h) {
+    for (int i = 0; i < h->count; i++) lm_event_clear(&h->events[(h->head + i) % h->cap]);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h->events);
+    free(h);
+}
+
+void lm_event_clear(lm_event *ev) {
+    free(ev->text);
+    ev->text = NULL;
+}
+
+/* queues ev (taking its text) unless the request was aborted */
+static void handle_push(lm_handle *h, lm_event *ev) {
+    pthread_mutex_lock(&h->mu);
+    if (atomic_load(&h->aborted) || h->final_queued) {
+        pthread_mutex_unlock(&h->mu);
+        lm_event_clear(ev);
+        return;
+    }
+    if (h->count == h->cap) {
+        lm_event *grown = malloc(sizeof(lm_event) * (size_t)h->cap * 2);
+        if (!grown) { /* drop the token text rather than the final event */
+            pthread_mutex_unlock(&h->mu);
+            lm_event_clear(ev);
+            return;
+        }
+        for (int i = 0; i < h->count; i++) grown[i] = h->events[(h->head + i) % h->cap];
+        free(h->events);
+        h->events = grown;
+        h->head = 0;
+        h->cap *= 2;
+    }
+    h->events[(h->head + h->count) % h->cap] = *ev;
+    h->count++;
+    if (ev->kind != LM_EVENT_TOKEN) h->final_queued = true;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* the engine's side lets go; frees the handle if the client already did */
+static void handle_engine_done(lm_handle *h) {
+    pthread_mutex_lock(&h->mu);
+    h->engine_done = true;
+    bool free_it = h->client_released;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    if (free_it) handle_destroy(h);
+}
+
+int engine_next_event(lm_handle *h, lm_event *ev, int timeout_ms) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    if (timeout_ms >= 0) {
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&h->mu);
+    while (h->count == 0) {
+        if (h->engine_done && !h->final_queued) { /* ended without a final event (shutdown) */
+            memset(ev, 0, sizeof(*ev));
+            ev->kind = LM_EVENT_ERROR;
+            snprintf(ev->error, sizeof(ev->error), "the engine stopped");
+            h->final_queued = true;
+            pthread_mutex_unlock(&h->mu);
+            return 1;
+        }
+        if (timeout_ms < 0) pthread_cond_wait(&h->cv, &h->mu);
+        else if (pthread_cond_timedwait(&h->cv, &h->mu, &deadline) != 0) {
+            pthread_mutex_unlock(&h->mu);
+            return 0;
+        }
+    }
+    *ev = h->events[h->head];
+    h->head = (h->head + 1) % h->cap;
+    h->count--;
+    pthread_mutex_unlock(&h->mu);
+    return 1;
+}
+
+void engine_abort(lm_handle *h) { atomic_store(&h->aborted, true); }
+
+void engine_release(lm_handle *h) {
+    engine_abort(h);
+    pthread_mutex_lock(&h->mu);
+    h->client_released = true;
+    bool free_it = h->engine_done;
+    pthread_mutex_unlock(&h->mu);
+    if (free_it) handle_destroy(h);
+}
+
+/* ---- submit ---- */
+
+lm_submit_status engine_submit(lm_engine *e, const lm_request_params *p, lm_handle **out, lm_error *err) {
+    const int n_vocab = e->model->hp.n_vocab;
+    *out = NULL;
+    if (p->n_prompt < 1) {
+        lm_error_set(err, "the prompt is empty");
+        return LM_SUBMIT_INVALID;
+    }
+    for (int i = 0; i < p->n_prompt; i++)
+        if (p->prompt[i] < 0 || p->prompt[i] >= n_vocab) {
+            lm_error_set(err, "token id %d at position %d is out of range [0, %d)", p->prompt[i], i, n_vocab);
+            return LM_SUBMIT_INVALID;
+        }
+    if (p->max_tokens < 1 || p->top_logprobs > LM_MAX_TOP_LOGPROBS || p->n_stop < 0) {
+        lm_error_set(err, "max_tokens must be >= 1 and top_logprobs at most %d", LM_MAX_TOP_LOGPROBS);
+        return LM_SUBMIT_INVALID;
+    }
+    if (p->n_prompt >= e->cfg.n_ctx) {
+        lm_error_set(err, "the prompt has %d tokens; the context holds %d (including at least one to generate)",
+                     p->n_prompt, e->cfg.n_ctx);
+        return LM_SUBMIT_TOO_LONG;
+    }
+    lm_seq *s = seq_create(p, e->cfg.n_ctx, e->cfg.block_size, n_vocab);
+    lm_handle *h = s ? handle_create() : NULL;
+    if (!h) {
+        seq_free(s);
+        lm_error_set(err, "out of memory");
+        return LM_SUBMIT_QUEUE_FULL;
+    }
+    s->handle = h;
+    pthread_mutex_lock(&e->mu);
+    if (e->stop) {
+        pthread_mutex_unlock(&e->mu);
+        seq_free(s);
+        handle_destroy(h);
+        lm_error_set(err, "the server is shutting down");
+        return LM_SUBMIT_SHUTTING_DOWN;
+    }
+    if (atomic_load(&e->n_queued) >= e->cfg.max_queue) {
+        pthread_mutex_unlock(&e->mu);
+        seq_free(s);
+        handle_destroy(h);
+        lm_error_set(err, "the server is busy: %d requests are waiting", e->cfg.max_queue);
+        return LM_SUBMIT_QUEUE_FULL;
+    }
+    lm_seq **grown = realloc(e->inbox, sizeof(lm_seq *) * (size_t)(e->n_inbox + 1));
+    if (!grown) {
+        pthread_mutex_unlock(&e->mu);
+        seq_free(s);
+        handle_destroy(h);
+        lm_error_set(err, "out of memory");
+        return LM_SUBMIT_QUEUE_FULL;
+    }
+    e->inbox = grown;
+    s->order = e->next_order++;
+    e->inbox[e->n_inbox++] = s;
+    atomic_fetch_add(&e->n_queued, 1);
+    e->stats.prompt_tokens += (uint64_t)p->n_prompt;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    *out = h;
+    return LM_SUBMIT_OK;
+}
+
+void engine_stats(lm_engine *e, lm_engine_stats *out) {
+    pthread_mutex_lock(&e->mu);
+    *out = e->stats;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* ---- the engine thread ---- */
+
+static lm_fp16 *view_k(void *ctx, int layer, int slot, int block) {
+    lm_engine *e = ctx;
+    return kv_k(e->kv, e->step[slot].seq->blocks[block], layer);
+}
+
+static lm_fp16 *view_v(void *ctx, int layer, int slot, int block) {
+    lm_engine *e = ctx;
+    return kv_v(e->kv, e->step[slot].seq->blocks[block], layer);
+}
+
+/* ends a sequence: final event, blocks back to the cache, handle let go */
+static void finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *stop_string, bool by_eos) {
+    lm_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = LM_EVENT_DONE;
+    ev.finish = why;
+    ev.stop_string = stop_string;
+    ev.stopped_by_eos = by_eos;
+    ev.prompt_tokens = s->n_prompt;
+    ev.completion_tokens = s->n_generated;
+    ev.cached_tokens = s->cached_tokens;
+    handle_push(s->handle, &ev);
+    seq_release_blocks(s, e->kv);
+    handle_engine_done(s->handle);
+    seq_free(s);
+}
+
+/* log-softmax of the raw logits: the chosen token's and the top n */
+static void fill_logprobs(lm_engine *e, const float *logits, int32_t chosen, int n_top, lm_event *ev) {
+    const int n_vocab = e->model->hp.n_vocab;
+    float max = logits[0];
+    for (int i = 1; i < n_vocab; i++)
+        if (logits[i] > max) max = logits[i];
+    double sum = 0.0;
+    for (int i = 0; i < n_vocab; i++) sum += exp((double)(logits[i] - max));
+    const float log_z = max + (float)log(sum);
+    ev->logprob = logits[chosen] - log_z;
+    ev->n_top = 0;
+    for (int i = 0; i < n_vocab && n_top > 0; i++) { /* insertion into a small sorted list */
+        const float lp = logits[i] - log_z;
+        if (ev->n_top == n_top && lp <= ev->top_logprobs[n_top - 1]) continue;
+        int j = ev->n_top < n_top ? ev->n_top++ : n_top - 1;
+        while (j > 0 && ev->top_logprobs[j - 1] < lp) {
+            ev->top_logprobs[j] = ev->top_logprobs[j - 1];
+            ev->top_ids[j] = ev->top_ids[j - 1];
+            j--;
+        }
+        ev->top_logprobs[j] = lp;
+        ev->top_ids[j] = i;
+    }
+}
+
+/* samples the next token of s from its logits row; false if s finished */
+static bool advance(lm_engine *e, lm_seq *s, float *logits) {
+    lm_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = LM_EVENT_TOKEN;
+    if (s->top_logprobs >= 0) memcpy(e->logprob_scratch, logits, sizeof(float) * (size_t)e->model->hp.n_vocab);
+    const int32_t tok = lm_sampler_sample(s->sampler, logits);
+    const bool eog = tok_is_eog(e->vocab, tok);
+    s->n_generated++;
+    e->stats.generated_tokens++;
+    if (eog && !s->ignore_eos) { /* the end token itself is counted but not shown */
+        char *tail;
+        size_t n;
+        seq_flush_text(s, &tail, &n);
+        ev.token = tok;
+        ev.text = tail;
+        ev.text_len = n;
+        if (s->top_logprobs >= 0) fill_logprobs(e, e->logprob_scratch, tok, s->top_logprobs, &ev);
+        handle_push(s->handle, &ev);
+        finish(e, s, LM_FINISH_STOP, NULL, true);
+        return false;
+    }
+    lm_sampler_accept(s->sampler, tok);
+    s->tokens[s->n_tokens++] = tok;
+    ev.token = tok;
+    const char *stop = seq_push_text(s, e->vocab, tok, &ev.text, &ev.text_len);
+    if (s->top_logprobs >= 0) fill_logprobs(e, e->logprob_scratch, tok, s->top_logprobs, &ev);
+    const bool at_length = s->n_generated >= s->max_tokens || s->n_tokens >= s->cap;
+    if (!stop && at_length) { /* the last token: send what was held back with it */
+        char *tail;
+        size_t n;
+        seq_flush_text(s, &tail, &n);
+        if (n > 0) {
+            char *joined = realloc(ev.text, ev.text_len + n + 1);
+            if (joined) {
+                memcpy(joined + ev.text_len, tail, n + 1);
+                ev.text = joined;
+                ev.text_len += n;
+            }
+        }
+        free(tail);
+    }
+    handle_push(s->handle, &ev);
+    if (stop) finish(e, s, LM_FINISH_STOP, stop, false);
+    else if (at_length) finish(e, s, LM_FINISH_LENGTH, NULL, false);
+    return !stop && !at_length;
+}
+
+/* registers the sequence's newly completed full blocks in the prefix cache */
+static void register_blocks(lm_engine *e, lm_seq *s) {
+    const int bs = kv_block_size(e->kv);
+    while (e->cfg.prefix_cache && (s->n_registered + 1) * bs <= s->n_computed) {
+        const int32_t *toks = s->tokens + (size_t)s->n_registered * bs;
+        s->chain = kv_hash_block(s->chain, toks, bs);
+        kv_register(e->kv, s->blocks[s->n_registered], s->chain, toks);
+        s->n_registered++;
+    }
+}
+
+/* drops aborted sequences wherever they are */
+static void reap_aborted(lm_engine *e) {
+    for (int i = 0; i < e->n_running;) {
+        lm_seq *s = e->running[i];
+        if (atomic_load(&s->handle->aborted)) {
+            sched_remove_running(e, s);
+            finish(e, s, LM_FINISH_ABORT, NULL, false);
+        } else {
+            i++;
+        }
+    }
+    for (int i = 0; i < e->n_waiting;) {
+        lm_seq *s = e->waiting[i];
+        if (atomic_load(&s->handle->aborted)) {
+            memmove(&e->waiting[i], &e->waiting[i + 1], sizeof(lm_seq *) * (size_t)(e->n_waiting - i - 1));
+            e->n_waiting--;
+            atomic_fetch_sub(&e->n_queued, 1);
+            finish(e, s, LM_FINISH_ABORT, NULL, false);
+        } else {
+            i++;
+        }
+    }
+}
+
+static void step(lm_engine *e) {
+    reap_aborted(e);
+    const int n_tokens = sched_plan_step(e);
+    if (n_tokens == 0) return;
+    lm_batch b = {n_tokens, e->b_tokens, e->b_pos, e->b_seq, e->b_want};
+    lm_error err = {{0}};
+    if (lm_forward_run(e->fw, e->pool, &e->kv_view, &b, e->logits, &err) != 0) {
+        for (int i = 0; i < e->n_step; i++) { /* cannot happen with a valid plan; fail the step's requests */
+            lm_seq *s = e->step[i].seq;
+            lm_event ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.kind = LM_EVENT_ERROR;
+            snprintf(ev.error, sizeof(ev.error), "%.255s", err.msg);
+            handle_push(s->handle, &ev);
+            sched_remove_running(e, s);
+            seq_release_blocks(s, e->kv);
+            handle_engine_done(s->handle);
+            seq_free(s);
+        }
+        return;
+    }
+    const int n_vocab = e->model->hp.n_vocab;
+    for (int i = 0; i < e->n_step; i++) {
+        step_item *it = &e->step[i];
+        lm_seq *s = it->seq;
+        s->n_computed += it->len;
+        register_blocks(e, s);
+        if (it->logits_row < 0) continue;
+        if (atomic_load(&s->handle->aborted)) continue; /* reaped next step */
+        float *row = e->logits + (size_t)it->logits_row * n_vocab;
+        if (!advance(e, s, row)) sched_remove_running(e, s);
+    }
+    pthread_mutex_lock(&e->mu);
+    e->stats.steps++;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void update_stats(lm_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    e->stats.waiting = atomic_load(&e->n_queued);
+    e->stats.running = e->n_running;
+    e->stats.kv_blocks_total = kv_n_blocks(e->kv);
+    e->stats.kv_blocks_used = kv_n_blocks(e->kv) - kv_n_free(e->kv);
+    e->stats.kv_blocks_cached = kv_n_cached(e->kv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void *engine_main(void *arg) {
+    lm_engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        while (!e->stop && e->n_inbox == 0 && e->n_running == 0 && e->n_waiting == 0)
+            pthread_cond_wait(&e->cv, &e->mu);
+        bool stop = e->stop;
+        for (int i = 0; i < e->n_inbox; i++) e->waiting[e->n_waiting++] = e->inbox[i];
+        e->n_inbox = 0;
+        pthread_mutex_unlock(&e->mu);
+        if (stop) break;
+        step(e);
+        update_stats(e);
+    }
+    /* shutdown: every sequence ends as aborted */
+    for (int i = 0; i < e->n_running; i++) finish(e, e->running[i], LM_FINISH_ABORT, NULL, false);
+    for (int i = 0; i < e->n_waiting; i++) finish(e, e->waiting[i], LM_FINISH_ABORT, NULL, false);
+    e->n_running = e->n_waiting = 0;
+    update_stats(e);
+    return NULL;
+}
+
+/* ---- create / free ---- */
+
+/* the default pool: 8 full contexts, at most a quarter of physical memory,
+ * at least one context */
+static size_t default_pool_bytes(const lm_engine_config *c, size_t per_token) {
+    size_t want = (size_t)8 * c->n_ctx * per_token;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages > 0 && page > 0 && want > (size_t)pages * (size_t)page / 4) want = (size_t)pages * (size_t)page / 4;
+    if (want < (size_t)c->n_ctx * per_token) want = (size_t)c->n_ctx * per_token;
+    return want;
+}
+
+lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm_engine_config *cfg,
+                         lm_error *err) {
+    const lm_hparams *hp = &model->hp;
+    lm_engine_config c = *cfg;
+    if (c.n_ctx < 16 || c.max_num_seqs < 1 || c.max_num_batched_tokens < 1 || c.block_size < 1 ||
+        c.max_queue < 1 || c.n_threads < 1) {
+        lm_error_set(err, "invalid engine configuration (ctx %d, seqs %d, batched tokens %d, block %d)", c.n_ctx,
+                     c.max_num_seqs, c.max_num_batched_tokens, c.block_size);
+        return NULL;
+    }
+    const size_t block_bytes = kv_block_bytes(hp, c.block_size);
+    if (!c.kv_cache_bytes) c.kv_cache_bytes = default_pool_bytes(&c, block_bytes / (size_t)c.block_size);
+    const int min_blocks = (c.n_ctx + c.block_size - 1) / c.block_size + 1;
+    size_t n_blocks = c.kv_cache_bytes / block_bytes;
+    if (n_blocks < (size_t)min_blocks) {
+        lm_error_set(err, "a K/V pool of %zu MiB holds %zu blocks; one context of %d tokens needs %d",
+                     c.kv_cache_bytes >> 20, n_blocks, c.n_ctx, min_blocks);
+        return NULL;
+    }
+    if (n_blocks > (1u << 30)) n_blocks = 1u << 30;
+    lm_engine *e = calloc(1, sizeof(*e));
+    if (!e) {
+        lm_error_set(err, "out of memory");
+        return NULL;
+    }
+    e->model = model;
+    e->vocab = vocab;
+    e->cfg = c;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    const size_t T = (size_t)c.max_num_batched_tokens, S = (size_t)c.max_num_seqs;
+    e->pool = tp_create(c.n_threads);
+    e->fw = lm_forward_create(model, c.max_num_batched_tokens, c.n_ctx);
+    e->kv = kv_cache_create(hp, c.block_size, (int)n_blocks);
+    e->waiting = malloc(sizeof(lm_seq *) * (size_t)(c.max_queue + c.max_num_seqs));
+    e->running = malloc(sizeof(lm_seq *) * S);
+    e->step = malloc(sizeof(step_item) * S);
+    e->b_tokens = malloc(sizeof(int32_t) * T);
+    e->b_pos = malloc(sizeof(int32_t) * T);
+    e->b_seq = malloc(sizeof(int32_t) * T);
+    e->b_want = malloc(sizeof(bool) * T);
+    e->logits = malloc(sizeof(float) * S * (size_t)hp->n_vocab);
+    e->logprob_scratch = malloc(sizeof(float) * (size_t)hp->n_vocab);
+    if (!e->pool || !e->fw || !e->kv || !e->waiting || !e->running || !e->step || !e->b_tokens || !e->b_pos ||
+        !e->b_seq || !e->b_want || !e->logits || !e->logprob_scratch) {
+        lm_error_set(err, "out of memory for the engine (K/V pool %zu MiB)", (n_blocks * block_bytes) >> 20);
+        engine_free(e);
+        return NULL;
+    }
+    e->kv_view = (lm_kv){c.block_size, view_k, view_v, e};
+    update_stats(e);
+    if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+        lm_error_set(err, "cannot start the engine thread");
+        engine_free(e);
+        return NULL;
+    }
+    e->thread_started = true;
+    return e;
+}
+
+const lm_engine_config *engine_config(const lm_engine *e) { return &e->cfg; }
+
+void engine_free(lm_engine *e) {
+    if (!e) return;
+    if (e->thread_started) {
+        pthread_mutex_lock(&e->mu);
+        e->stop = true;
+        pthread_cond_signal(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->thread, NULL);
+    }
+    for (int i = 0; i < e->n_inbox; i++) finish(e, e->inbox[i], LM_FINISH_ABORT, NULL, false);
+    free(e->inbox);
+    tp_free(e->pool);
+    lm_forward_free(e->fw);
+    kv_cache_free(e->kv);
+    free(e->waiting);
+    free(e->running);
+    free(e->step);
+    free(e->b_tokens);
+    free(e->b_pos);
+    free(e->b_seq);
+    free(e->b_want);
+    free(e->logits);
+    free(e->logprob_scratch);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}

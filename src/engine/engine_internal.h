@@ -1,0 +1,69 @@
+/* engine_internal.h - the engine's state, shared by engine.c (thread, API,
+ * events) and scheduler.c (what each step computes). */
+#ifndef LAMINA_ENGINE_INTERNAL_H
+#define LAMINA_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "base/threadpool.h"
+#include "engine/engine.h"
+#include "engine/kv_cache.h"
+#include "engine/sequence.h"
+
+struct lm_handle {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    lm_event *events;       /* ring (cap) */
+    int head, count, cap;
+    bool final_queued;      /* DONE or ERROR is in the ring or was read */
+    bool client_released;
+    bool engine_done;       /* the engine dropped its sequence */
+    atomic_bool aborted;
+};
+
+/* one sequence's share of a step: tokens [start, start + len) */
+typedef struct step_item {
+    lm_seq *seq;
+    int start, len;
+    int logits_row;         /* row in the step's logits, or -1 */
+} step_item;
+
+struct lm_engine {
+    const lm_model *model;
+    const tok_vocab *vocab;
+    lm_engine_config cfg;
+    tp_pool *pool;
+    lm_forward *fw;
+    kv_cache *kv;
+    lm_kv kv_view;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;     /* guards inbox, stop, stats */
+    pthread_cond_t cv;
+    bool stop;
+    lm_seq **inbox;         /* submitted, not yet seen by the engine thread */
+    int n_inbox;
+    atomic_int n_queued;    /* inbox + waiting, for the queue limit */
+    uint64_t next_order;
+    lm_engine_stats stats;
+    /* engine-thread state */
+    lm_seq **waiting;       /* FCFS; preempted sequences go back to the front */
+    int n_waiting;
+    lm_seq **running;       /* admission order, at most max_num_seqs */
+    int n_running;
+    step_item *step;        /* this step's items (max_num_seqs) */
+    int n_step;
+    int32_t *b_tokens, *b_pos, *b_seq; /* (max_num_batched_tokens) */
+    bool *b_want;
+    float *logits;          /* (max_num_seqs, n_vocab) */
+    float *logprob_scratch; /* (n_vocab) */
+};
+
+/* Plans the step: fills e->step and the batch arrays, preempting sequences
+ * if the cache runs out. Returns the number of tokens (0: nothing to do). */
+int sched_plan_step(lm_engine *e);
+/* takes a running sequence out of the running set (order kept) */
+void sched_remove_running(lm_engine *e, lm_seq *s);
+
+#endif
