@@ -151,7 +151,8 @@ static void print_tokenizer(const gguf_file *f) {
     int64_t tokens = gguf_find_key(f, "tokenizer.ggml.tokens");
     gguf_str model, tmpl;
     printf("%-17s", "vocab:");
-    if (gguf_get_str(f, "tokenizer.ggml.model", &model) == 0) printf("%.*s", (int)model.len, model.data);
+    if (gguf_get_str(f, "tokenizer.ggml.model", &model) == 0)
+        printf("%.*s", (int)model.len, model.data);
     else printf("-");
     printf(", %llu tokens\n", (unsigned long long)gguf_arr_len(f, tokens));
     print_str_key(f, "pre-tokenizer:", "tokenizer.ggml.pre");

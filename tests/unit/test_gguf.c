@@ -17,7 +17,8 @@
 #include "gguf/gguf.h"
 #include "gguf_writer.h"
 
-enum { T_U8 = 0, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64 };
+/* value type ids, as written into the images */
+enum { T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64 };
 
 #define NAME "test.gguf"
 
@@ -160,13 +161,18 @@ static image build_image(uint32_t version) {
     return im;
 }
 
+static void check_repr(const gguf_file *f, const char *key, const char *want) {
+    char repr[64];
+    gguf_value_repr(f, gguf_find_key(f, key), repr, sizeof(repr));
+    CHECK(!strcmp(repr, want), "%s: repr %s, want %s", key, repr, want);
+}
+
 static void check_image_values(const gguf_file *f, uint32_t version) {
     uint32_t u32 = 0;
     int64_t i64 = 0;
     float f32 = 0;
     bool b = false;
     gguf_str s;
-    char repr[64];
     CHECK(gguf_version(f) == version, "version %u", gguf_version(f));
     CHECK(gguf_alignment(f) == 32, "default alignment %llu", (unsigned long long)gguf_alignment(f));
     CHECK(gguf_n_kv(f) == N_IMAGE_KV, "n_kv %lld", (long long)gguf_n_kv(f));
@@ -196,7 +202,8 @@ static void check_image_values(const gguf_file *f, uint32_t version) {
     int64_t tok = gguf_find_key(f, "tokenizer.ggml.tokens");
     CHECK(gguf_kv_type(f, tok) == GGUF_TYPE_ARRAY && gguf_arr_type(f, tok) == GGUF_TYPE_STRING &&
               gguf_arr_len(f, tok) == 4, "token array");
-    for (int i = 0; i < 4; i++) CHECK(str_eq(gguf_arr_str(f, tok, (uint64_t)i), TOKENS[i]), "tok %d", i);
+    for (int i = 0; i < 4; i++)
+        CHECK(str_eq(gguf_arr_str(f, tok, (uint64_t)i), TOKENS[i]), "token %d", i);
     CHECK(gguf_arr_str(f, tok, 4).len == 0 && gguf_arr_data(f, tok) == NULL, "string array bounds");
     int64_t ai = gguf_find_key(f, "t.arr_i32");
     CHECK(gguf_arr_len(f, ai) == 3 && gguf_arr_num(f, ai, 1) == -2 && gguf_arr_num(f, ai, 2) == 3,
@@ -209,15 +216,13 @@ static void check_image_values(const gguf_file *f, uint32_t version) {
     int64_t nested = gguf_find_key(f, "t.nested");
     CHECK(gguf_arr_type(f, nested) == GGUF_TYPE_ARRAY && gguf_arr_len(f, nested) == 3 &&
               gguf_arr_data(f, nested) == NULL, "nested array");
-    CHECK(!strcmp(gguf_value_repr(f, nested, repr, sizeof(repr)), "[array of 3 array]"),
-          "nested repr %s", repr);
-    CHECK(!strcmp(gguf_value_repr(f, tok, repr, sizeof(repr)), "[array of 4 string]"), "%s", repr);
-    CHECK(!strcmp(gguf_value_repr(f, gguf_find_key(f, "t.i8"), repr, sizeof(repr)), "-5"), "%s", repr);
-    CHECK(!strcmp(gguf_value_repr(f, gguf_find_key(f, "t.u64max"), repr, sizeof(repr)),
-                  "18446744073709551615"), "%s", repr);
-    CHECK(!strcmp(gguf_value_repr(f, gguf_find_key(f, "t.bool"), repr, sizeof(repr)), "true"), "%s", repr);
-    CHECK(!strcmp(gguf_value_repr(f, gguf_find_key(f, "t.f64"), repr, sizeof(repr)), "2.25"), "%s", repr);
-    CHECK(!strcmp(gguf_value_repr(f, 0, repr, sizeof(repr)), "\"llama\""), "%s", repr);
+    check_repr(f, "t.nested", "[array of 3 array]");
+    check_repr(f, "tokenizer.ggml.tokens", "[array of 4 string]");
+    check_repr(f, "t.i8", "-5");
+    check_repr(f, "t.u64max", "18446744073709551615");
+    check_repr(f, "t.bool", "true");
+    check_repr(f, "t.f64", "2.25");
+    check_repr(f, "general.architecture", "\"llama\"");
     CHECK(gguf_kv_type(f, -1) == GGUF_TYPE_COUNT && gguf_key_at(f, N_IMAGE_KV).len == 0, "bad idx");
 }
 
@@ -229,8 +234,8 @@ static void check_image_tensors(const gguf_file *f, const image *im, const uint8
           "q.weight info");
     if (t) CHECK(t->data == buf + im->data_start + 64, "q.weight data pointer");
     t = gguf_find_tensor(f, "n.weight");
-    CHECK(t && t->type == LM_F16 && t->nbytes == 16 && ((const uint8_t *)t->data)[0] == (uint8_t)(128 * 7 + 1),
-          "n.weight data");
+    CHECK(t && t->type == LM_F16 && t->nbytes == 16 &&
+              ((const uint8_t *)t->data)[0] == (uint8_t)(128 * 7 + 1), "n.weight data");
     t = gguf_tensor_at(f, 0);
     CHECK(t && !strcmp(t->name, "tok.weight") && t->nbytes == 48, "tensor 0");
     CHECK(gguf_find_tensor(f, "tok.weigh") == NULL && gguf_find_tensor(f, "") == NULL,
@@ -563,7 +568,10 @@ static void test_many_names(void) {
     gw w = {0};
     char name[32];
     gw_header(&w, 3, N, N);
-    for (int i = 0; i < N; i++) snprintf(name, sizeof(name), "k.%d", i), gw_kv_u32(&w, name, (uint32_t)i);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "k.%d", i);
+        gw_kv_u32(&w, name, (uint32_t)i);
+    }
     for (int i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "blk.%d.w", i);
         gw_tensor_info(&w, name, 1, (int64_t[]){8}, LM_F32, (uint64_t)i * 32);
