@@ -1,0 +1,87 @@
+/* quant_dispatch.c - one static kernel table per (type, level), chosen by
+ * q_get_kernels(); row sizes; the test quantizers.
+ *
+ * Levels the CPU lacks fall back to the best one below. The AVX-512 level
+ * runs its kernels only with VNNI (vpdpbusd/vpdpwssd); an AVX-512 CPU
+ * without it gets the AVX2 tables. */
+#include "backend/cpu/quant.h"
+#include "backend/cpu/quant_impl.h"
+
+#define KERNELS(act, type, dq, qa, dt) \
+    [type] = {.act_type = act, .dequantize = dq, .quantize_act = qa, .dot = dt}
+
+/* The table of one level: LVL names the dequantize/dot kernels, HOT the dots
+ * of the hot decode types (q4_0, q4_1, q8_0, q4_K, q5_K, q6_K), ACT the
+ * activation quantizers. */
+#define LEVEL_TABLE(LVL, HOT, ACT)                                                                  \
+    {                                                                                               \
+        KERNELS(LM_F32, LM_F32, f32_dequant_##LVL, f32_quantize_ref, f32_dot_##LVL),                 \
+        KERNELS(LM_F16, LM_F16, f16_dequant_##LVL, f16_quantize_##ACT, f16_dot_##LVL),               \
+        KERNELS(LM_BF16, LM_BF16, bf16_dequant_##LVL, bf16_quantize_##ACT, bf16_dot_##LVL),          \
+        KERNELS(LM_Q8_0, LM_Q4_0, q4_0_dequant_##LVL, q8_0_quantize_##ACT, q4_0_dot_##HOT),          \
+        KERNELS(LM_Q8_1, LM_Q4_1, q4_1_dequant_##LVL, q8_1_quantize_##ACT, q4_1_dot_##HOT),          \
+        KERNELS(LM_Q8_0, LM_Q5_0, q5_0_dequant_##LVL, q8_0_quantize_##ACT, q5_0_dot_##LVL),          \
+        KERNELS(LM_Q8_1, LM_Q5_1, q5_1_dequant_##LVL, q8_1_quantize_##ACT, q5_1_dot_##LVL),          \
+        KERNELS(LM_Q8_0, LM_Q8_0, q8_0_dequant_##LVL, q8_0_quantize_##ACT, q8_0_dot_##HOT),          \
+        KERNELS(LM_Q8_K, LM_Q2_K, q2_K_dequant_##LVL, q8_K_quantize_##ACT, q2_K_dot_##LVL),          \
+        KERNELS(LM_Q8_K, LM_Q3_K, q3_K_dequant_##LVL, q8_K_quantize_##ACT, q3_K_dot_##LVL),          \
+        KERNELS(LM_Q8_K, LM_Q4_K, q4_K_dequant_##LVL, q8_K_quantize_##ACT, q4_K_dot_##HOT),          \
+        KERNELS(LM_Q8_K, LM_Q5_K, q5_K_dequant_##LVL, q8_K_quantize_##ACT, q5_K_dot_##HOT),          \
+        KERNELS(LM_Q8_K, LM_Q6_K, q6_K_dequant_##LVL, q8_K_quantize_##ACT, q6_K_dot_##HOT),          \
+    }
+
+static const q_kernels TABLE_SCALAR[LM_DTYPE_COUNT] = LEVEL_TABLE(ref, ref, ref);
+
+#ifndef LAMINA_NO_X86
+static const q_kernels TABLE_AVX2[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx2, avx2);
+/* AVX-512: the AVX2 kernels with the 512-bit dots of the hot decode types */
+static const q_kernels TABLE_AVX512[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx512, avx2);
+
+static const q_kernels *level_table(cpu_level level) {
+    static int have = -1; /* benign race: every thread computes the same value */
+    if (have < 0) have = (int)cpu_level_detect();
+    if ((int)level > have) level = (cpu_level)have;
+    if (level >= CPU_AVX512 && __builtin_cpu_supports("avx512vnni")) return TABLE_AVX512;
+    if (level >= CPU_AVX2) return TABLE_AVX2;
+    return TABLE_SCALAR;
+}
+#else
+static const q_kernels *level_table(cpu_level level) {
+    (void)level;
+    return TABLE_SCALAR;
+}
+#endif
+
+const q_kernels *q_get_kernels_level(uint32_t type, cpu_level level) {
+    if (type >= LM_DTYPE_COUNT) return NULL;
+    const q_kernels *k = &level_table(level)[type];
+    return k->dot ? k : NULL;
+}
+
+const q_kernels *q_get_kernels(uint32_t type) { return q_get_kernels_level(type, cpu_level_active()); }
+
+size_t q_row_size(uint32_t type, int64_t n) {
+    const int64_t bs = lm_dtype_block_size(type);
+    return bs ? (size_t)(n / bs) * lm_dtype_type_size(type) : 0;
+}
+
+void q_quantize_ref(uint32_t type, const float *src, void *dst, int64_t n) {
+    switch (type) {
+    case LM_F32: f32_quantize_ref(src, dst, n); break;
+    case LM_F16: f16_quantize_ref(src, dst, n); break;
+    case LM_BF16: bf16_quantize_ref(src, dst, n); break;
+    case LM_Q4_0: q4_0_quantize_ref(src, dst, n); break;
+    case LM_Q4_1: q4_1_quantize_ref(src, dst, n); break;
+    case LM_Q5_0: q5_0_quantize_ref(src, dst, n); break;
+    case LM_Q5_1: q5_1_quantize_ref(src, dst, n); break;
+    case LM_Q8_0: q8_0_quantize_ref(src, dst, n); break;
+    case LM_Q8_1: q8_1_quantize_ref(src, dst, n); break;
+    case LM_Q2_K: q2_K_quantize_ref(src, dst, n); break;
+    case LM_Q3_K: q3_K_quantize_ref(src, dst, n); break;
+    case LM_Q4_K: q4_K_quantize_ref(src, dst, n); break;
+    case LM_Q5_K: q5_K_quantize_ref(src, dst, n); break;
+    case LM_Q6_K: q6_K_quantize_ref(src, dst, n); break;
+    case LM_Q8_K: q8_K_quantize_ref(src, dst, n); break;
+    default: break;
+    }
+}

@@ -1,0 +1,79 @@
+/* quant_impl.h - the per-level kernels behind quant.h's tables (internal to
+ * backend/cpu: only the quant*.c files include it).
+ *
+ * Naming: <type>_<op>_<level>. _ref is the scalar reference (ggml's
+ * dequantize_row_* / quantize_row_*_ref / ggml_vec_dot_*_generic semantics),
+ * _avx2 and _avx512 the SIMD versions (defined in files compiled with those
+ * ISA flags; call them only at a level the CPU has). Signatures are those of
+ * q_kernels: dequant(src, dst, n), quantize(src, dst, n), dot(n, w, act). */
+#ifndef LAMINA_BACKEND_CPU_QUANT_IMPL_H
+#define LAMINA_BACKEND_CPU_QUANT_IMPL_H
+
+#include <stdint.h>
+
+#define Q_DECLARE_DEQUANT(type, level) void type##_dequant_##level(const void *src, float *dst, int64_t n);
+#define Q_DECLARE_QUANTIZE(type, level) void type##_quantize_##level(const float *src, void *dst, int64_t n);
+#define Q_DECLARE_DOT(type, level) float type##_dot_##level(int64_t n, const void *w, const void *act);
+#define Q_DECLARE_WEIGHT(type, level) Q_DECLARE_DEQUANT(type, level) Q_DECLARE_DOT(type, level)
+
+/* scalar references: every type */
+Q_DECLARE_WEIGHT(f32, ref)
+Q_DECLARE_WEIGHT(f16, ref)
+Q_DECLARE_WEIGHT(bf16, ref)
+Q_DECLARE_WEIGHT(q4_0, ref)
+Q_DECLARE_WEIGHT(q4_1, ref)
+Q_DECLARE_WEIGHT(q5_0, ref)
+Q_DECLARE_WEIGHT(q5_1, ref)
+Q_DECLARE_WEIGHT(q8_0, ref)
+Q_DECLARE_WEIGHT(q2_K, ref)
+Q_DECLARE_WEIGHT(q3_K, ref)
+Q_DECLARE_WEIGHT(q4_K, ref)
+Q_DECLARE_WEIGHT(q5_K, ref)
+Q_DECLARE_WEIGHT(q6_K, ref)
+/* activation quantizers (also the weight quantizer of q8_0) */
+Q_DECLARE_QUANTIZE(f32, ref)
+Q_DECLARE_QUANTIZE(f16, ref)
+Q_DECLARE_QUANTIZE(bf16, ref)
+Q_DECLARE_QUANTIZE(q8_0, ref)
+Q_DECLARE_QUANTIZE(q8_1, ref)
+Q_DECLARE_QUANTIZE(q8_K, ref)
+/* weight quantizers for tests (round to nearest; k-quants as ggml's *_ref) */
+Q_DECLARE_QUANTIZE(q4_0, ref)
+Q_DECLARE_QUANTIZE(q4_1, ref)
+Q_DECLARE_QUANTIZE(q5_0, ref)
+Q_DECLARE_QUANTIZE(q5_1, ref)
+Q_DECLARE_QUANTIZE(q2_K, ref)
+Q_DECLARE_QUANTIZE(q3_K, ref)
+Q_DECLARE_QUANTIZE(q4_K, ref)
+Q_DECLARE_QUANTIZE(q5_K, ref)
+Q_DECLARE_QUANTIZE(q6_K, ref)
+
+/* AVX2 (+FMA, F16C): every type */
+Q_DECLARE_WEIGHT(f32, avx2)
+Q_DECLARE_WEIGHT(f16, avx2)
+Q_DECLARE_WEIGHT(bf16, avx2)
+Q_DECLARE_WEIGHT(q4_0, avx2)
+Q_DECLARE_WEIGHT(q4_1, avx2)
+Q_DECLARE_WEIGHT(q5_0, avx2)
+Q_DECLARE_WEIGHT(q5_1, avx2)
+Q_DECLARE_WEIGHT(q8_0, avx2)
+Q_DECLARE_WEIGHT(q2_K, avx2)
+Q_DECLARE_WEIGHT(q3_K, avx2)
+Q_DECLARE_WEIGHT(q4_K, avx2)
+Q_DECLARE_WEIGHT(q5_K, avx2)
+Q_DECLARE_WEIGHT(q6_K, avx2)
+Q_DECLARE_QUANTIZE(f16, avx2)
+Q_DECLARE_QUANTIZE(bf16, avx2)
+Q_DECLARE_QUANTIZE(q8_0, avx2)
+Q_DECLARE_QUANTIZE(q8_1, avx2)
+Q_DECLARE_QUANTIZE(q8_K, avx2)
+
+/* AVX-512 (F/BW/DQ/VL + VNNI): the hot decode types; the rest reuse AVX2 */
+Q_DECLARE_DOT(q4_0, avx512)
+Q_DECLARE_DOT(q4_1, avx512)
+Q_DECLARE_DOT(q8_0, avx512)
+Q_DECLARE_DOT(q4_K, avx512)
+Q_DECLARE_DOT(q5_K, avx512)
+Q_DECLARE_DOT(q6_K, avx512)
+
+#endif

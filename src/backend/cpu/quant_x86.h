@@ -1,0 +1,114 @@
+/* quant_x86.h - the small AVX2 primitives the x86 quant kernels are built
+ * from (unpacking nibbles and bits, integer dot steps, horizontal sums,
+ * exact rounding, dequantized stores). Include only from files compiled
+ * with the AVX2/FMA/F16C flags (*_avx2.c, *_avx512.c). */
+#ifndef LAMINA_BACKEND_CPU_QUANT_X86_H
+#define LAMINA_BACKEND_CPU_QUANT_X86_H
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/fp16.h"
+
+/* F16C scalar conversion: the same value as lm_fp16_to_fp32, in 2 µops */
+static inline float q_h2f(lm_fp16 h) { return _cvtsh_ss(h); }
+
+/* Stops the compiler from fusing a multiply and a following add into an
+ * FMA: dequantization must round twice (d * q, then + m) as the reference. */
+static inline __m256 q_nofuse(__m256 v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+
+static inline float q_hsum_f32x8(__m256 x) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+static inline int q_hsum_i32x8(__m256i a) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* 16 bytes of nibble pairs -> 32 bytes in [0, 15]: low nibbles first, then high */
+static inline __m256i q_nibbles_32(const uint8_t *p) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)p);
+    const __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+}
+
+/* 32 bits -> 32 bytes, 0xFF where the bit is set */
+static inline __m256i q_bits_32(const uint8_t *p) {
+    uint32_t x32;
+    memcpy(&x32, p, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x32), shuf);
+    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+/* unsigned bytes u times signed bytes s, summed in groups of 4 -> 8 int32.
+ * maddubs saturates at 16 bits; callers keep |u| * 127 * 2 < 32768. */
+static inline __m256i q_dot_u8s8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* signed bytes times signed bytes (x = -128 allowed, y > -128) -> 8 int32 */
+static inline __m256i q_dot_s8s8(__m256i x, __m256i y) {
+    return q_dot_u8s8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+/* roundf (half away from zero), exactly: trunc, then step by the sign when
+ * the (exact) fractional part is at least one half */
+static inline __m256 q_round_away(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    const __m256 step = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
+    const __m256 ge_half = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    return _mm256_add_ps(t, _mm256_and_ps(ge_half, step));
+}
+
+/* four vectors of 8 int32 (elements 0-7, 8-15, 16-23, 24-31) -> 32 int8 in
+ * order, saturating */
+static inline __m256i q_pack_i32_to_i8(__m256i i0, __m256i i1, __m256i i2, __m256i i3) {
+    const __m256i a = _mm256_packs_epi32(i0, i1);
+    const __m256i b = _mm256_packs_epi32(i2, i3);
+    const __m256i c = _mm256_packs_epi16(a, b);
+    return _mm256_permutevar8x32_epi32(c, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* dst[0..16) = q * d (q: 16 int8) */
+static inline void q_store_scaled16(float *dst, __m128i q, float d) {
+    const __m256 vd = _mm256_set1_ps(d);
+    const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+    const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8)));
+    _mm256_storeu_ps(dst, _mm256_mul_ps(lo, vd));
+    _mm256_storeu_ps(dst + 8, _mm256_mul_ps(hi, vd));
+}
+
+/* dst[0..16) = q * d + m, rounded after the product as the reference */
+static inline void q_store_scaled16_add(float *dst, __m128i q, float d, float m) {
+    const __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
+    const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+    const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8)));
+    _mm256_storeu_ps(dst, _mm256_add_ps(q_nofuse(_mm256_mul_ps(lo, vd)), vm));
+    _mm256_storeu_ps(dst + 8, _mm256_add_ps(q_nofuse(_mm256_mul_ps(hi, vd)), vm));
+}
+
+static inline void q_store_scaled32(float *dst, __m256i q, float d) {
+    q_store_scaled16(dst, _mm256_castsi256_si128(q), d);
+    q_store_scaled16(dst + 16, _mm256_extracti128_si256(q, 1), d);
+}
+
+static inline void q_store_scaled32_add(float *dst, __m256i q, float d, float m) {
+    q_store_scaled16_add(dst, _mm256_castsi256_si128(q), d, m);
+    q_store_scaled16_add(dst + 16, _mm256_extracti128_si256(q, 1), d, m);
+}
+
+#endif

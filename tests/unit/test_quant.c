@@ -1,0 +1,348 @@
+/* test_quant.c - quantized kernels: every type at every level the CPU has.
+ *
+ * On fixed-seed random rows (gaussian, outliers, zeros, all-equal, large,
+ * tiny, and raw random block bytes) of 1, 2, 3, 7, 16 and 64 blocks:
+ *   - SIMD dequantize == scalar dequantize, bit for bit;
+ *   - SIMD quantize_act == scalar quantize_act, byte for byte;
+ *   - SIMD dot == scalar dot within 1e-5 of the sum of |terms|;
+ *   - scalar dot == a double-precision dot of the dequantized weights with
+ *     the dequantized activations, within the same tolerance;
+ *   - dequantize(quantize_ref(x)) is close to x (the test quantizers work);
+ * plus fp16/bf16 conversions against known bit patterns, the k-quant scale
+ * unpacking against ggml's get_scale_min_k4, and the dispatch API. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/quant.h"
+#include "backend/cpu/quant_blocks.h"
+#include "base/fp16.h"
+#include "check.h"
+
+/* ---- random data ---- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint32_t rng_u32(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+static float rng_uniform(void) { return (rng_u32() >> 8) * (1.0f / 16777216.0f); } /* [0, 1) */
+
+static float rng_gauss(void) {
+    const float u1 = rng_uniform() + 1e-7f, u2 = rng_uniform();
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+}
+
+typedef enum { GEN_GAUSS, GEN_OUTLIER, GEN_ZEROS, GEN_EQUAL, GEN_LARGE, GEN_TINY, GEN_RAW, GEN_COUNT } gen_kind;
+static const char *GEN_NAMES[GEN_COUNT] = {"gauss", "outlier", "zeros", "equal", "large", "tiny", "raw"};
+
+static void fill_floats(float *x, int64_t n, gen_kind kind) {
+    for (int64_t i = 0; i < n; i++) {
+        switch (kind) {
+        case GEN_OUTLIER: x[i] = (i % 37 == 5) ? 40.0f * rng_gauss() : 0.1f * rng_gauss(); break;
+        case GEN_ZEROS: x[i] = 0.0f; break;
+        case GEN_EQUAL: x[i] = 0.37f; break;
+        case GEN_LARGE: x[i] = 3.0e4f * (2.0f * rng_uniform() - 1.0f); break;
+        case GEN_TINY: x[i] = 1e-6f * rng_gauss(); break;
+        default: x[i] = rng_gauss(); break;
+        }
+    }
+}
+
+/* ---- the types ---- */
+
+typedef struct {
+    uint32_t type;
+    int fp16_fields[2]; /* byte offsets of the fp16 scales in a block, -1 = none */
+} type_info;
+
+static const type_info TYPES[] = {
+    {LM_F32, {-1, -1}},  {LM_F16, {-1, -1}},  {LM_BF16, {-1, -1}}, {LM_Q4_0, {0, -1}}, {LM_Q4_1, {0, 2}},
+    {LM_Q5_0, {0, -1}},  {LM_Q5_1, {0, 2}},   {LM_Q8_0, {0, -1}},  {LM_Q2_K, {80, 82}}, {LM_Q3_K, {108, -1}},
+    {LM_Q4_K, {0, 2}},   {LM_Q5_K, {0, 2}},   {LM_Q6_K, {208, -1}},
+};
+#define N_TYPES (int)(sizeof(TYPES) / sizeof(TYPES[0]))
+
+static bool is_float_type(uint32_t t) { return t == LM_F32 || t == LM_F16 || t == LM_BF16; }
+
+/* random finite fp16 in +-[2^-10, 2^2) */
+static lm_fp16 random_scale_fp16(void) {
+    const float v = ldexpf(1.0f + rng_uniform(), (int)(rng_u32() % 12) - 10);
+    return lm_fp32_to_fp16(rng_u32() & 1 ? -v : v);
+}
+
+/* random block bytes with finite fp16 scales (float types: random finite values) */
+static void fill_raw(const type_info *ti, uint8_t *w, int64_t n) {
+    const size_t bytes = q_row_size(ti->type, n);
+    for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)rng_u32();
+    if (ti->type == LM_F32) {
+        for (int64_t i = 0; i < n; i++) {
+            const float f = rng_gauss();
+            memcpy(w + 4 * i, &f, 4);
+        }
+    } else if (ti->type == LM_F16) {
+        for (int64_t i = 0; i < n; i++) {
+            const lm_fp16 h = lm_fp32_to_fp16(rng_gauss());
+            memcpy(w + 2 * i, &h, 2);
+        }
+    } else if (ti->type == LM_BF16) {
+        for (int64_t i = 0; i < n; i++) {
+            const lm_bf16 h = lm_fp32_to_bf16(rng_gauss());
+            memcpy(w + 2 * i, &h, 2);
+        }
+    } else {
+        const size_t bsize = lm_dtype_type_size(ti->type);
+        for (size_t b = 0; b < bytes / bsize; b++)
+            for (int f = 0; f < 2; f++)
+                if (ti->fp16_fields[f] >= 0) {
+                    const lm_fp16 h = random_scale_fp16();
+                    memcpy(w + b * bsize + (size_t)ti->fp16_fields[f], &h, 2);
+                }
+    }
+}
+
+/* ---- the reference dot in double ---- */
+
+/* the activation row dequantized to floats */
+static void dequantize_act(uint32_t act_type, const void *act, float *af, int64_t n) {
+    if (act_type == LM_Q8_1) {
+        const block_q8_1 *b = act;
+        for (int64_t i = 0; i < n; i++) af[i] = lm_fp16_to_fp32(b[i / QK8_1].d) * b[i / QK8_1].qs[i % QK8_1];
+    } else if (act_type == LM_Q8_K) {
+        const block_q8_K *b = act;
+        for (int64_t i = 0; i < n; i++) af[i] = b[i / QK_K].d * b[i / QK_K].qs[i % QK_K];
+    } else {
+        q_get_kernels_level(act_type, CPU_SCALAR)->dequantize(act, af, n);
+    }
+}
+
+/* sum of dequantized weight times dequantized activation in double; *mag
+ * gets the sum of |terms|; *slack the bound of what the format itself
+ * rounds: for q8_1 activations (weights q4_1, q5_1: min m at byte 2 of each
+ * block) the fp16 s = d * sum(q) stands for the exact sum in m * s */
+static double dot_double(uint32_t type, const uint8_t *w, const float *wf, uint32_t act_type, const void *act,
+                         int64_t n, double *mag, double *slack) {
+    float *af = malloc((size_t)n * sizeof(float));
+    dequantize_act(act_type, act, af, n);
+    double sum = 0.0;
+    *mag = 0.0;
+    *slack = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        sum += (double)wf[i] * af[i];
+        *mag += fabs((double)wf[i] * af[i]);
+    }
+    if (act_type == LM_Q8_1) {
+        const block_q8_1 *b = act;
+        const size_t bsize = lm_dtype_type_size(type);
+        for (int64_t i = 0; i < n / QK8_1; i++) {
+            lm_fp16 m;
+            memcpy(&m, w + (size_t)i * bsize + 2, 2);
+            const double s_err = fabs(lm_fp16_to_fp32(b[i].s)) * ldexp(1.0, -10) + ldexp(1.0, -24);
+            *slack += fabs(lm_fp16_to_fp32(m)) * s_err;
+        }
+    }
+    free(af);
+    return sum;
+}
+
+/* ---- one (type, n, generator) case ---- */
+
+static int n_levels(void) { return (int)cpu_level_detect() + 1; }
+
+static void check_case(const type_info *ti, int64_t n, gen_kind kind) {
+    const uint32_t t = ti->type;
+    const q_kernels *ref = q_get_kernels_level(t, CPU_SCALAR);
+    const char *name = lm_dtype_name(t), *gen = GEN_NAMES[kind];
+    const size_t wbytes = q_row_size(t, n), abytes = q_row_size(ref->act_type, n);
+    float *x = malloc((size_t)n * sizeof(float)), *a = malloc((size_t)n * sizeof(float));
+    float *wf = malloc((size_t)n * sizeof(float)), *wf2 = malloc((size_t)n * sizeof(float));
+    uint8_t *w = malloc(wbytes), *act = malloc(abytes), *act2 = malloc(abytes);
+
+    if (kind == GEN_RAW) {
+        fill_raw(ti, w, n);
+        fill_floats(a, n, GEN_GAUSS);
+    } else {
+        fill_floats(x, n, kind);
+        q_quantize_ref(t, x, w, n);
+        fill_floats(a, n, kind == GEN_EQUAL || kind == GEN_ZEROS ? kind : GEN_GAUSS);
+    }
+    ref->dequantize(w, wf, n);
+    ref->quantize_act(a, act, n);
+    const float dot_ref = ref->dot(n, w, act);
+
+    /* quantize_ref works: dequantized weights close to the inputs */
+    /* (tiny rows are below fp16 scale resolution, as in ggml: skipped here) */
+    if (kind != GEN_RAW && kind != GEN_TINY) {
+        double err = 0.0, amax = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            err = fmax(err, fabs((double)wf[i] - x[i]));
+            amax = fmax(amax, fabs((double)x[i]));
+        }
+        const double bound = t == LM_Q2_K ? 0.5 : t == LM_Q3_K ? 0.35 : 0.2; /* of the row's max |x| */
+        CHECK(err <= bound * amax + 1e-30, "%s n=%lld %s: quantize_ref round trip error %g (max |x| %g)", name,
+              (long long)n, gen, err, amax);
+    }
+
+    /* scalar dot against the double-precision dot of dequantized rows */
+    double mag, slack;
+    const double expect = dot_double(t, w, wf, ref->act_type, act, n, &mag, &slack);
+    CHECK(fabs(dot_ref - expect) <= 1e-5 * mag + slack + 1e-30, "%s n=%lld %s: scalar dot %.9g, double %.9g (mag %g)", name,
+          (long long)n, gen, dot_ref, expect, mag);
+
+    for (int lv = 1; lv < n_levels(); lv++) {
+        const q_kernels *k = q_get_kernels_level(t, (cpu_level)lv);
+        const char *lname = cpu_level_name((cpu_level)lv);
+        CHECK(k && k->act_type == ref->act_type, "%s: %s table", name, lname);
+        if (!k) continue;
+        k->dequantize(w, wf2, n);
+        CHECK(!memcmp(wf, wf2, (size_t)n * sizeof(float)), "%s n=%lld %s: %s dequantize differs from scalar", name,
+              (long long)n, gen, lname);
+        memset(act2, 0xAB, abytes);
+        k->quantize_act(a, act2, n);
+        CHECK(!memcmp(act, act2, abytes), "%s n=%lld %s: %s quantize_act differs from scalar", name, (long long)n,
+              gen, lname);
+        const float dot = k->dot(n, w, act);
+        CHECK(fabs((double)dot - dot_ref) <= 1e-5 * mag + 1e-30, "%s n=%lld %s: %s dot %.9g, scalar %.9g (mag %g)",
+              name, (long long)n, gen, lname, dot, dot_ref, mag);
+    }
+    free(x), free(a), free(wf), free(wf2), free(w), free(act), free(act2);
+}
+
+static void test_all_types(void) {
+    static const int BLOCK_COUNTS[] = {1, 2, 3, 7, 16, 64};
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t t = TYPES[ti].type;
+        const int64_t qk = is_float_type(t) ? 32 : lm_dtype_block_size(t);
+        for (size_t b = 0; b < sizeof(BLOCK_COUNTS) / sizeof(BLOCK_COUNTS[0]); b++)
+            for (int g = 0; g < GEN_COUNT; g++) check_case(&TYPES[ti], BLOCK_COUNTS[b] * qk, (gen_kind)g);
+        if (is_float_type(t)) /* lengths that leave SIMD tails */
+            for (int64_t n = 1; n < 40; n += 3) check_case(&TYPES[ti], n, GEN_GAUSS);
+    }
+}
+
+/* ---- conversions ---- */
+
+static void test_fp16_patterns(void) {
+    static const struct { float f; uint16_t h; } CASES[] = {
+        {1.0f, 0x3C00},         {-2.0f, 0xC000},       {0.5f, 0x3800},        {65504.0f, 0x7BFF},
+        {65520.0f, 0x7C00},     {0.1f, 0x2E66},        {1.0f / 3, 0x3555},    {6.1035156e-05f, 0x0400},
+        {5.9604645e-08f, 0x0001}, {2.9802322e-08f, 0x0000}, {4.4703484e-08f, 0x0001}, {-0.0f, 0x8000},
+        {1.00048828125f, 0x3C00}, {1.00146484375f, 0x3C02}, {INFINITY, 0x7C00},  {-INFINITY, 0xFC00},
+    };
+    for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
+        const lm_fp16 h = lm_fp32_to_fp16(CASES[i].f);
+        CHECK(h == CASES[i].h, "fp16(%.9g) = 0x%04X, want 0x%04X", CASES[i].f, h, CASES[i].h);
+    }
+    CHECK(lm_fp32_to_fp16(NAN) == 0x7E00, "fp16(NaN) = 0x%04X", lm_fp32_to_fp16(NAN));
+    CHECK(lm_fp16_to_fp32(0x0001) == ldexpf(1.0f, -24), "smallest subnormal half");
+    CHECK(lm_fp16_to_fp32(0x7BFF) == 65504.0f, "largest half");
+
+    /* every non-NaN half round-trips, through the scalar and every SIMD path */
+    float *all = malloc(65536 * sizeof(float));
+    uint16_t *back = malloc(65536 * sizeof(uint16_t));
+    int n = 0, bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7C00) == 0x7C00 && (h & 0x03FF)) continue;
+        all[n++] = lm_fp16_to_fp32((lm_fp16)h);
+        if (lm_fp32_to_fp16(all[n - 1]) != h) bad++;
+    }
+    CHECK(bad == 0, "%d halves do not round-trip", bad);
+    for (int lv = 0; lv < n_levels(); lv++) {
+        const q_kernels *k = q_get_kernels_level(LM_F16, (cpu_level)lv);
+        k->quantize_act(all, back, n);
+        int i = 0, ok = 1;
+        for (uint32_t h = 0; h < 65536; h++) {
+            if ((h & 0x7C00) == 0x7C00 && (h & 0x03FF)) continue;
+            ok &= back[i++] == h;
+        }
+        CHECK(ok, "f16 quantize_act round trip at %s", cpu_level_name((cpu_level)lv));
+    }
+    free(all), free(back);
+}
+
+static void test_bf16_patterns(void) {
+    static const struct { uint32_t f; uint16_t h; } CASES[] = {
+        {0x3F800000, 0x3F80}, {0x3F808000, 0x3F80}, {0x3F818000, 0x3F82}, {0x3F808001, 0x3F81},
+        {0xC0490FDB, 0xC049}, {0x7F800000, 0x7F80}, {0x7F7FFFFF, 0x7F80}, {0x00000001, 0x0000},
+    };
+    for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
+        const lm_bf16 h = lm_fp32_to_bf16(lm_bits_to_f32(CASES[i].f));
+        CHECK(h == CASES[i].h, "bf16(0x%08X) = 0x%04X, want 0x%04X", CASES[i].f, h, CASES[i].h);
+    }
+    /* the SIMD path on the same patterns, NaN included */
+    float v[16];
+    uint16_t want[16], got[16];
+    for (int i = 0; i < 16; i++) {
+        v[i] = lm_bits_to_f32(i < 8 ? CASES[i].f : rng_u32());
+        want[i] = lm_fp32_to_bf16(v[i]);
+    }
+    v[15] = lm_bits_to_f32(0x7FC12345), want[15] = lm_fp32_to_bf16(v[15]);
+    for (int lv = 0; lv < n_levels(); lv++) {
+        q_get_kernels_level(LM_BF16, (cpu_level)lv)->quantize_act(v, got, 16);
+        CHECK(!memcmp(want, got, sizeof(want)), "bf16 quantize_act patterns at %s", cpu_level_name((cpu_level)lv));
+    }
+}
+
+/* ggml's get_scale_min_k4: the definition of the packed 6-bit scales */
+static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+static void test_scale_unpacking(void) {
+    int bad = 0;
+    for (int trial = 0; trial < 10000; trial++) {
+        uint8_t packed[12], sm[16];
+        for (int i = 0; i < 12; i++) packed[i] = (uint8_t)rng_u32();
+        q_unpack_k4_scales(packed, sm);
+        for (int j = 0; j < 8; j++) {
+            uint8_t d, m;
+            get_scale_min_k4(j, packed, &d, &m);
+            bad += d != sm[j] || m != sm[8 + j];
+        }
+        /* q3_K: scale j = low 4 bits (byte j % 8, nibble j / 8) | 2 high bits (byte 8 + j % 4, pair j / 4) */
+        q_unpack_q3k_scales(packed, sm);
+        for (int j = 0; j < 16; j++) {
+            const int lo = (packed[j % 8] >> (4 * (j / 8))) & 0xF;
+            const int hi = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+            bad += sm[j] != (lo | (hi << 4));
+        }
+    }
+    CHECK(bad == 0, "%d scale unpacking mismatches", bad);
+}
+
+static void test_api(void) {
+    CHECK(q_row_size(LM_Q4_K, 4096) == 16 * 144, "q4_K row size");
+    CHECK(q_row_size(LM_Q4_0, 64) == 2 * 18, "q4_0 row size");
+    CHECK(q_row_size(LM_F16, 10) == 20, "f16 row size");
+    CHECK(q_row_size(LM_Q8_K, 512) == 2 * 292, "q8_K row size");
+    CHECK(q_get_kernels(4) == NULL, "type 4 is not a type");
+    CHECK(q_get_kernels(LM_Q8_1) == NULL, "q8_1 is an activation type only");
+    CHECK(q_get_kernels(1000) == NULL, "out of range type");
+    CHECK(q_get_kernels(LM_Q4_K) && q_get_kernels(LM_Q4_K)->act_type == LM_Q8_K, "q4_K uses q8_K activations");
+    CHECK(q_get_kernels(LM_Q4_1)->act_type == LM_Q8_1, "q4_1 uses q8_1 activations");
+    CHECK(q_get_kernels(LM_Q5_0)->act_type == LM_Q8_0, "q5_0 uses q8_0 activations");
+    CHECK(q_get_kernels(LM_BF16)->act_type == LM_BF16, "bf16 uses bf16 activations");
+    /* a level above the CPU's falls back to what it has */
+    CHECK(q_get_kernels_level(LM_Q4_0, CPU_AVX512) == q_get_kernels_level(LM_Q4_0, cpu_level_detect()),
+          "level fallback");
+}
+
+int main(void) {
+    printf("test_quant: detected level %s\n", cpu_level_name(cpu_level_detect()));
+    test_api();
+    test_fp16_patterns();
+    test_bf16_patterns();
+    test_scale_unpacking();
+    test_all_types();
+    return check_done("test_quant");
+}
