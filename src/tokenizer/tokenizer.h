@@ -51,17 +51,25 @@ int64_t tok_encode(const tok_vocab *v, const char *text, size_t len, bool add_bo
 int tok_piece(const tok_vocab *v, int32_t id, bool render_special, char *buf, int cap);
 
 /* Streaming detokenizer: feed ids one at a time, get only complete UTF-8
- * characters out; an incomplete trailing sequence is held back until the
- * next token completes it (or flushed as is by tok_stream_flush). */
+ * characters out (render_special off: control tokens give nothing). An
+ * incomplete trailing sequence is held back until the next token completes
+ * it; bytes that can never form a character (malformed or broken sequences)
+ * come out as U+FFFD, so the output is always valid UTF-8. */
 typedef struct tok_stream {
-    char pending[8];
+    char pending[8];          /* the held-back incomplete sequence (<= 3 bytes) */
     int n_pending;
-    bool strip_leading_space; /* SentencePiece: first piece of a sequence after BOS */
+    bool strip_leading_space; /* drop one leading space of the next non-empty piece
+                                 (SentencePiece, detokenizing a sequence from its start) */
 } tok_stream;
 
-void tok_stream_init(tok_stream *s);
-/* appends the complete characters to out (cap bytes); returns bytes written */
+void tok_stream_init(tok_stream *s); /* nothing pending, no space stripping */
+/* Appends the newly completed characters to OUT and returns their length in
+ * bytes. If that exceeds CAP nothing is written or consumed (call again with
+ * a larger buffer; 3 * (piece length + 3) always suffices). -1 for a bad id or
+ * out of memory. */
 int tok_stream_push(const tok_vocab *v, tok_stream *s, int32_t id, char *out, int cap);
+/* End of the stream: a still incomplete sequence comes out as U+FFFD.
+ * Returns the bytes written (0 or 3); if CAP < 3 nothing is written. */
 int tok_stream_flush(tok_stream *s, char *out, int cap);
 
 #endif
