@@ -125,7 +125,7 @@ static void quantize_input(lm_forward *fw, const float *x, int n_rows, int64_t n
         while (slot < n_types && types[slot] != act) slot++;
         if (slot == n_types) {
             types[n_types++] = act;
-            op_quantize_rows(act, x, n_rows, ne0, fw->xq[slot], ith, nth);
+            op_quantize_rows(ws[i]->type, x, n_rows, ne0, fw->xq[slot], ith, nth);
         }
         xq_of[i] = fw->xq[slot];
     }

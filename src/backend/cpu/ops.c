@@ -24,9 +24,9 @@ void op_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float 
     }
 }
 
-void op_quantize_rows(uint32_t act_type, const float *x, int n_tokens, int64_t ne0, void *xq, int ith, int nth) {
-    const q_kernels *k = q_get_kernels(act_type == LM_F32 ? LM_F32 : act_type);
-    const size_t row = q_row_size(act_type, ne0);
+void op_quantize_rows(uint32_t weight_type, const float *x, int n_tokens, int64_t ne0, void *xq, int ith, int nth) {
+    const q_kernels *k = q_get_kernels(weight_type);
+    const size_t row = q_row_size(k->act_type, ne0);
     long t0, t1;
     tp_split(n_tokens, ith, nth, &t0, &t1);
     for (long t = t0; t < t1; t++) k->quantize_act(x + t * ne0, (char *)xq + t * row, ne0);

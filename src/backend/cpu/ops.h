@@ -23,9 +23,9 @@ typedef struct cpu_matrix {
 /* y = x * w / rms(x) for each of n rows: x, y (n, dim); w (dim); in place ok */
 void op_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps, int ith, int nth);
 
-/* Quantizes n_tokens rows of x (n_tokens, ne0) to act_type into xq, each row
- * q_row_size(act_type, ne0) bytes. */
-void op_quantize_rows(uint32_t act_type, const float *x, int n_tokens, int64_t ne0, void *xq, int ith, int nth);
+/* Quantizes n_tokens rows of x (n_tokens, ne0) to the activation type of
+ * weight_type into xq, each row q_row_size(act_type, ne0) bytes. */
+void op_quantize_rows(uint32_t weight_type, const float *x, int n_tokens, int64_t ne0, void *xq, int ith, int nth);
 
 /* y[t][r] = dot(w row r, xq row t) for this thread's share of rows r.
  * xq: activations already quantized to w's act type; y: (n_tokens, ld_y). */
