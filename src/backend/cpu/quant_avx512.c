@@ -35,24 +35,24 @@ static inline __m512i word_index(int stride_words) {
 /* the low 8 fp16 words of v -> 8 floats */
 static inline __m256 halves8(__m512i v) { return _mm256_cvtph_ps(_mm512_castsi512_si128(v)); }
 
-/* scale s[2p] over the low 8 lanes and s[2p+1] over the high 8, p = 0 or 1 */
-static inline __m512 spread_pair(__m128 s, int p) {
-    const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1);
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
+/* scale s[2p] over the low 8 lanes and s[2p+1] over the high 8 (s: 4
+ * floats in memory): broadcast loads and a blend keep port 5 free for the
+ * unpacking shuffles */
+static inline __m512 spread_pair(const float *s, int p) {
+    return _mm512_mask_mov_ps(_mm512_set1_ps(s[2 * p]), 0xFF00, _mm512_set1_ps(s[2 * p + 1]));
 }
 
 /* the 32-byte quants of two blocks as one vector: a in the low half */
 static inline __m512i join2(const void *a, const void *b) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
-                              _mm256_loadu_si256((const __m256i *)b), 1);
+    return _mm512_mask_broadcast_i64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)), 0xF0,
+                                       _mm256_loadu_si256((const __m256i *)b));
 }
 
 /* nibbles of two legacy blocks -> [a low, a high, b low, b high] bytes */
 static inline __m512i nibbles_2blocks(const uint8_t *a, const uint8_t *b) {
-    const __m256i t = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
-                                              _mm_loadu_si128((const __m128i *)b), 1);
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
-    return _mm512_and_si512(_mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0F));
+    const __m512i v = _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)a)), 0xFF00,
+                                                  _mm_loadu_si128((const __m128i *)b));
+    return _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), _mm512_set1_epi8(0x0F));
 }
 
 /* u (unsigned, biased by c) . s per 32-byte block minus c * sum(s) -> 16 int32 */
@@ -81,8 +81,9 @@ float q4_0_dot_avx512(int64_t n, const void *w, const void *act) {
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-        const __m128 d = _mm256_castps256_ps128(_mm256_mul_ps(halves8(gather_words64(x + i, xi)),
-                                                              halves8(gather_words128(y + i, yi))));
+        float d[4];
+        _mm_storeu_ps(d, _mm256_castps256_ps128(_mm256_mul_ps(halves8(gather_words64(x + i, xi)),
+                                                              halves8(gather_words128(y + i, yi)))));
         const __m512i p01 = dot_biased(nibbles_2blocks(x[i].qs, x[i + 1].qs), join2(y[i].qs, y[i + 1].qs), 8);
         const __m512i p23 = dot_biased(nibbles_2blocks(x[i + 2].qs, x[i + 3].qs), join2(y[i + 2].qs, y[i + 3].qs), 8);
         acc0 = _mm512_fmadd_ps(spread_pair(d, 0), _mm512_cvtepi32_ps(p01), acc0);
@@ -108,7 +109,8 @@ float q4_1_dot_avx512(int64_t n, const void *w, const void *act) {
     for (; i + 4 <= nb; i += 4) {
         /* lanes 0-3: dx * dy of the four blocks; 4-7: mx * sy */
         const __m256 s = _mm256_mul_ps(halves8(gather_words64(x + i, xi)), halves8(gather_words128(y + i, yi)));
-        const __m128 d = _mm256_castps256_ps128(s);
+        float d[4];
+        _mm_storeu_ps(d, _mm256_castps256_ps128(s));
         acc_m = _mm_add_ps(acc_m, _mm256_extractf128_ps(s, 1));
         const __m512i p01 = _mm512_dpbusd_epi32(zero, nibbles_2blocks(x[i].qs, x[i + 1].qs), join2(y[i].qs, y[i + 1].qs));
         const __m512i p23 = _mm512_dpbusd_epi32(zero, nibbles_2blocks(x[i + 2].qs, x[i + 3].qs), join2(y[i + 2].qs, y[i + 3].qs));
@@ -137,8 +139,9 @@ float q8_0_dot_avx512(int64_t n, const void *w, const void *act) {
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-        const __m128 d = _mm256_castps256_ps128(_mm256_mul_ps(halves8(gather_words128(x + i, idx)),
-                                                              halves8(gather_words128(y + i, idx))));
+        float d[4];
+        _mm_storeu_ps(d, _mm256_castps256_ps128(_mm256_mul_ps(halves8(gather_words128(x + i, idx)),
+                                                              halves8(gather_words128(y + i, idx)))));
         /* x + 128 is unsigned: x . y = (x + 128) . y - 128 * sum(y) */
         const __m512i x01 = _mm512_xor_si512(join2(x[i].qs, x[i + 1].qs), flip);
         const __m512i x23 = _mm512_xor_si512(join2(x[i + 2].qs, x[i + 3].qs), flip);
@@ -158,13 +161,6 @@ float q8_0_dot_avx512(int64_t n, const void *w, const void *act) {
 
 /* ---- k-quants ---- */
 
-/* int16 word a over the low 256 bits and word b over the high 256, as a
- * byte shuffle within 128-bit lanes */
-static inline __m512i word_pair_shuffle(int a, int b) {
-    return _mm512_inserti64x4(_mm512_set1_epi16((short)(0x0100 + 0x0202 * a)),
-                              _mm256_set1_epi16((short)(0x0100 + 0x0202 * b)), 1);
-}
-
 /* 16-bit shift counts: a for the low 256 bits, b for the high */
 static inline __m512i count_pair(int a, int b) {
     return _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1);
@@ -175,74 +171,63 @@ static inline __m512i bit_pair(int a, int b) {
     return _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << a)), _mm256_set1_epi8((char)(1 << b)), 1);
 }
 
-/* scales and the min term of a q4_K / q5_K super-block: returns the 8 int16
- * scales broadcast to every 128-bit lane; adds dmin * mins . bsums to acc_m */
-static inline __m512i k4_prepare(const uint8_t packed[K_SCALE_SIZE], const int16_t *bsums, float dmin,
-                                 __m128 *acc_m) {
-    uint8_t sm[16];
-    q_unpack_k4_scales(packed, sm);
-    const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
-    const __m256i q8sums = _mm256_loadu_si256((const __m256i *)bsums);
-    const __m128i pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(q8sums), _mm256_extracti128_si256(q8sums, 1));
-    *acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, pair_sums)), *acc_m);
-    return _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sm)));
+/* int16 scales of groups a (low 256 bits) and b (high 256) from the scale
+ * bytes of q_k4_prepare in every 128-bit lane */
+static inline __m512i k4_scale_pair(__m512i sm, int a, int b) {
+    const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x8000 + a)), _mm256_set1_epi16((short)(0x8000 + b)), 1);
+    return _mm512_shuffle_epi8(sm, idx);
 }
 
-static inline float finish_k4(__m512 acc, __m128 acc_m) {
-    acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-    acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
-    return hsum512(acc, _mm256_setzero_ps()) + _mm_cvtss_f32(acc_m);
-}
 
 float q4_K_dot_avx512(int64_t n, const void *w, const void *act) {
     const block_q4_K *x = w;
     const block_q8_K *y = act;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m512i shift = count_pair(0, 4);
     __m512 acc = _mm512_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
+    __m256 acc_m = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * q_h2f(x[i].d);
-        const __m512i scales = k4_prepare(x[i].scales, y[i].bsums, -y[i].d * q_h2f(x[i].dmin), &acc_m);
+        __m128 dm;
+        const __m512i sm = _mm512_broadcast_i32x4(q_k4_prepare(&x[i].d, x[i].scales, y[i].d, y[i].bsums, &dm, &acc_m));
+        const __m512 d = _mm512_broadcastss_ps(dm);
         __m512i sumi = _mm512_setzero_si512();
+        Q_UNROLL
         for (int j = 0; j < QK_K / 64; j++) {
             /* low nibbles of 32 bytes: group 2j; high nibbles: group 2j + 1 */
             const __m512i bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)));
-            const __m512i q4 = _mm512_and_si512(_mm512_srlv_epi16(bits, shift), m4);
+            const __m512i q4 = _mm512_and_si512(_mm512_mask_srli_epi16(bits, 0xFFFF0000u, bits, 4), m4);
             const __m512i q8 = _mm512_loadu_si512(y[i].qs + 64 * j);
-            const __m512i sc = _mm512_shuffle_epi8(scales, word_pair_shuffle(2 * j, 2 * j + 1));
-            sumi = _mm512_dpwssd_epi32(sumi, sc, _mm512_maddubs_epi16(q4, q8));
+            sumi = _mm512_dpwssd_epi32(sumi, k4_scale_pair(sm, 2 * j, 2 * j + 1), _mm512_maddubs_epi16(q4, q8));
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
     }
-    return finish_k4(acc, acc_m);
+    return hsum512(acc, acc_m);
 }
 
 float q5_K_dot_avx512(int64_t n, const void *w, const void *act) {
     const block_q5_K *x = w;
     const block_q8_K *y = act;
     const __m512i m4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
-    const __m512i shift = count_pair(0, 4);
     __m512 acc = _mm512_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
+    __m256 acc_m = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * q_h2f(x[i].d);
-        const __m512i scales = k4_prepare(x[i].scales, y[i].bsums, -y[i].d * q_h2f(x[i].dmin), &acc_m);
+        __m128 dm;
+        const __m512i sm = _mm512_broadcast_i32x4(q_k4_prepare(&x[i].d, x[i].scales, y[i].d, y[i].bsums, &dm, &acc_m));
+        const __m512 d = _mm512_broadcastss_ps(dm);
         const __m512i hbits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x[i].qh));
         __m512i sumi = _mm512_setzero_si512();
+        Q_UNROLL
         for (int j = 0; j < QK_K / 64; j++) {
             const __m512i bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)));
-            const __m512i lo = _mm512_and_si512(_mm512_srlv_epi16(bits, shift), m4);
+            const __m512i lo = _mm512_and_si512(_mm512_mask_srli_epi16(bits, 0xFFFF0000u, bits, 4), m4);
             /* bit g of qh[l] is bit 4 of element l of group g */
             const __mmask64 high = _mm512_test_epi8_mask(hbits, bit_pair(2 * j, 2 * j + 1));
             const __m512i q5 = _mm512_mask_add_epi8(lo, high, lo, sixteen);
             const __m512i q8 = _mm512_loadu_si512(y[i].qs + 64 * j);
-            const __m512i sc = _mm512_shuffle_epi8(scales, word_pair_shuffle(2 * j, 2 * j + 1));
-            sumi = _mm512_dpwssd_epi32(sumi, sc, _mm512_maddubs_epi16(q5, q8));
+            sumi = _mm512_dpwssd_epi32(sumi, k4_scale_pair(sm, 2 * j, 2 * j + 1), _mm512_maddubs_epi16(q5, q8));
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
     }
-    return finish_k4(acc, acc_m);
+    return hsum512(acc, acc_m);
 }
 
 /* word index vector: lane l (0..3, 8 words each) -> word first + l */
@@ -268,6 +253,7 @@ float q6_K_dot_avx512(int64_t n, const void *w, const void *act) {
         /* quants are stored + 32: subtract 32 * scale * bsum per sub-block */
         const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), sc16), 5);
         __m512i sumi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(offset));
+        Q_UNROLL
         for (int h = 0; h < 2; h++) {
             /* 128 elements: A = groups 4h, 4h+1 (low nibbles), B = 4h+2, 4h+3 (high) */
             const __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * h);

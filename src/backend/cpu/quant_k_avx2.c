@@ -135,8 +135,10 @@ float q2_K_dot_avx2(int64_t n, const void *w, const void *act) {
         const __m256i all = _mm256_cvtepi8_epi16(scales8);
         const __m256i scales[2] = {dup128(_mm256_castsi256_si128(all)), dup128(_mm256_extracti128_si256(all, 1))};
         __m256i sumi = _mm256_setzero_si256();
+        Q_UNROLL
         for (int h = 0; h < 2; h++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            Q_UNROLL
             for (int k = 0; k < 4; k++) {
                 const __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), m3);
                 const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * h + 32 * k));
@@ -163,8 +165,10 @@ float q3_K_dot_avx2(int64_t n, const void *w, const void *act) {
         const __m256i scales[2] = {dup128(_mm256_castsi256_si128(all)), dup128(_mm256_extracti128_si256(all, 1))};
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].hmask);
         __m256i sumi = _mm256_setzero_si256();
+        Q_UNROLL
         for (int h = 0; h < 2; h++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            Q_UNROLL
             for (int k = 0; k < 4; k++) {
                 const int g = 4 * h + k;
                 /* q = low - 4 * !hbit: maddubs both unsigned parts, then subtract */
@@ -181,52 +185,33 @@ float q3_K_dot_avx2(int64_t n, const void *w, const void *act) {
     return q_hsum_f32x8(acc);
 }
 
-/* the min term of q4_K / q5_K: sum over sub-blocks of mins[g] * (bsums[2g] + bsums[2g+1]) */
-static inline __m128i k4_min_prod(const uint8_t sm[16], const int16_t *bsums) {
-    const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
-    const __m256i q8sums = _mm256_loadu_si256((const __m256i *)bsums);
-    const __m128i pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(q8sums), _mm256_extracti128_si256(q8sums, 1));
-    return _mm_madd_epi16(mins, pair_sums);
-}
-
-/* 8 int16 scales of q4_K / q5_K sub-blocks duplicated into both lanes */
-static inline __m256i k4_scales(const uint8_t sm[16]) {
-    return dup128(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sm)));
-}
-
-/* scale g (0..7) broadcast as int16 over the vector */
-static inline __m256i scale_at(__m256i scales, int g) {
-    return _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(0x0100 + 0x0202 * g)));
-}
+/* scale of group g as int16 over the vector, from the scale bytes of
+ * q_k4_prepare in both lanes */
+static inline __m256i k4_scale_at(__m256i sm, int g) { return _mm256_shuffle_epi8(sm, q_byte_to_words(g)); }
 
 float q4_K_dot_avx2(int64_t n, const void *w, const void *act) {
     const block_q4_K *x = w;
     const block_q8_K *y = act;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
+    __m256 acc_m = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * q_h2f(x[i].d);
-        const float dmin = -y[i].d * q_h2f(x[i].dmin);
-        uint8_t sm[16];
-        q_unpack_k4_scales(x[i].scales, sm);
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_prod(sm, y[i].bsums)), acc_m);
-        const __m256i scales = k4_scales(sm);
+        __m128 dm;
+        const __m256i sm = dup128(q_k4_prepare(&x[i].d, x[i].scales, y[i].d, y[i].bsums, &dm, &acc_m));
         __m256i sumi = _mm256_setzero_si256();
+        Q_UNROLL
         for (int j = 0; j < QK_K / 64; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
             const __m256i q8l = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
             const __m256i q8h = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
             const __m256i pl = _mm256_maddubs_epi16(_mm256_and_si256(bits, m4), q8l);
             const __m256i ph = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), q8h);
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_at(scales, 2 * j), pl));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_at(scales, 2 * j + 1), ph));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k4_scale_at(sm, 2 * j), pl));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k4_scale_at(sm, 2 * j + 1), ph));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), _mm256_cvtepi32_ps(sumi), acc);
     }
-    acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-    acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
-    return q_hsum_f32x8(acc) + _mm_cvtss_f32(acc_m);
+    return q_hsum_f32x8(_mm256_add_ps(acc, acc_m));
 }
 
 float q5_K_dot_avx2(int64_t n, const void *w, const void *act) {
@@ -234,16 +219,13 @@ float q5_K_dot_avx2(int64_t n, const void *w, const void *act) {
     const block_q8_K *y = act;
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
+    __m256 acc_m = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * q_h2f(x[i].d);
-        const float dmin = -y[i].d * q_h2f(x[i].dmin);
-        uint8_t sm[16];
-        q_unpack_k4_scales(x[i].scales, sm);
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_prod(sm, y[i].bsums)), acc_m);
-        const __m256i scales = k4_scales(sm);
+        __m128 dm;
+        const __m256i sm = dup128(q_k4_prepare(&x[i].d, x[i].scales, y[i].d, y[i].bsums, &dm, &acc_m));
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i sumi = _mm256_setzero_si256();
+        Q_UNROLL
         for (int j = 0; j < QK_K / 64; j++) {
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
             const __m256i hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4);
@@ -252,14 +234,12 @@ float q5_K_dot_avx2(int64_t n, const void *w, const void *act) {
             const __m256i qh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), hh);
             const __m256i q8l = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
             const __m256i q8h = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_at(scales, 2 * j), _mm256_maddubs_epi16(ql, q8l)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_at(scales, 2 * j + 1), _mm256_maddubs_epi16(qh, q8h)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k4_scale_at(sm, 2 * j), _mm256_maddubs_epi16(ql, q8l)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k4_scale_at(sm, 2 * j + 1), _mm256_maddubs_epi16(qh, q8h)));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), _mm256_cvtepi32_ps(sumi), acc);
     }
-    acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-    acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
-    return q_hsum_f32x8(acc) + _mm_cvtss_f32(acc_m);
+    return q_hsum_f32x8(_mm256_add_ps(acc, acc_m));
 }
 
 float q6_K_dot_avx2(int64_t n, const void *w, const void *act) {
@@ -274,6 +254,7 @@ float q6_K_dot_avx2(int64_t n, const void *w, const void *act) {
         const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), sc16), 5);
         const __m256i scales[2] = {dup128(_mm256_castsi256_si128(sc16)), dup128(_mm256_extracti128_si256(sc16, 1))};
         __m256i sumi = _mm256_setzero_si256();
+        Q_UNROLL
         for (int g = 0; g < 8; g++) {
             const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
             const __m256i p16 = _mm256_maddubs_epi16(q6_group(&x[i], g), q8);

@@ -11,6 +11,10 @@
 
 #include "base/fp16.h"
 
+/* Fully unrolls a short fixed loop so that per-iteration constants (shift
+ * counts, shuffle masks) fold into immediates and constant loads. */
+#define Q_UNROLL _Pragma("GCC unroll 8")
+
 /* F16C scalar conversion: the same value as lm_fp16_to_fp32, in 2 µops */
 static inline float q_h2f(lm_fp16 h) { return _cvtsh_ss(h); }
 
@@ -110,5 +114,40 @@ static inline void q_store_scaled32_add(float *dst, __m256i q, float d, float m)
     q_store_scaled16_add(dst, _mm256_castsi256_si128(q), d, m);
     q_store_scaled16_add(dst + 16, _mm256_extracti128_si256(q, 1), d, m);
 }
+
+/* q4_K / q5_K: the 12 packed scale bytes -> 8 scales (bytes 0-7) and 8
+ * mins (bytes 8-15), 6 bits each, as q_unpack_k4_scales. Reads 16 bytes at
+ * packed: the 4 after the field are the block's next field, ignored. */
+static inline __m128i q_k4_scales(const uint8_t *packed) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)packed);
+    /* a: the bytes holding the low bits of scale/min j, b: those holding its 2 high bits */
+    const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m128i low = _mm_or_si128(
+        _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
+        _mm_and_si128(_mm_srli_epi16(a, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
+    return _mm_or_si128(low, _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)));
+}
+
+/* The per-super-block part of the q4_K / q5_K dots. d_dmin: the block's
+ * adjacent d and dmin; yd, bsums: the q8_K block's. Sets *dm to (d * yd,
+ * dmin * yd, ...), subtracts dmin * yd * sum(mins[g] * bsums of group g)
+ * from the 8 lanes of *acc_m, returns q_k4_scales. */
+static inline __m128i q_k4_prepare(const lm_fp16 *d_dmin, const uint8_t *scales, float yd, const int16_t *bsums,
+                                   __m128 *dm, __m256 *acc_m) {
+    uint32_t bits;
+    memcpy(&bits, d_dmin, 4);
+    *dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)bits)), _mm_set1_ps(yd));
+    const __m128i sm = q_k4_scales(scales);
+    /* each min twice, against the two bsums of its group */
+    const __m128i mins2 = _mm_shuffle_epi8(sm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+    const __m256i prod = _mm256_madd_epi16(_mm256_cvtepu8_epi16(mins2), _mm256_loadu_si256((const __m256i *)bsums));
+    *acc_m = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(*dm)), _mm256_cvtepi32_ps(prod), *acc_m);
+    return sm;
+}
+
+/* byte-shuffle mask picking byte b into the low byte of every 16-bit word
+ * and zero into the high one: unsigned byte -> int16 broadcast */
+static inline __m256i q_byte_to_words(int b) { return _mm256_set1_epi16((short)(0x8000 + b)); }
 
 #endif
