@@ -1,6 +1,7 @@
 #include "base/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -10,6 +11,19 @@
 #else
 #define cpu_relax() ((void)0)
 #endif
+
+/* spins at a barrier before yielding the core: when there are more runnable
+ * threads than cores, the thread we wait for may need our core to arrive */
+#define SPIN_BEFORE_YIELD 2000
+
+static void wait_spin(int *spins) {
+    if (++*spins < SPIN_BEFORE_YIELD) {
+        cpu_relax();
+    } else {
+        *spins = 0;
+        sched_yield();
+    }
+}
 
 /* spins before a worker goes to sleep on the condition variable: long enough
  * to cover the gap between two decode steps, short enough not to burn a core
@@ -119,8 +133,8 @@ void tp_run(tp_pool *pool, tp_fn fn, void *ctx) {
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
     fn(ctx, 0, pool->n_threads);
-    while (atomic_load_explicit(&pool->n_finished, memory_order_acquire) < pool->n_threads - 1)
-        cpu_relax();
+    int spins = 0;
+    while (atomic_load_explicit(&pool->n_finished, memory_order_acquire) < pool->n_threads - 1) wait_spin(&spins);
 }
 
 void tp_barrier(tp_pool *pool) {
@@ -132,5 +146,6 @@ void tp_barrier(tp_pool *pool) {
         atomic_fetch_add_explicit(&pool->barrier_gen, 1, memory_order_release);
         return;
     }
-    while (atomic_load_explicit(&pool->barrier_gen, memory_order_acquire) == gen) cpu_relax();
+    int spins = 0;
+    while (atomic_load_explicit(&pool->barrier_gen, memory_order_acquire) == gen) wait_spin(&spins);
 }
