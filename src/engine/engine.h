@@ -87,6 +87,8 @@ typedef struct lm_event {
     /* DONE */
     lm_finish_reason finish;
     const char *stop_string;    /* the stop string that ended it (NULL if EOS/length) */
+    int stop_index;             /* its index in params.stop, -1 if none (stop_string is freed with the
+                                 * sequence: read the string from the caller's own copy) */
     bool stopped_by_eos;
     int prompt_tokens;
     int completion_tokens;
