@@ -1,14 +1,32 @@
 /* quant_k.c - scalar reference kernels of the k-quants (super-blocks of 256):
  * q2_K, q3_K, q4_K, q5_K, q6_K (weights) and q8_K (their activation type).
  *
- * Dequantization is bit-exact with ggml's dequantize_row_*; q8_K
- * quantization with quantize_row_q8_K_ref. The dots compute, per super-block,
- * the exact integer sum of scale * (q . q8) over the sub-blocks, then apply
- * the float super-block scales, as ggml_vec_dot_*_q8_K_generic. */
+ * Every type is first unpacked to one form: 256 signed quants q, an integer
+ * scale and min per sub-block of 16, and the float super-block scales, with
+ *     x[i] = (d * sc[i / 16]) * q[i] - dmin * mn[i / 16].
+ * Dequantization evaluates exactly that (bit-exact with ggml's
+ * dequantize_row_*); the dots take the exact integer sums
+ * sum_s sc[s] * (q . q8 over s) and sum_s mn[s] * bsums[s], then apply d and
+ * dmin, as ggml_vec_dot_*_q8_K_generic. q8_K quantization is bit-exact with
+ * quantize_row_q8_K_ref. The loops are plain so compilers vectorize them. */
+/* GCC's -O2 vectorizes only "very cheap" loops; the unpack and dot loops
+ * here gain 2-9x from its cheap model (no effect on results: no float
+ * reassociation, no contraction). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=cheap")
+#endif
+
 #include <math.h>
 
 #include "backend/cpu/quant_blocks.h"
 #include "backend/cpu/quant_impl.h"
+
+typedef struct {
+    int8_t q[QK_K];
+    int16_t sc[QK_K / 16];
+    int16_t mn[QK_K / 16]; /* zero for the types without mins */
+    float d, dmin;
+} k_unpacked;
 
 /* round half to even for |x| < 2^22 (ggml's nearest_int) */
 static inline int nearest_int(float x) {
@@ -18,101 +36,141 @@ static inline int nearest_int(float x) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
-/* element 32 * g + l (g < 8 a group of 32) of the 2-bit fields shared by
- * q2_K and q3_K: byte l (+32 for the second 128) at shift 2 * (g % 4) */
-static inline int q2_field(const uint8_t *qs, int g, int l) {
-    return (qs[32 * (g / 4) + l] >> (2 * (g % 4))) & 3;
+/* the 2-bit fields of q2_K / q3_K: each 32 bytes hold 4 groups of 32 */
+static void unpack_2bit(const uint8_t *qs, int8_t *q) {
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++) q[128 * h + 32 * k + l] = (int8_t)((qs[32 * h + l] >> (2 * k)) & 3);
 }
 
-/* element 32 * g + l of q4_K's 4-bit fields: group pairs share 32 bytes */
-static inline int q4_field(const uint8_t *qs, int g, int l) {
-    const uint8_t b = qs[32 * (g / 2) + l];
-    return g % 2 ? b >> 4 : b & 0x0F;
-}
-
-/* element 32 * g + l of q6_K (0..63): low nibbles of ql, 2 high bits of qh */
-static inline int q6_field(const uint8_t *ql, const uint8_t *qh, int g, int l) {
-    const int half = g / 4, k = g % 4; /* k: 0,1 low nibbles of ql[0..63]; 2,3 high */
-    const uint8_t b = ql[64 * half + 32 * (k % 2) + l];
-    const int lo = k < 2 ? b & 0x0F : b >> 4;
-    return lo | (((qh[32 * half + l] >> (2 * k)) & 3) << 4);
-}
-
-/* ---- dequantization ---- */
-
-void q2_K_dequant_ref(const void *src, float *dst, int64_t n) {
-    const block_q2_K *x = src;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = lm_fp16_to_fp32(x[i].d);
-        const float min = lm_fp16_to_fp32(x[i].dmin);
-        for (int s = 0; s < QK_K / 16; s++, dst += 16) {
-            const uint8_t sc = x[i].scales[s];
-            const float dl = d * (sc & 0xF), ml = min * (sc >> 4);
-            for (int l = 0; l < 16; l++) dst[l] = dl * q2_field(x[i].qs, s / 2, 16 * (s % 2) + l) - ml;
+/* the 4-bit fields of q4_K / q5_K: each 32 bytes hold 2 groups of 32 */
+static void unpack_4bit(const uint8_t *qs, int8_t *q) {
+    for (int j = 0; j < 4; j++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * j + l] = (int8_t)(qs[32 * j + l] & 0x0F);
+            q[64 * j + 32 + l] = (int8_t)(qs[32 * j + l] >> 4);
         }
+}
+
+static void unpack_q2_K(const block_q2_K *b, k_unpacked *u) {
+    unpack_2bit(b->qs, u->q);
+    for (int s = 0; s < 16; s++) {
+        u->sc[s] = b->scales[s] & 0xF;
+        u->mn[s] = b->scales[s] >> 4;
+    }
+    u->d = lm_fp16_to_fp32(b->d);
+    u->dmin = lm_fp16_to_fp32(b->dmin);
+}
+
+static void unpack_q3_K(const block_q3_K *b, k_unpacked *u) {
+    unpack_2bit(b->qs, u->q);
+    /* bit g of hmask[l] is the high bit of element 32 g + l; clear means - 4 */
+    for (int g = 0; g < 8; g++)
+        for (int l = 0; l < 32; l++) u->q[32 * g + l] -= (int8_t)(((b->hmask[l] >> g) & 1) ? 0 : 4);
+    uint8_t sc[16];
+    q_unpack_q3k_scales(b->scales, sc);
+    for (int s = 0; s < 16; s++) {
+        u->sc[s] = (int16_t)(sc[s] - 32);
+        u->mn[s] = 0;
+    }
+    u->d = lm_fp16_to_fp32(b->d);
+    u->dmin = 0.0f;
+}
+
+/* the scales and mins of q4_K / q5_K: one 6-bit pair per group of 32 */
+static void k4_scales(const uint8_t *packed, k_unpacked *u) {
+    uint8_t sm[16];
+    q_unpack_k4_scales(packed, sm);
+    for (int s = 0; s < 16; s++) {
+        u->sc[s] = sm[s / 2];
+        u->mn[s] = sm[8 + s / 2];
     }
 }
 
-void q3_K_dequant_ref(const void *src, float *dst, int64_t n) {
-    const block_q3_K *x = src;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d_all = lm_fp16_to_fp32(x[i].d);
-        uint8_t scales[16];
-        q_unpack_q3k_scales(x[i].scales, scales);
-        for (int s = 0; s < QK_K / 16; s++, dst += 16) {
-            const int g = s / 2;
-            const float dl = d_all * (scales[s] - 32);
-            for (int l = 16 * (s % 2); l < 16 * (s % 2) + 16; l++) {
-                const int hbit = (x[i].hmask[l] >> g) & 1;
-                dst[l % 16] = dl * (q2_field(x[i].qs, g, l) - (hbit ? 0 : 4));
-            }
+static void unpack_q4_K(const block_q4_K *b, k_unpacked *u) {
+    unpack_4bit(b->qs, u->q);
+    k4_scales(b->scales, u);
+    u->d = lm_fp16_to_fp32(b->d);
+    u->dmin = lm_fp16_to_fp32(b->dmin);
+}
+
+static void unpack_q5_K(const block_q5_K *b, k_unpacked *u) {
+    unpack_4bit(b->qs, u->q);
+    /* bit g of qh[l] is bit 4 of element 32 g + l */
+    for (int g = 0; g < 8; g++)
+        for (int l = 0; l < 32; l++) u->q[32 * g + l] += (int8_t)(((b->qh[l] >> g) & 1) << 4);
+    k4_scales(b->scales, u);
+    u->d = lm_fp16_to_fp32(b->d);
+    u->dmin = lm_fp16_to_fp32(b->dmin);
+}
+
+static void unpack_q6_K(const block_q6_K *b, k_unpacked *u) {
+    /* per 128: groups 0,1 are the low nibbles of ql[0..63], 2,3 the high;
+     * group k takes bits 2k, 2k+1 of qh[l] as bits 4, 5 */
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+        int8_t *q = u->q + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            q[l] = (int8_t)(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+            q[l + 32] = (int8_t)(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+            q[l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+            q[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
         }
+    }
+    for (int s = 0; s < 16; s++) {
+        u->sc[s] = b->scales[s];
+        u->mn[s] = 0;
+    }
+    u->d = lm_fp16_to_fp32(b->d);
+    u->dmin = 0.0f;
+}
+
+/* ---- the generic bodies ---- */
+
+static void dequant_unpacked(const k_unpacked *u, float *dst) {
+    for (int s = 0; s < QK_K / 16; s++) {
+        const float dl = u->d * u->sc[s], ml = u->dmin * u->mn[s];
+        for (int l = 0; l < 16; l++) dst[16 * s + l] = dl * u->q[16 * s + l] - ml;
     }
 }
 
-void q4_K_dequant_ref(const void *src, float *dst, int64_t n) {
-    const block_q4_K *x = src;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = lm_fp16_to_fp32(x[i].d);
-        const float min = lm_fp16_to_fp32(x[i].dmin);
-        uint8_t sm[16];
-        q_unpack_k4_scales(x[i].scales, sm);
-        for (int g = 0; g < 8; g++, dst += 32) {
-            const float dl = d * sm[g], ml = min * sm[8 + g];
-            for (int l = 0; l < 32; l++) dst[l] = dl * q4_field(x[i].qs, g, l) - ml;
-        }
+static float dot_unpacked(const k_unpacked *u, const block_q8_K *y) {
+    int isum = 0, summs = 0;
+    for (int s = 0; s < QK_K / 16; s++) {
+        int sub = 0;
+        for (int l = 0; l < 16; l++) sub += u->q[16 * s + l] * y->qs[16 * s + l];
+        isum += u->sc[s] * sub;
+        summs += u->mn[s] * y->bsums[s];
     }
+    return u->d * y->d * isum - u->dmin * y->d * summs;
 }
 
-void q5_K_dequant_ref(const void *src, float *dst, int64_t n) {
-    const block_q5_K *x = src;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = lm_fp16_to_fp32(x[i].d);
-        const float min = lm_fp16_to_fp32(x[i].dmin);
-        uint8_t sm[16];
-        q_unpack_k4_scales(x[i].scales, sm);
-        for (int g = 0; g < 8; g++, dst += 32) {
-            const float dl = d * sm[g], ml = min * sm[8 + g];
-            for (int l = 0; l < 32; l++) {
-                const int q = q4_field(x[i].qs, g, l) + (((x[i].qh[l] >> g) & 1) << 4);
-                dst[l] = dl * q - ml;
-            }
-        }
+#define K_KERNELS(type)                                                                            \
+    void type##_dequant_ref(const void *src, float *dst, int64_t n) {                              \
+        const block_##type *x = src;                                                               \
+        k_unpacked u;                                                                              \
+        for (int64_t i = 0; i < n / QK_K; i++) {                                                   \
+            unpack_##type(&x[i], &u);                                                              \
+            dequant_unpacked(&u, dst + i * QK_K);                                                  \
+        }                                                                                          \
+    }                                                                                              \
+    float type##_dot_ref(int64_t n, const void *w, const void *act) {                              \
+        const block_##type *x = w;                                                                 \
+        const block_q8_K *y = act;                                                                 \
+        k_unpacked u;                                                                              \
+        float sum = 0.0f;                                                                          \
+        for (int64_t i = 0; i < n / QK_K; i++) {                                                   \
+            unpack_##type(&x[i], &u);                                                              \
+            sum += dot_unpacked(&u, &y[i]);                                                        \
+        }                                                                                          \
+        return sum;                                                                                \
     }
-}
 
-void q6_K_dequant_ref(const void *src, float *dst, int64_t n) {
-    const block_q6_K *x = src;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = lm_fp16_to_fp32(x[i].d);
-        for (int g = 0; g < 8; g++, dst += 32) {
-            for (int l = 0; l < 32; l++) {
-                const int q = q6_field(x[i].ql, x[i].qh, g, l) - 32;
-                dst[l] = d * x[i].scales[2 * g + l / 16] * q;
-            }
-        }
-    }
-}
+K_KERNELS(q2_K)
+K_KERNELS(q3_K)
+K_KERNELS(q4_K)
+K_KERNELS(q5_K)
+K_KERNELS(q6_K)
 
 /* ---- q8_K activations ---- */
 
@@ -142,116 +200,4 @@ void q8_K_quantize_ref(const float *src, void *dst, int64_t n) {
         }
         y[i].d = 1 / iscale;
     }
-}
-
-/* ---- dots ---- */
-
-float q2_K_dot_ref(int64_t n, const void *w, const void *act) {
-    const block_q2_K *x = w;
-    const block_q8_K *y = act;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        int summs = 0, isum = 0;
-        for (int s = 0; s < QK_K / 16; s++) {
-            const uint8_t sc = x[i].scales[s];
-            summs += y[i].bsums[s] * (sc >> 4);
-            int sub = 0;
-            for (int l = 0; l < 16; l++)
-                sub += q2_field(x[i].qs, s / 2, 16 * (s % 2) + l) * y[i].qs[16 * s + l];
-            isum += (sc & 0xF) * sub;
-        }
-        const float dall = y[i].d * lm_fp16_to_fp32(x[i].d);
-        const float dmin = y[i].d * lm_fp16_to_fp32(x[i].dmin);
-        sum += dall * isum - dmin * summs;
-    }
-    return sum;
-}
-
-float q3_K_dot_ref(int64_t n, const void *w, const void *act) {
-    const block_q3_K *x = w;
-    const block_q8_K *y = act;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        uint8_t scales[16];
-        q_unpack_q3k_scales(x[i].scales, scales);
-        int isum = 0;
-        for (int s = 0; s < QK_K / 16; s++) {
-            const int g = s / 2;
-            int sub = 0;
-            for (int l = 16 * (s % 2); l < 16 * (s % 2) + 16; l++) {
-                const int q = q2_field(x[i].qs, g, l) - (((x[i].hmask[l] >> g) & 1) ? 0 : 4);
-                sub += q * y[i].qs[32 * g + l];
-            }
-            isum += (scales[s] - 32) * sub;
-        }
-        sum += lm_fp16_to_fp32(x[i].d) * y[i].d * isum;
-    }
-    return sum;
-}
-
-/* sum over the 8 sub-blocks of mins[g] * (bsums of its two halves) */
-static inline int k4_min_sum(const uint8_t sm[16], const int16_t bsums[16]) {
-    int s = 0;
-    for (int j = 0; j < QK_K / 16; j++) s += bsums[j] * sm[8 + j / 2];
-    return s;
-}
-
-float q4_K_dot_ref(int64_t n, const void *w, const void *act) {
-    const block_q4_K *x = w;
-    const block_q8_K *y = act;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        uint8_t sm[16];
-        q_unpack_k4_scales(x[i].scales, sm);
-        int isum = 0;
-        for (int g = 0; g < 8; g++) {
-            int sub = 0;
-            for (int l = 0; l < 32; l++) sub += q4_field(x[i].qs, g, l) * y[i].qs[32 * g + l];
-            isum += sm[g] * sub;
-        }
-        const float d = lm_fp16_to_fp32(x[i].d) * y[i].d;
-        const float dmin = lm_fp16_to_fp32(x[i].dmin) * y[i].d;
-        sum += d * isum - dmin * k4_min_sum(sm, y[i].bsums);
-    }
-    return sum;
-}
-
-float q5_K_dot_ref(int64_t n, const void *w, const void *act) {
-    const block_q5_K *x = w;
-    const block_q8_K *y = act;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        uint8_t sm[16];
-        q_unpack_k4_scales(x[i].scales, sm);
-        int isum = 0;
-        for (int g = 0; g < 8; g++) {
-            int sub = 0;
-            for (int l = 0; l < 32; l++) {
-                const int q = q4_field(x[i].qs, g, l) + (((x[i].qh[l] >> g) & 1) << 4);
-                sub += q * y[i].qs[32 * g + l];
-            }
-            isum += sm[g] * sub;
-        }
-        const float d = lm_fp16_to_fp32(x[i].d) * y[i].d;
-        const float dmin = lm_fp16_to_fp32(x[i].dmin) * y[i].d;
-        sum += d * isum - dmin * k4_min_sum(sm, y[i].bsums);
-    }
-    return sum;
-}
-
-float q6_K_dot_ref(int64_t n, const void *w, const void *act) {
-    const block_q6_K *x = w;
-    const block_q8_K *y = act;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        int isum = 0;
-        for (int s = 0; s < QK_K / 16; s++) {
-            int sub = 0;
-            for (int l = 16 * (s % 2); l < 16 * (s % 2) + 16; l++)
-                sub += (q6_field(x[i].ql, x[i].qh, s / 2, l) - 32) * y[i].qs[16 * s + l % 16];
-            isum += x[i].scales[s] * sub;
-        }
-        sum += lm_fp16_to_fp32(x[i].d) * y[i].d * isum;
-    }
-    return sum;
 }

@@ -5,6 +5,13 @@
  * ggml-cpu/quants.c ggml_vec_dot_*_generic): dequantization and quantization
  * are bit-exact with it; dots compute the same integer sum per block and
  * scale it by the block scales. */
+/* GCC's -O2 vectorizes only "very cheap" loops; the unpack and dot loops
+ * here gain 2-9x from its cheap model (no effect on results: no float
+ * reassociation, no contraction). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=cheap")
+#endif
+
 #include <float.h>
 #include <math.h>
 
@@ -36,20 +43,24 @@ void q4_1_dequant_ref(const void *src, float *dst, int64_t n) {
     }
 }
 
-/* element j of a q5 block: low nibble | bit j of qh as bit 4 */
-static inline int q5_value(const uint8_t *qs, uint32_t qh, int j) {
-    const int half = QK5_0 / 2;
-    const int nib = j < half ? (qs[j] & 0x0F) : (qs[j - half] >> 4);
-    return nib | (int)(((qh >> j) & 1) << 4);
+/* the 32 five-bit values (0..31) of a q5 block: low nibbles of qs (element
+ * j and j + 16 share byte j), bit j of qh as bit 4 of element j */
+static inline void q5_unpack(const uint8_t *qs, const uint8_t *qh_bytes, int8_t q[32]) {
+    uint32_t qh;
+    memcpy(&qh, qh_bytes, 4);
+    for (int j = 0; j < 16; j++) {
+        q[j] = (int8_t)((qs[j] & 0x0F) | (((qh >> j) & 1) << 4));
+        q[j + 16] = (int8_t)((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+    }
 }
 
 void q5_0_dequant_ref(const void *src, float *dst, int64_t n) {
     const block_q5_0 *x = src;
     for (int64_t i = 0; i < n / QK5_0; i++, dst += QK5_0) {
         const float d = lm_fp16_to_fp32(x[i].d);
-        uint32_t qh;
-        memcpy(&qh, x[i].qh, 4);
-        for (int j = 0; j < QK5_0; j++) dst[j] = (q5_value(x[i].qs, qh, j) - 16) * d;
+        int8_t q[QK5_0];
+        q5_unpack(x[i].qs, x[i].qh, q);
+        for (int j = 0; j < QK5_0; j++) dst[j] = (q[j] - 16) * d;
     }
 }
 
@@ -58,9 +69,9 @@ void q5_1_dequant_ref(const void *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n / QK5_1; i++, dst += QK5_1) {
         const float d = lm_fp16_to_fp32(x[i].d);
         const float m = lm_fp16_to_fp32(x[i].m);
-        uint32_t qh;
-        memcpy(&qh, x[i].qh, 4);
-        for (int j = 0; j < QK5_1; j++) dst[j] = q5_value(x[i].qs, qh, j) * d + m;
+        int8_t q[QK5_1];
+        q5_unpack(x[i].qs, x[i].qh, q);
+        for (int j = 0; j < QK5_1; j++) dst[j] = q[j] * d + m;
     }
 }
 
@@ -237,10 +248,10 @@ float q5_0_dot_ref(int64_t n, const void *w, const void *act) {
     const block_q8_0 *y = act;
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK8_0; i++) {
-        uint32_t qh;
-        memcpy(&qh, x[i].qh, 4);
+        int8_t q[QK5_0];
+        q5_unpack(x[i].qs, x[i].qh, q);
         int isum = 0;
-        for (int j = 0; j < QK8_0; j++) isum += (q5_value(x[i].qs, qh, j) - 16) * y[i].qs[j];
+        for (int j = 0; j < QK8_0; j++) isum += (q[j] - 16) * y[i].qs[j];
         sum += lm_fp16_to_fp32(x[i].d) * lm_fp16_to_fp32(y[i].d) * isum;
     }
     return sum;
@@ -251,10 +262,10 @@ float q5_1_dot_ref(int64_t n, const void *w, const void *act) {
     const block_q8_1 *y = act;
     float sum = 0.0f;
     for (int64_t i = 0; i < n / QK8_1; i++) {
-        uint32_t qh;
-        memcpy(&qh, x[i].qh, 4);
+        int8_t q[QK5_1];
+        q5_unpack(x[i].qs, x[i].qh, q);
         int isum = 0;
-        for (int j = 0; j < QK8_1; j++) isum += q5_value(x[i].qs, qh, j) * y[i].qs[j];
+        for (int j = 0; j < QK8_1; j++) isum += q[j] * y[i].qs[j];
         sum += lm_fp16_to_fp32(x[i].d) * lm_fp16_to_fp32(y[i].d) * isum +
                lm_fp16_to_fp32(x[i].m) * lm_fp16_to_fp32(y[i].s);
     }
