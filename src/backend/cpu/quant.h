@@ -8,8 +8,16 @@
  * with it using integer arithmetic where possible.
  *
  * Every kernel has a scalar reference and AVX2 / AVX-512 versions; the level
- * is chosen once (base/cpu.h). Row lengths n must be multiples of the
- * type's block size. */
+ * is chosen once (base/cpu.h). Dequantization and quantize_act give the same
+ * bytes at every level (and as ggml's reference code); dots differ between
+ * levels only in the order of float additions. The AVX-512 level needs VNNI
+ * (an AVX-512 CPU without it gets the AVX2 kernels); types without 512-bit
+ * kernels use the AVX2 ones there.
+ *
+ * Row lengths n must be multiples of the type's block size (f32/f16/bf16: any
+ * n). Rows may sit anywhere a GGUF file puts them (2-byte alignment, 4 for
+ * f32); q8_K activation rows need 4-byte alignment. Kernels are pure
+ * functions and the tables immutable: safe from any thread. */
 #ifndef LAMINA_BACKEND_CPU_QUANT_H
 #define LAMINA_BACKEND_CPU_QUANT_H
 
@@ -38,8 +46,10 @@ const q_kernels *q_get_kernels_level(uint32_t type, cpu_level level);
 /* bytes of a row of n elements of TYPE */
 size_t q_row_size(uint32_t type, int64_t n);
 
-/* Reference quantizers (scalar, round-to-nearest as ggml's *_ref) for the
- * weight types, used by tests to build random blocks: n floats -> row. */
+/* Reference quantizers (scalar, as ggml's quantize_row_*_ref: round to
+ * nearest for the 32-element types, ggml's scale searches for the k-quants)
+ * for every type including q8_1 / q8_K, used by tests to build realistic
+ * blocks: n floats -> q_row_size(type, n) bytes at dst. Unknown types: no-op. */
 void q_quantize_ref(uint32_t type, const float *src, void *dst, int64_t n);
 
 #endif
