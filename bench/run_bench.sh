@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# run_bench.sh - CPU speed of lamina side by side with llama.cpp's llama-bench.
+#
+# llama.cpp comes from the llama-cpp-python sdist on PyPI (it carries
+# vendor/llama.cpp); it is downloaded, unpacked and built once under build-ref/
+# (git-ignored) and reused afterwards. lamina is taken from build/lamina.
+#
+# For every round, model and thread count the two programs run back to back
+# (the order alternates between rounds), each timing pp<P> and tg<N> with
+# <reps> repetitions. Per round a side's number is the median of its reps;
+# the table shows the median over rounds. Raw results and the machine
+# description go to build-ref/bench-<date>.json; the markdown table to stdout.
+#
+# usage: bench/run_bench.sh [--models A.gguf,B.gguf] [--threads 1,2]
+#                           [--rounds 3] [--reps 5] [-p 128] [-n 64]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+LLAMA_CPP_PYTHON_VERSION=0.3.36
+REF_DIR=build-ref
+SDIST_DIR=$REF_DIR/sdist
+SRC_DIR=$REF_DIR/src/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp
+BUILD_DIR=$REF_DIR/llama.cpp
+LLAMA_BENCH=$BUILD_DIR/bin/llama-bench
+LAMINA=build/lamina
+PIP=.venv/bin/pip
+PYTHON=.venv/bin/python
+
+models=models/SmolLM2-135M-Instruct.Q4_1.gguf,models/gemma-3-270m-q4_k_m.gguf
+threads=1,2
+rounds=3
+reps=5
+n_prompt=128
+n_gen=64
+build_only=0
+
+usage() {
+    sed -n '/^# usage:/,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    echo "  --build-only   fetch and build llama-bench, run nothing"
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --models) models=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    -p) n_prompt=$2; shift 2 ;;
+    -n) n_gen=$2; shift 2 ;;
+    --build-only) build_only=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run_bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+log() { echo "[bench] $*" >&2; }
+
+# --- llama.cpp: sdist -> source -> llama-bench (each step skipped when done) --
+
+build_llama_bench() {
+    local sdist=$SDIST_DIR/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz
+    if [ ! -f "$sdist" ]; then
+        log "downloading llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION sdist from PyPI"
+        mkdir -p "$SDIST_DIR"
+        "$PIP" download --no-deps --no-binary :all: "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$SDIST_DIR" >&2
+    fi
+    if [ ! -f "$SRC_DIR/CMakeLists.txt" ]; then
+        log "unpacking vendor/llama.cpp into $REF_DIR/src"
+        mkdir -p "$REF_DIR/src"
+        tar -xzf "$sdist" -C "$REF_DIR/src" "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp"
+    fi
+    if [ ! -x "$LLAMA_BENCH" ]; then
+        log "building llama-bench in $BUILD_DIR (slow on a small machine)"
+        # tests/examples/server/app off only to keep configure small; they do
+        # not change how libllama or ggml-cpu are compiled.
+        cmake -S "$SRC_DIR" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+            -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF >&2
+        cmake --build "$BUILD_DIR" --target llama-bench -j2 >&2
+    fi
+}
+
+build_llama_bench
+[ "$build_only" = 1 ] && { log "llama-bench ready: $LLAMA_BENCH"; exit 0; }
+
+if [ ! -x "$LAMINA" ]; then
+    echo "run_bench.sh: $LAMINA not found; build it first: cmake --build build -j2" >&2
+    exit 1
+fi
+
+# --- runs ---------------------------------------------------------------------
+
+stamp=$(date -u +%Y%m%d-%H%M%S)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+raw_dir=$REF_DIR/bench-$stamp.d
+mkdir -p "$raw_dir"
+IFS=, read -r -a model_list <<<"$models"
+IFS=, read -r -a thread_list <<<"$threads"
+for m in "${model_list[@]}"; do
+    [ -f "$m" ] || { echo "run_bench.sh: model '$m' not found" >&2; exit 1; }
+done
+
+run_llama() { # model threads round
+    local out=$raw_dir/llama-$3-$(basename "$1" .gguf)-t$2.json
+    local cmd=("$LLAMA_BENCH" -m "$1" -p "$n_prompt" -n "$n_gen" -t "$2" -r "$reps" -o json)
+    log "round $3: ${cmd[*]}"
+    "${cmd[@]}" >"$out" 2>"$out.log"
+}
+
+run_lamina() { # model threads round
+    local out=$raw_dir/lamina-$3-$(basename "$1" .gguf)-t$2.jsonl
+    local cmd=("$LAMINA" perf "$1" -p "$n_prompt" -n "$n_gen" -t "$2" -r "$reps")
+    log "round $3: ${cmd[*]}"
+    "${cmd[@]}" >"$out" 2>"$out.log"
+}
+
+for ((round = 1; round <= rounds; round++)); do
+    for m in "${model_list[@]}"; do
+        for t in "${thread_list[@]}"; do
+            if ((round % 2)); then
+                run_llama "$m" "$t" "$round"
+                run_lamina "$m" "$t" "$round"
+            else
+                run_lamina "$m" "$t" "$round"
+                run_llama "$m" "$t" "$round"
+            fi
+        done
+    done
+done
+
+# --- machine description and summary --------------------------------------------
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+cpu_model=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+lamina_cpu=$("$LAMINA" info "${model_list[0]}" --cpu 2>&1 | sed -n 's/^cpu level:[[:space:]]*//p')
+out_json=$REF_DIR/bench-$stamp.json
+
+"$PYTHON" bench/summarize.py \
+    --raw-dir "$raw_dir" --out "$out_json" \
+    --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    --cpu-model "$cpu_model" --n-cpus "$(nproc)" \
+    --lamina-cpu "$lamina_cpu" --load-before "$load_before" --load-after "$load_after" \
+    --lamina-commit "$(git describe --always --dirty 2>/dev/null || echo unknown)" \
+    --llama-cpp-source "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION sdist (vendor/llama.cpp)" \
+    --llama-cmd "$LLAMA_BENCH -m MODEL -p $n_prompt -n $n_gen -t T -r $reps -o json" \
+    --lamina-cmd "$LAMINA perf MODEL -p $n_prompt -n $n_gen -t T -r $reps" \
+    --rounds "$rounds" --reps "$reps"
+log "raw results: $out_json (per-run files in $raw_dir)"

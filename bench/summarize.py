@@ -1,0 +1,156 @@
+"""Summarize one run of bench/run_bench.sh: raw per-run files -> JSON + markdown table.
+
+Input (--raw-dir), one file per (side, round, model, threads):
+  llama-<round>-<model>-t<T>.json    llama-bench -o json: a list of tests, each with
+                                     n_prompt, n_gen, n_threads, samples_ts (t/s per rep)
+  lamina-<round>-<model>-t<T>.jsonl  lamina perf: one JSON object per test with
+                                     test ("pp128"), threads, tokens_per_s (median of reps)
+A side's number for one round is the median of its reps (llama-bench's avg_ts is
+kept in the raw JSON too); the table shows the median over rounds and the
+spread (min-max over rounds) in a second table.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+
+RUN_FILE = re.compile(r"^(llama|lamina)-(\d+)-(.+)-t(\d+)\.(json|jsonl)$")
+
+
+def llama_tests(path):
+    """(test name, t/s median of reps, avg_ts) for each test in one llama-bench run."""
+    with open(path) as f:
+        runs = json.load(f)
+    for r in runs:
+        if r["n_prompt"] and not r["n_gen"]:
+            name = "pp%d" % r["n_prompt"]
+        elif r["n_gen"] and not r["n_prompt"]:
+            name = "tg%d" % r["n_gen"]
+        else:
+            name = "pp%d+tg%d" % (r["n_prompt"], r["n_gen"])
+        yield name, statistics.median(r["samples_ts"]), r["avg_ts"], r
+
+
+def lamina_tests(path):
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                r = json.loads(line)
+                yield r["test"], r["tokens_per_s"], None, r
+
+
+def load_runs(raw_dir):
+    """rows: dicts with side, round, model, threads, test, tps, avg_tps, raw."""
+    rows = []
+    for fname in sorted(os.listdir(raw_dir)):
+        m = RUN_FILE.match(fname)
+        if not m:
+            continue
+        side, rnd, model, threads = m.group(1), int(m.group(2)), m.group(3), int(m.group(4))
+        path = os.path.join(raw_dir, fname)
+        reader = llama_tests if side == "llama" else lamina_tests
+        try:
+            tests = list(reader(path))
+        except (OSError, ValueError, KeyError) as e:
+            sys.exit("summarize.py: cannot read %s: %s (see %s.log)" % (path, e, path))
+        for test, tps, avg, raw in tests:
+            rows.append(dict(side=side, round=rnd, model=model, threads=threads, test=test,
+                             tps=tps, avg_tps=avg, raw=raw))
+    return rows
+
+
+def test_order(test):
+    return (0 if test.startswith("pp") else 1, test)
+
+
+def summarize(rows):
+    keys = sorted({(r["model"], r["test"], r["threads"]) for r in rows},
+                  key=lambda k: (k[0], test_order(k[1]), k[2]))
+    out = []
+    for model, test, threads in keys:
+        entry = dict(model=model, test=test, threads=threads)
+        for side in ("llama", "lamina"):
+            vals = [r["tps"] for r in rows
+                    if (r["side"], r["model"], r["test"], r["threads"]) == (side, model, test, threads)]
+            entry[side] = dict(median=statistics.median(vals) if vals else None,
+                               min=min(vals) if vals else None, max=max(vals) if vals else None,
+                               rounds=vals)
+        a, b = entry["llama"]["median"], entry["lamina"]["median"]
+        entry["ratio"] = b / a if a and b else None
+        out.append(entry)
+    return out
+
+
+def fmt(x, spec="%.1f"):
+    return spec % x if x is not None else "-"
+
+
+def spread(s):
+    """max-min over rounds, in percent of the median"""
+    if s["median"] is None or len(s["rounds"]) < 2:
+        return "-"
+    return "%.1f%%" % (100.0 * (s["max"] - s["min"]) / s["median"])
+
+
+def markdown(summary):
+    lines = ["| model | test | threads | llama.cpp t/s | lamina t/s | lamina / llama.cpp |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for e in summary:
+        lines.append("| %s | %s | %d | %s | %s | %s |" % (
+            e["model"], e["test"], e["threads"], fmt(e["llama"]["median"]), fmt(e["lamina"]["median"]),
+            fmt(e["ratio"], "%.2f")))
+    lines += ["", "Spread over rounds, (max - min) / median:", "",
+              "| model | test | threads | llama.cpp | lamina |", "| --- | --- | ---: | ---: | ---: |"]
+    for e in summary:
+        lines.append("| %s | %s | %d | %s | %s |" % (
+            e["model"], e["test"], e["threads"], spread(e["llama"]), spread(e["lamina"])))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw-dir", required=True)
+    ap.add_argument("--out", required=True)
+    for name in ("date", "cpu-model", "n-cpus", "lamina-cpu", "lamina-commit", "llama-cpp-source",
+                 "llama-cmd", "lamina-cmd", "load-before", "load-after"):
+        ap.add_argument("--" + name, default="")
+    ap.add_argument("--rounds", type=int, required=True)
+    ap.add_argument("--reps", type=int, required=True)
+    args = ap.parse_args()
+
+    rows = load_runs(args.raw_dir)
+    if not rows:
+        sys.exit("summarize.py: no results in " + args.raw_dir)
+    summary = summarize(rows)
+    doc = dict(
+        date=args.date,
+        machine=dict(cpu_model=args.cpu_model, n_cpus=args.n_cpus, lamina_info_cpu=args.lamina_cpu,
+                     loadavg_before=args.load_before, loadavg_after=args.load_after),
+        lamina_commit=args.lamina_commit,
+        llama_cpp_source=args.llama_cpp_source,
+        commands=dict(llama_cpp=args.llama_cmd, lamina=args.lamina_cmd),
+        rounds=args.rounds, reps=args.reps,
+        method="per round: median of reps; table: median over rounds",
+        summary=summary,
+        runs=rows,
+    )
+    with open(args.out, "w") as f:
+        json.dump(doc, f, indent=1)
+
+    print("machine: %s (%s CPUs); lamina %s" % (args.cpu_model, args.n_cpus, args.lamina_cpu))
+    print("load average (1/5/15 min): %s before, %s after" % (args.load_before, args.load_after))
+    print("llama.cpp: %s" % args.llama_cpp_source)
+    print("llama.cpp command: %s" % args.llama_cmd)
+    print("lamina command:    %s" % args.lamina_cmd)
+    print("%d rounds x %d reps; per round the median of reps, shown the median over rounds" %
+          (args.rounds, args.reps))
+    print()
+    print(markdown(summary))
+
+
+if __name__ == "__main__":
+    main()
