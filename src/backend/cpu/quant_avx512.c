@@ -1,31 +1,30 @@
 /* quant_avx512.c - AVX-512 (BW/DQ/VL + VNNI) dots of the hot decode types:
- * q4_0, q4_1, q8_0 (activations q8_0 / q8_1) and q4_K, q5_K, q6_K (q8_K).
- * Only called where the CPU has VNNI (quant_dispatch.c checks).
+ * the 32-element types q4_0, q4_1, q5_0, q5_1, q8_0 (activations q8_0 /
+ * q8_1) and the k-quants q4_K, q5_K, q6_K (q8_K). Only called where the CPU
+ * has VNNI (quant_dispatch.c checks).
  *
- * Legacy types run four blocks per step: the fp16 scales of the four are
- * gathered with one word permute from the bytes already loaded, and two
- * blocks share each 512-bit integer dot (vpdpbusd). k-quants process 64
- * elements per step: maddubs gives 16-bit pair sums, vpdpwssd multiplies them
- * by the sub-block scales and accumulates in 32 bits. */
+ * The 32-element types share one body: four blocks per step, their fp16
+ * scales gathered with one word permute each for weights and activations,
+ * two blocks per 512-bit integer dot (vpdpbusd). The k-quants process 64
+ * elements per step: maddubs gives 16-bit pair sums, vpdpwssd multiplies
+ * them by the sub-block scales and accumulates in 32 bits. */
 #include "backend/cpu/quant_blocks.h"
 #include "backend/cpu/quant_impl.h"
 #include "backend/cpu/quant_x86.h"
 
 /* ---- primitives ---- */
 
-/* 16-bit words at word offsets idx of the 64 bytes at p -> low lanes */
-static inline __m512i gather_words64(const void *p, __m512i idx) {
-    return _mm512_permutexvar_epi16(idx, _mm512_loadu_si512(p));
-}
-
-/* 16-bit words at word offsets idx (< 64) of the 128 bytes at p */
-static inline __m512i gather_words128(const void *p, __m512i idx) {
+/* 16-bit words at word offsets idx (< 64) of the bytes at p, of which
+ * nbytes (<= 128) may be read */
+static inline __m512i gather_words(const void *p, int nbytes, __m512i idx) {
     const __m512i lo = _mm512_loadu_si512(p);
-    const __m512i hi = _mm512_loadu_si512((const uint8_t *)p + 64);
+    if (nbytes <= 64) return _mm512_permutexvar_epi16(idx, lo);
+    const __mmask64 tail = nbytes >= 128 ? ~(__mmask64)0 : (((__mmask64)1 << (nbytes - 64)) - 1);
+    const __m512i hi = _mm512_maskz_loadu_epi8(tail, (const uint8_t *)p + 64);
     return _mm512_permutex2var_epi16(lo, idx, hi);
 }
 
-/* word offsets (k * stride_words + first) for k = 0..3, then + 1 for 4..7 */
+/* word offsets k * stride_words for k = 0..3, then those + 1 */
 static inline __m512i word_index(int stride_words) {
     return _mm512_setr_epi32(0 | (stride_words << 16), (2 * stride_words) | ((3 * stride_words) << 16),
                              1 | ((stride_words + 1) << 16), (2 * stride_words + 1) | ((3 * stride_words + 1) << 16),
@@ -35,9 +34,7 @@ static inline __m512i word_index(int stride_words) {
 /* the low 8 fp16 words of v -> 8 floats */
 static inline __m256 halves8(__m512i v) { return _mm256_cvtph_ps(_mm512_castsi512_si128(v)); }
 
-/* scale s[2p] over the low 8 lanes and s[2p+1] over the high 8 (s: 4
- * floats in memory): broadcast loads and a blend keep port 5 free for the
- * unpacking shuffles */
+/* scale s[2p] over the low 8 lanes and s[2p+1] over the high 8 */
 static inline __m512 spread_pair(const float *s, int p) {
     return _mm512_mask_mov_ps(_mm512_set1_ps(s[2 * p]), 0xFF00, _mm512_set1_ps(s[2 * p + 1]));
 }
@@ -48,22 +45,17 @@ static inline __m512i join2(const void *a, const void *b) {
                                        _mm256_loadu_si256((const __m256i *)b));
 }
 
-/* nibbles of two legacy blocks -> [a low, a high, b low, b high] bytes */
+/* nibbles of two blocks -> [a low, a high, b low, b high] bytes */
 static inline __m512i nibbles_2blocks(const uint8_t *a, const uint8_t *b) {
     const __m512i v = _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)a)), 0xFF00,
                                                   _mm_loadu_si128((const __m128i *)b));
     return _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), _mm512_set1_epi8(0x0F));
 }
 
-/* u (unsigned, biased by c) . s per 32-byte block minus c * sum(s) -> 16 int32 */
-static inline __m512i dot_biased(__m512i u, __m512i s, char c) {
-    const __m512i zero = _mm512_setzero_si512();
-    return _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, u, s), _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(c), s));
-}
-
-static inline __m256i dot_biased256(__m256i u, __m256i s, char c) {
-    const __m256i zero = _mm256_setzero_si256();
-    return _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, u, s), _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(c), s));
+static inline uint32_t load_u32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
 static inline float hsum512(__m512 a, __m256 b) {
@@ -71,93 +63,103 @@ static inline float hsum512(__m512 a, __m256 b) {
     return q_hsum_f32x8(_mm256_add_ps(s, b));
 }
 
-/* ---- legacy types ---- */
+/* ---- the 32-element types ---- */
 
-float q4_0_dot_avx512(int64_t n, const void *w, const void *act) {
-    const block_q4_0 *x = w;
-    const block_q8_0 *y = act;
-    const int64_t nb = n / QK8_0;
-    const __m512i xi = word_index(sizeof(block_q4_0) / 2), yi = word_index(sizeof(block_q8_0) / 2);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        float d[4];
-        _mm_storeu_ps(d, _mm256_castps256_ps128(_mm256_mul_ps(halves8(gather_words64(x + i, xi)),
-                                                              halves8(gather_words128(y + i, yi)))));
-        const __m512i p01 = dot_biased(nibbles_2blocks(x[i].qs, x[i + 1].qs), join2(y[i].qs, y[i + 1].qs), 8);
-        const __m512i p23 = dot_biased(nibbles_2blocks(x[i + 2].qs, x[i + 3].qs), join2(y[i + 2].qs, y[i + 3].qs), 8);
-        acc0 = _mm512_fmadd_ps(spread_pair(d, 0), _mm512_cvtepi32_ps(p01), acc0);
-        acc1 = _mm512_fmadd_ps(spread_pair(d, 1), _mm512_cvtepi32_ps(p23), acc1);
+/* What tells the types apart; every field is a constant after inlining. */
+typedef struct {
+    int x_bytes, y_bytes; /* block sizes of weights and activations */
+    int qs_at, qh_at;     /* byte offsets of the quants and (q5) the fifth bits; qh_at < 0: none */
+    int nibbles;          /* 4-bit quants (else q8_0's bytes) */
+    int bias;             /* the weights' zero point (q - bias); 0: offset by the min m instead */
+} legacy_type;
+
+static const legacy_type Q4_0 = {sizeof(block_q4_0), sizeof(block_q8_0), 2, -1, 1, 8};
+static const legacy_type Q4_1 = {sizeof(block_q4_1), sizeof(block_q8_1), 4, -1, 1, 0};
+static const legacy_type Q5_0 = {sizeof(block_q5_0), sizeof(block_q8_0), 6, 2, 1, 16};
+static const legacy_type Q5_1 = {sizeof(block_q5_1), sizeof(block_q8_1), 8, 4, 1, 0};
+/* q8_0 weights are signed: + 128 makes them unsigned for vpdpbusd */
+static const legacy_type Q8_0 = {sizeof(block_q8_0), sizeof(block_q8_0), 2, -1, 0, 128};
+
+/* the unsigned quants of blocks a and b (low / high 256 bits) */
+static inline __m512i unpack2(const legacy_type *t, const uint8_t *a, const uint8_t *b) {
+    if (!t->nibbles) return _mm512_xor_si512(join2(a + t->qs_at, b + t->qs_at), _mm512_set1_epi8((char)0x80));
+    __m512i q = nibbles_2blocks(a + t->qs_at, b + t->qs_at);
+    if (t->qh_at >= 0) { /* bit j of qh is bit 4 of element j: one mask bit per byte */
+        const __mmask64 hi = (__mmask64)load_u32(a + t->qh_at) | (__mmask64)load_u32(b + t->qh_at) << 32;
+        q = _mm512_mask_add_epi8(q, hi, q, _mm512_set1_epi8(16));
     }
-    __m256 tail = _mm256_setzero_ps();
-    for (; i < nb; i++) {
-        const __m256i p = dot_biased256(q_nibbles_32(x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs), 8);
-        tail = _mm256_fmadd_ps(_mm256_set1_ps(q_h2f(x[i].d) * q_h2f(y[i].d)), _mm256_cvtepi32_ps(p), tail);
-    }
-    return hsum512(_mm512_add_ps(acc0, acc1), tail);
+    return q;
 }
 
-float q4_1_dot_avx512(int64_t n, const void *w, const void *act) {
-    const block_q4_1 *x = w;
-    const block_q8_1 *y = act;
-    const int64_t nb = n / QK8_1;
-    const __m512i xi = word_index(sizeof(block_q4_1) / 2), yi = word_index(sizeof(block_q8_1) / 2);
+static inline __m256i unpack1(const legacy_type *t, const uint8_t *a) {
+    if (!t->nibbles) return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(a + t->qs_at)), _mm256_set1_epi8((char)0x80));
+    __m256i q = q_nibbles_32(a + t->qs_at);
+    if (t->qh_at >= 0) q = _mm256_mask_add_epi8(q, load_u32(a + t->qh_at), q, _mm256_set1_epi8(16));
+    return q;
+}
+
+/* (q - bias) . y per block, 8 int32 lanes per block */
+static inline __m512i dot2(const legacy_type *t, __m512i q, __m512i y) {
     const __m512i zero = _mm512_setzero_si512();
+    const __m512i p = _mm512_dpbusd_epi32(zero, q, y);
+    if (!t->bias) return p;
+    return _mm512_sub_epi32(p, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8((char)t->bias), y));
+}
+
+static inline __m256i dot1(const legacy_type *t, __m256i q, __m256i y) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i p = _mm256_dpbusd_epi32(zero, q, y);
+    if (!t->bias) return p;
+    return _mm256_sub_epi32(p, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8((char)t->bias), y));
+}
+
+/* Each block: (d_x * d_y) * sum((q - bias) * y), plus m_x * s_y where the
+ * weights carry a min (q4_1, q5_1 with q8_1 activations). */
+static inline __attribute__((always_inline)) float legacy_dot(const legacy_type *t, int64_t n, const uint8_t *x,
+                                                              const uint8_t *y) {
+    const int64_t nb = n / 32;
+    const __m512i xi = word_index(t->x_bytes / 2), yi = word_index(t->y_bytes / 2);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-        /* lanes 0-3: dx * dy of the four blocks; 4-7: mx * sy */
-        const __m256 s = _mm256_mul_ps(halves8(gather_words64(x + i, xi)), halves8(gather_words128(y + i, yi)));
+        const uint8_t *xb = x + i * t->x_bytes, *yb = y + i * t->y_bytes;
+        /* lanes 0-3: d_x * d_y of the four blocks; 4-7: m_x * s_y */
+        /* the scales of the fourth block end 3 blocks + 4 bytes in */
+        const __m256 s = _mm256_mul_ps(halves8(gather_words(xb, 3 * t->x_bytes + 4, xi)),
+                                       halves8(gather_words(yb, 3 * t->y_bytes + 4, yi)));
         float d[4];
         _mm_storeu_ps(d, _mm256_castps256_ps128(s));
-        acc_m = _mm_add_ps(acc_m, _mm256_extractf128_ps(s, 1));
-        const __m512i p01 = _mm512_dpbusd_epi32(zero, nibbles_2blocks(x[i].qs, x[i + 1].qs), join2(y[i].qs, y[i + 1].qs));
-        const __m512i p23 = _mm512_dpbusd_epi32(zero, nibbles_2blocks(x[i + 2].qs, x[i + 3].qs), join2(y[i + 2].qs, y[i + 3].qs));
+        if (!t->bias) acc_m = _mm_add_ps(acc_m, _mm256_extractf128_ps(s, 1));
+        /* an activation block ends with its 32 quants */
+        const __m512i y01 = join2(yb + t->y_bytes - 32, yb + 2 * t->y_bytes - 32);
+        const __m512i y23 = join2(yb + 3 * t->y_bytes - 32, yb + 4 * t->y_bytes - 32);
+        const __m512i p01 = dot2(t, unpack2(t, xb, xb + t->x_bytes), y01);
+        const __m512i p23 = dot2(t, unpack2(t, xb + 2 * t->x_bytes, xb + 3 * t->x_bytes), y23);
         acc0 = _mm512_fmadd_ps(spread_pair(d, 0), _mm512_cvtepi32_ps(p01), acc0);
         acc1 = _mm512_fmadd_ps(spread_pair(d, 1), _mm512_cvtepi32_ps(p23), acc1);
     }
     __m256 tail = _mm256_setzero_ps();
     float summs = 0.0f;
     for (; i < nb; i++) {
-        summs += q_h2f(x[i].m) * q_h2f(y[i].s);
-        const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q_nibbles_32(x[i].qs),
-                                              _mm256_loadu_si256((const __m256i *)y[i].qs));
-        tail = _mm256_fmadd_ps(_mm256_set1_ps(q_h2f(x[i].d) * q_h2f(y[i].d)), _mm256_cvtepi32_ps(p), tail);
+        const uint8_t *xb = x + i * t->x_bytes, *yb = y + i * t->y_bytes;
+        lm_fp16 hx[2], hy[2];
+        memcpy(hx, xb, 4);
+        memcpy(hy, yb, 4);
+        if (!t->bias) summs += q_h2f(hx[1]) * q_h2f(hy[1]);
+        const __m256i p = dot1(t, unpack1(t, xb), _mm256_loadu_si256((const __m256i *)(yb + t->y_bytes - 32)));
+        tail = _mm256_fmadd_ps(_mm256_set1_ps(q_h2f(hx[0]) * q_h2f(hy[0])), _mm256_cvtepi32_ps(p), tail);
     }
     acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
     acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
     return hsum512(_mm512_add_ps(acc0, acc1), tail) + _mm_cvtss_f32(acc_m) + summs;
 }
 
-float q8_0_dot_avx512(int64_t n, const void *w, const void *act) {
-    const block_q8_0 *x = w;
-    const block_q8_0 *y = act;
-    const int64_t nb = n / QK8_0;
-    const __m512i idx = word_index(sizeof(block_q8_0) / 2);
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        float d[4];
-        _mm_storeu_ps(d, _mm256_castps256_ps128(_mm256_mul_ps(halves8(gather_words128(x + i, idx)),
-                                                              halves8(gather_words128(y + i, idx)))));
-        /* x + 128 is unsigned: x . y = (x + 128) . y - 128 * sum(y) */
-        const __m512i x01 = _mm512_xor_si512(join2(x[i].qs, x[i + 1].qs), flip);
-        const __m512i x23 = _mm512_xor_si512(join2(x[i + 2].qs, x[i + 3].qs), flip);
-        const __m512i p01 = dot_biased(x01, join2(y[i].qs, y[i + 1].qs), (char)0x80);
-        const __m512i p23 = dot_biased(x23, join2(y[i + 2].qs, y[i + 3].qs), (char)0x80);
-        acc0 = _mm512_fmadd_ps(spread_pair(d, 0), _mm512_cvtepi32_ps(p01), acc0);
-        acc1 = _mm512_fmadd_ps(spread_pair(d, 1), _mm512_cvtepi32_ps(p23), acc1);
-    }
-    __m256 tail = _mm256_setzero_ps();
-    for (; i < nb; i++) {
-        const __m256i qx = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[i].qs), _mm256_set1_epi8((char)0x80));
-        const __m256i p = dot_biased256(qx, _mm256_loadu_si256((const __m256i *)y[i].qs), (char)0x80);
-        tail = _mm256_fmadd_ps(_mm256_set1_ps(q_h2f(x[i].d) * q_h2f(y[i].d)), _mm256_cvtepi32_ps(p), tail);
-    }
-    return hsum512(_mm512_add_ps(acc0, acc1), tail);
-}
+float q4_0_dot_avx512(int64_t n, const void *w, const void *act) { return legacy_dot(&Q4_0, n, w, act); }
+float q4_1_dot_avx512(int64_t n, const void *w, const void *act) { return legacy_dot(&Q4_1, n, w, act); }
+float q5_0_dot_avx512(int64_t n, const void *w, const void *act) { return legacy_dot(&Q5_0, n, w, act); }
+float q5_1_dot_avx512(int64_t n, const void *w, const void *act) { return legacy_dot(&Q5_1, n, w, act); }
+float q8_0_dot_avx512(int64_t n, const void *w, const void *act) { return legacy_dot(&Q8_0, n, w, act); }
 
 /* ---- k-quants ---- */
 

@@ -11,7 +11,7 @@
     [type] = {.act_type = act, .dequantize = dq, .quantize_act = qa, .dot = dt}
 
 /* The table of one level: LVL names the dequantize/dot kernels, HOT the dots
- * of the hot decode types (q4_0, q4_1, q8_0, q4_K, q5_K, q6_K), ACT the
+ * of the hot decode types (q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K), ACT the
  * activation quantizers. */
 #define LEVEL_TABLE(LVL, HOT, ACT)                                                                  \
     {                                                                                               \
@@ -20,8 +20,8 @@
         KERNELS(LM_BF16, LM_BF16, bf16_dequant_##LVL, bf16_quantize_##ACT, bf16_dot_##LVL),          \
         KERNELS(LM_Q8_0, LM_Q4_0, q4_0_dequant_##LVL, q8_0_quantize_##ACT, q4_0_dot_##HOT),          \
         KERNELS(LM_Q8_1, LM_Q4_1, q4_1_dequant_##LVL, q8_1_quantize_##ACT, q4_1_dot_##HOT),          \
-        KERNELS(LM_Q8_0, LM_Q5_0, q5_0_dequant_##LVL, q8_0_quantize_##ACT, q5_0_dot_##LVL),          \
-        KERNELS(LM_Q8_1, LM_Q5_1, q5_1_dequant_##LVL, q8_1_quantize_##ACT, q5_1_dot_##LVL),          \
+        KERNELS(LM_Q8_0, LM_Q5_0, q5_0_dequant_##LVL, q8_0_quantize_##ACT, q5_0_dot_##HOT),          \
+        KERNELS(LM_Q8_1, LM_Q5_1, q5_1_dequant_##LVL, q8_1_quantize_##ACT, q5_1_dot_##HOT),          \
         KERNELS(LM_Q8_0, LM_Q8_0, q8_0_dequant_##LVL, q8_0_quantize_##ACT, q8_0_dot_##HOT),          \
         KERNELS(LM_Q8_K, LM_Q2_K, q2_K_dequant_##LVL, q8_K_quantize_##ACT, q2_K_dot_##LVL),          \
         KERNELS(LM_Q8_K, LM_Q3_K, q3_K_dequant_##LVL, q8_K_quantize_##ACT, q3_K_dot_##LVL),          \

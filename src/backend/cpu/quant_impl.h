@@ -71,6 +71,8 @@ Q_DECLARE_QUANTIZE(q8_K, avx2)
 /* AVX-512 (F/BW/DQ/VL + VNNI): the hot decode types; the rest reuse AVX2 */
 Q_DECLARE_DOT(q4_0, avx512)
 Q_DECLARE_DOT(q4_1, avx512)
+Q_DECLARE_DOT(q5_0, avx512)
+Q_DECLARE_DOT(q5_1, avx512)
 Q_DECLARE_DOT(q8_0, avx512)
 Q_DECLARE_DOT(q4_K, avx512)
 Q_DECLARE_DOT(q5_K, avx512)
