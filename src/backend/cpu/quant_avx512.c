@@ -180,7 +180,6 @@ static inline __m512i k4_scale_pair(__m512i sm, int a, int b) {
     return _mm512_shuffle_epi8(sm, idx);
 }
 
-
 float q4_K_dot_avx512(int64_t n, const void *w, const void *act) {
     const block_q4_K *x = w;
     const block_q8_K *y = act;
