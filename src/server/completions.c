@@ -1,0 +1,151 @@
+/* completions.c - POST /v1/completions (legacy): "prompt" as a string, a
+ * list of strings, a list of token ids or a list of such lists; echo;
+ * logprobs in the legacy shape; n choices per prompt. "suffix" (fill in the
+ * middle) and "best_of" > n are refused with a 400 rather than ignored. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/openai.h"
+#include "server/prompt.h"
+#include "server/strbuf.h"
+
+#define MAX_PROMPTS 64
+#define MAX_CHOICES_TOTAL 128 /* prompts x n */
+
+/* one prompt of the request: text to tokenize, or token ids as given */
+typedef struct prompt_in {
+    json_t *value; /* a string or an array of integers (borrowed) */
+    char field[32];
+} prompt_in;
+
+static int is_token_list(json_t *v) {
+    if (!json_is_array(v) || !json_array_size(v)) return 0;
+    for (size_t i = 0; i < json_array_size(v); i++)
+        if (!json_is_integer(json_array_get(v, i))) return 0;
+    return 1;
+}
+
+/* splits "prompt" into its prompts */
+static int split_prompts(json_t *body, prompt_in *ps, int *n, srv_error *err) {
+    json_t *p = json_object_get(body, "prompt");
+    *n = 0;
+    if (!p || json_is_null(p)) return srv_fail(err, SRV_ERR_INVALID, "prompt", "'prompt' is required");
+    if (json_is_string(p) || is_token_list(p)) {
+        ps[0].value = p;
+        snprintf(ps[0].field, sizeof(ps[0].field), "prompt");
+        *n = 1;
+        return 0;
+    }
+    if (!json_is_array(p) || !json_array_size(p))
+        return srv_fail(err, SRV_ERR_INVALID, "prompt",
+                        "'prompt' must be a string, a list of strings, a list of token ids or a list of lists of "
+                        "token ids");
+    if (json_array_size(p) > MAX_PROMPTS)
+        return srv_fail(err, SRV_ERR_INVALID, "prompt", "'prompt' has more than %d prompts", MAX_PROMPTS);
+    for (size_t i = 0; i < json_array_size(p); i++) {
+        json_t *e = json_array_get(p, i);
+        if (!json_is_string(e) && !is_token_list(e))
+            return srv_fail(err, SRV_ERR_INVALID, "prompt", "prompt[%zu] must be a string or a non-empty list of token ids",
+                            i);
+        ps[i].value = e;
+        snprintf(ps[i].field, sizeof(ps[i].field), "prompt[%zu]", i);
+    }
+    *n = (int)json_array_size(p);
+    return 0;
+}
+
+/* the ids of one prompt (malloc'd): tokenized text (with BOS as the vocab
+ * says), or the ids as given after a range check */
+static int prompt_ids(const srv_server *srv, const prompt_in *p, int32_t **ids, int *n_ids, srv_error *err) {
+    if (json_is_string(p->value))
+        return prompt_tokenize(srv->vocab, json_string_value(p->value), json_string_length(p->value), true, true, ids,
+                               n_ids, err);
+    size_t n = json_array_size(p->value);
+    int n_vocab = tok_n_vocab(srv->vocab);
+    *ids = malloc(sizeof(int32_t) * n);
+    if (!*ids) return srv_fail(err, SRV_ERR_INTERNAL, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_int_t t = json_integer_value(json_array_get(p->value, i));
+        if (t < 0 || t >= n_vocab)
+            return srv_fail(err, SRV_ERR_INVALID, p->field, "%s[%zu] = %lld is not a token id of this model (0..%d)",
+                            p->field, i, (long long)t, n_vocab - 1);
+        (*ids)[i] = (int32_t)t;
+    }
+    *n_ids = (int)n;
+    return 0;
+}
+
+static int reject_unsupported(json_t *body, const req_gen *g, bool echo, srv_error *err) {
+    json_t *suffix = json_object_get(body, "suffix");
+    if (suffix && !json_is_null(suffix) && (!json_is_string(suffix) || json_string_length(suffix)))
+        return srv_fail(err, SRV_ERR_INVALID, "suffix",
+                        "'suffix' is not supported: this server has no fill-in-the-middle completion");
+    long long best_of = 0;
+    if (req_int(body, "best_of", 1, 128, &best_of, err) < 0) return -1;
+    if (best_of > 0 && best_of != g->n)
+        return srv_fail(err, SRV_ERR_INVALID, "best_of", "'best_of' other than n is not supported");
+    if (echo && g->top_logprobs >= 0)
+        return srv_fail(err, SRV_ERR_INVALID, "echo",
+                        "'echo' together with 'logprobs' needs prompt logprobs, which this server does not compute");
+    return 0;
+}
+
+/* tokenizes, checks and submits prompt P of the run */
+static int submit_prompt(srv_request *req, oai_run *run, int p, const prompt_in *in, bool echo, req_gen *g,
+                         int max_tokens_given, srv_error *err) {
+    int32_t *ids = NULL;
+    int n_ids = 0, rc = -1;
+    if (prompt_ids(req->srv, in, &ids, &n_ids, err)) goto done;
+    g->max_tokens = max_tokens_given;
+    if (req_fit_context(req->srv, n_ids, in->field, g, err)) goto done;
+    if (echo) {
+        int ok;
+        if (json_is_string(in->value)) {
+            ok = oai_run_set_echo(run, p, json_string_value(in->value), json_string_length(in->value), err);
+        } else {
+            strbuf text;
+            strbuf_init(&text);
+            prompt_detokenize(req->srv->vocab, ids, n_ids, &text);
+            ok = oai_run_set_echo(run, p, text.data ? text.data : "", text.len, err);
+            strbuf_free(&text);
+        }
+        if (ok) goto done;
+    }
+    rc = oai_run_submit(run, p, ids, n_ids, g, err);
+done:
+    free(ids);
+    return rc;
+}
+
+int h_completions(srv_request *req, srv_reply *out, srv_error *err) {
+    srv_server *srv = req->srv;
+    json_t *body = NULL;
+    req_gen g = {0};
+    int rc = -1, n_prompts = 0;
+    bool echo = false;
+    prompt_in prompts[MAX_PROMPTS];
+    const char *model;
+    if (srv_parse_body(req, &body, err) || srv_resolve_model(srv, body, &model, err)) goto done;
+    if (req_parse_openai(srv, body, true, &g, err) || req_bool(body, "echo", &echo, err) < 0) goto done;
+    if (reject_unsupported(body, &g, echo, err) || split_prompts(body, prompts, &n_prompts, err)) goto done;
+    if (n_prompts * g.n > MAX_CHOICES_TOTAL) {
+        srv_fail(err, SRV_ERR_INVALID, "n", "prompts x n = %d exceeds %d choices per request", n_prompts * g.n,
+                 MAX_CHOICES_TOTAL);
+        goto done;
+    }
+    oai_run *run = oai_run_create(req, true, model, n_prompts, &g, err);
+    if (!run) goto done;
+    int max_tokens_given = g.max_tokens;
+    for (int p = 0; p < n_prompts; p++) {
+        if (submit_prompt(req, run, p, &prompts[p], echo, &g, max_tokens_given, err)) {
+            oai_run_free(run);
+            goto done;
+        }
+    }
+    rc = oai_run_finish(run, g.stream, out, err);
+done:
+    req_gen_free(&g);
+    json_decref(body);
+    return rc;
+}
