@@ -230,7 +230,6 @@ static void finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *st
     memset(&ev, 0, sizeof(ev));
     ev.kind = LM_EVENT_DONE;
     ev.finish = why;
-    ev.stop_string = stop_string;
     ev.stop_index = -1;
     for (int i = 0; stop_string && i < s->n_stops; i++)
         if (s->stops[i] == stop_string) ev.stop_index = i;

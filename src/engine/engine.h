@@ -86,9 +86,7 @@ typedef struct lm_event {
     float top_logprobs[LM_MAX_TOP_LOGPROBS];
     /* DONE */
     lm_finish_reason finish;
-    const char *stop_string;    /* the stop string that ended it (NULL if EOS/length) */
-    int stop_index;             /* its index in params.stop, -1 if none (stop_string is freed with the
-                                 * sequence: read the string from the caller's own copy) */
+    int stop_index;             /* index in params.stop of the stop string that ended it, -1 if none */
     bool stopped_by_eos;
     int prompt_tokens;
     int completion_tokens;
