@@ -133,18 +133,20 @@ static inline float amax32(const float *x) {
     return _mm_cvtss_f32(r);
 }
 
-/* roundf(x[k] * id) for the 32 values of a block -> 4 x 8 int32 */
+/* nearbyintf(x[k] * id), half to even, for the 32 values of a block -> 4 x 8 int32 */
 static inline void round_block(const float *x, float id, __m256i out[4]) {
     const __m256 mul = _mm256_set1_ps(id);
     for (int k = 0; k < 4; k++)
-        out[k] = _mm256_cvtps_epi32(q_round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), mul)));
+        out[k] = _mm256_cvtps_epi32(
+            _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 void q8_0_quantize_avx2(const float *src, void *dst, int64_t n) {
     block_q8_0 *y = dst;
     for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0) {
-        const float d = amax32(src) / 127;
-        const float id = d ? 1.0f / d : 0.0f;
+        const float amax = amax32(src);
+        const float d = amax / 127;
+        const float id = amax ? 127.0f / amax : 0.0f;
         y[i].d = lm_fp32_to_fp16(d);
         __m256i q[4];
         round_block(src, id, q);
@@ -155,8 +157,9 @@ void q8_0_quantize_avx2(const float *src, void *dst, int64_t n) {
 void q8_1_quantize_avx2(const float *src, void *dst, int64_t n) {
     block_q8_1 *y = dst;
     for (int64_t i = 0; i < n / QK8_1; i++, src += QK8_1) {
-        const float d = amax32(src) / 127;
-        const float id = d ? 1.0f / d : 0.0f;
+        const float amax = amax32(src);
+        const float d = amax / 127;
+        const float id = amax ? 127.0f / amax : 0.0f;
         y[i].d = lm_fp32_to_fp16(d);
         __m256i q[4];
         round_block(src, id, q);

@@ -83,7 +83,12 @@ void q8_0_dequant_ref(const void *src, float *dst, int64_t n) {
     }
 }
 
-/* ---- activation quantizers ---- */
+/* ---- activation quantizers ----
+ * As llama.cpp runs them on x86 (its AVX2 quantize_row_q8_0/q8_1, which is
+ * what the reference we are checked against executes): scale 127/amax and
+ * round half to even. (ggml's portable *_ref divides by d and rounds half
+ * away from zero; the two differ on a few elements per row, and real Q4
+ * models amplify such differences into visible logit changes.) */
 
 static float block_amax(const float *x, int n) {
     float amax = 0.0f;
@@ -94,22 +99,24 @@ static float block_amax(const float *x, int n) {
 void q8_0_quantize_ref(const float *src, void *dst, int64_t n) {
     block_q8_0 *y = dst;
     for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0) {
-        const float d = block_amax(src, QK8_0) / 127;
-        const float id = d ? 1.0f / d : 0.0f;
+        const float amax = block_amax(src, QK8_0);
+        const float d = amax / 127;
+        const float id = amax ? 127.0f / amax : 0.0f;
         y[i].d = lm_fp32_to_fp16(d);
-        for (int j = 0; j < QK8_0; j++) y[i].qs[j] = (int8_t)roundf(src[j] * id);
+        for (int j = 0; j < QK8_0; j++) y[i].qs[j] = (int8_t)nearbyintf(src[j] * id);
     }
 }
 
 void q8_1_quantize_ref(const float *src, void *dst, int64_t n) {
     block_q8_1 *y = dst;
     for (int64_t i = 0; i < n / QK8_1; i++, src += QK8_1) {
-        const float d = block_amax(src, QK8_1) / 127;
-        const float id = d ? 1.0f / d : 0.0f;
+        const float amax = block_amax(src, QK8_1);
+        const float d = amax / 127;
+        const float id = amax ? 127.0f / amax : 0.0f;
         y[i].d = lm_fp32_to_fp16(d);
         int sum = 0;
         for (int j = 0; j < QK8_1; j++) {
-            y[i].qs[j] = (int8_t)roundf(src[j] * id);
+            y[i].qs[j] = (int8_t)nearbyintf(src[j] * id);
             sum += y[i].qs[j];
         }
         y[i].s = lm_fp32_to_fp16(sum * d);
