@@ -67,17 +67,6 @@ static inline __m256i q_dot_s8s8(__m256i x, __m256i y) {
     return q_dot_u8s8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
-/* roundf (half away from zero), exactly: trunc, then step by the sign when
- * the (exact) fractional part is at least one half */
-static inline __m256 q_round_away(__m256 v) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
-    const __m256 step = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
-    const __m256 ge_half = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    return _mm256_add_ps(t, _mm256_and_ps(ge_half, step));
-}
-
 /* four vectors of 8 int32 (elements 0-7, 8-15, 16-23, 24-31) -> 32 int8 in
  * order, saturating */
 static inline __m256i q_pack_i32_to_i8(__m256i i0, __m256i i1, __m256i i2, __m256i i3) {
