@@ -21,11 +21,34 @@ static int is_gguf_file(const char *path) {
     return n > 5 && strcmp(path + n - 5, ".gguf") == 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* prints PIECE quoted, escaping what would not read back unambiguously */
+/* length of the well-formed UTF-8 sequence at s (n bytes left), 0 if none */
+static int utf8_seq(const unsigned char *s, int n) {
+    int k = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+          : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    if (k == 0 || k > n) return 0;
+    unsigned char lo = s[0] == 0xe0 ? 0xa0 : s[0] == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = s[0] == 0xed ? 0x9f : s[0] == 0xf4 ? 0x8f : 0xbf;
+    if (k > 1 && (s[1] < lo || s[1] > hi)) return 0;
+    for (int i = 2; i < k; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    }
+    return k;
+}
+
+/* prints PIECE quoted; control characters, quotes, backslashes and bytes
+ * that are not UTF-8 (a token may hold part of a character) are escaped */
 static void print_escaped(const char *piece, int n) {
+    const unsigned char *p = (const unsigned char *)piece;
     putchar('\'');
-    for (int i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)piece[i];
+    for (int i = 0; i < n;) {
+        int k = utf8_seq(p + i, n - i);
+        unsigned char c = p[i];
+        if (k > 1) {
+            fwrite(p + i, 1, (size_t)k, stdout);
+            i += k;
+            continue;
+        }
+        i++;
         switch (c) {
         case '\n': fputs("\\n", stdout); break;
         case '\r': fputs("\\r", stdout); break;
@@ -33,7 +56,7 @@ static void print_escaped(const char *piece, int n) {
         case '\\': fputs("\\\\", stdout); break;
         case '\'': fputs("\\'", stdout); break;
         default:
-            if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
+            if (k == 0 || c < 0x20 || c == 0x7f) printf("\\x%02x", c);
             else putchar(c);
         }
     }

@@ -23,6 +23,7 @@ int tok_ivec_push(tok_ivec *v, int32_t x) {
 }
 
 int tok_bytes_append(tok_bytes *b, const void *p, size_t n) {
+    if (n == 0) return 0;
     if (grow((void **)&b->data, &b->cap, b->n + n, 1)) return -1;
     memcpy(b->data + b->n, p, n);
     b->n += n;

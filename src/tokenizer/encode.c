@@ -71,7 +71,7 @@ int64_t tok_encode(const tok_vocab *v, const char *text, size_t len, bool add_bo
         goto done;
     }
     if (encode_fragments(v, text, &frags, add_bos, &ids, err)) goto done;
-    if (out && cap > 0) memcpy(out, ids.data, (size_t)(ids.n < (size_t)cap ? ids.n : (size_t)cap) * sizeof(int32_t));
+    if (out && cap > 0 && ids.n > 0) memcpy(out, ids.data, (size_t)(ids.n < (size_t)cap ? ids.n : (size_t)cap) * sizeof(int32_t));
     rc = (int64_t)ids.n;
 done:
     free(frags.data);
