@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/cpu.h"
 #include "cli/cli.h"
@@ -122,6 +123,30 @@ static int parse_args(int argc, char **argv, generate_args *a) {
     return 0;
 }
 
+/* Touches every page of the weights once, so the first token does not pay
+ * for page faults; draws a progress bar when stderr is a terminal. Returns a
+ * checksum only to keep the reads from being optimized away. */
+static unsigned prefault_weights(const gguf_file *f) {
+    const bool bar = isatty(STDERR_FILENO);
+    uint64_t total = 0, done = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) total += gguf_tensor_at(f, i)->nbytes;
+    unsigned sum = 0;
+    int shown = -1;
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        const volatile unsigned char *p = t->data;
+        for (uint64_t off = 0; off < t->nbytes; off += 4096) sum += p[off];
+        done += t->nbytes;
+        int pct = total ? (int)(done * 100 / total) : 100;
+        if (bar && pct != shown) {
+            shown = pct;
+            fprintf(stderr, "\rloading [%-40.*s] %3d%%", pct * 40 / 100, "########################################", pct);
+        }
+    }
+    if (bar) fprintf(stderr, "\n");
+    return sum;
+}
+
 /* everything a generation run holds; freed by session_free */
 typedef struct {
     lm_model *model;
@@ -152,6 +177,7 @@ static int run(const generate_args *a, session *s) {
     if (!s->model) goto fail;
     s->vocab = tok_vocab_load(s->model->file, &err);
     if (!s->vocab) goto fail;
+    (void)prefault_weights(s->model->file);
     const lm_hparams *hp = &s->model->hp;
     if (tok_n_vocab(s->vocab) > hp->n_vocab) {
         lm_error_set(&err, "%s: the tokenizer has %d tokens but token_embd.weight only %d rows", a->model_path,
