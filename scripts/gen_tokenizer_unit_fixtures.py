@@ -10,7 +10,10 @@ vocab only) on the real models:
   - for the byte-level BPE model, the same vocab and merges under other
     tokenizer.ggml.pre values (a metadata-only copy of the GGUF with the pre
     key replaced), so every pre-tokenizer regex set is checked against
-    llama.cpp, not only the model's own.
+    llama.cpp, not only the model's own;
+  - a tiny synthetic SentencePiece vocab (synthetic-spm.json holds the vocab
+    itself) whose scores tie and whose user-defined tokens overlap, to pin
+    down merge tie-breaking and the longest-first special-token partition.
 
 Run from the repository root with the project venv:
     .venv/bin/python scripts/gen_tokenizer_unit_fixtures.py
@@ -171,6 +174,42 @@ def pre_variants(src):
     return out
 
 
+SYNTHETIC_TOKENS = (["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] +
+                    ["\u2581", "a", "b", "c", "ab", "bc", "abc", "\u2581a", "\u2581ab", "X", "XA", "ABC", "A", "B",
+                     "C", "x" * 300, "\u00e9", "\u2581\u2581", "<tag>", "<ta"])
+SYNTHETIC_STRINGS = [
+    "", "a", "abc", "abcabc", "ab bc", "bcab", "XABC", "XAXA", "ABCXA", "a b  c", " a", "  ", "\u00e9bc", "\u00fc",
+    "\u65e5", "<s>a</s>", "a<s>", "<tag><ta", "<ta<tag>", "x" * 300, "x" * 301, "\u2581a",
+]
+
+
+def synthetic_spm():
+    """A small SentencePiece vocab: ties in score (ab/bc), a merge chain,
+    byte fallback, overlapping user-defined tokens (XA, ABC), a 300-byte token."""
+    tokens = SYNTHETIC_TOKENS
+    types = [2, 3, 3] + [6] * 256 + [1] * (len(tokens) - 259)
+    for t in ("XA", "ABC", "<tag>"):
+        types[tokens.index(t)] = 4
+    scores = [0.0] * len(tokens)
+    for t, score in {"ab": -1.0, "bc": -1.0, "abc": -0.5, "\u2581a": -2.0, "\u2581ab": -1.5, "\u2581\u2581": -3.0}.items():
+        scores[tokens.index(t)] = score
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "spm.gguf")
+        w = gguf.GGUFWriter(path, "llama")
+        w.add_tokenizer_model("llama")
+        w.add_token_list(tokens)
+        w.add_token_scores(scores)
+        w.add_token_types(types)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.close()
+        m = load(path)
+        cases = encode_cases(m, SYNTHETIC_STRINGS)
+        del m
+    return {"generated_by": "scripts/gen_tokenizer_unit_fixtures.py", "llama_cpp_python": llama_cpp.__version__,
+            "tokens": tokens, "scores": scores, "token_types": types, "encode": cases}
+
+
 def main():
     os.chdir(ROOT)
     os.makedirs(OUT_DIR, exist_ok=True)
@@ -193,6 +232,10 @@ def main():
             json.dump(fixture, f, ensure_ascii=False, separators=(",", ":"))
             f.write("\n")
         print(f"{out}: {len(fixture['encode'])} encode cases, {len(pieces)} pieces", file=sys.stderr)
+    out = os.path.join(OUT_DIR, "synthetic-spm.json")
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(synthetic_spm(), f, ensure_ascii=False, separators=(",", ":"))
+        f.write("\n")
 
 
 if __name__ == "__main__":

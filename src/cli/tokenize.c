@@ -11,9 +11,7 @@
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: lamina tokenize [MODEL] [--json] [--no-bos] [--] TEXT\n");
-}
+static void usage(FILE *out) { fprintf(out, "usage: lamina tokenize [MODEL] [--json] [--no-bos] [--] TEXT\n"); }
 
 static int is_gguf_file(const char *path) {
     struct stat st;
@@ -23,8 +21,11 @@ static int is_gguf_file(const char *path) {
 
 /* length of the well-formed UTF-8 sequence at s (n bytes left), 0 if none */
 static int utf8_seq(const unsigned char *s, int n) {
-    int k = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-          : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    int k = s[0] < 0x80                    ? 1
+            : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+            : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+            : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                           : 0;
     if (k == 0 || k > n) return 0;
     unsigned char lo = s[0] == 0xe0 ? 0xa0 : s[0] == 0xf0 ? 0x90 : 0x80;
     unsigned char hi = s[0] == 0xed ? 0x9f : s[0] == 0xf4 ? 0x8f : 0xbf;
@@ -56,8 +57,10 @@ static void print_escaped(const char *piece, int n) {
         case '\\': fputs("\\\\", stdout); break;
         case '\'': fputs("\\'", stdout); break;
         default:
-            if (k == 0 || c < 0x20 || c == 0x7f) printf("\\x%02x", c);
-            else putchar(c);
+            if (k == 0 || c < 0x20 || c == 0x7f)
+                printf("\\x%02x", c);
+            else
+                putchar(c);
         }
     }
     putchar('\'');
@@ -93,9 +96,12 @@ int cmd_tokenize(int argc, char **argv) {
     int only_positional = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!only_positional && !strcmp(a, "--")) only_positional = 1;
-        else if (!only_positional && !strcmp(a, "--json")) json = 1;
-        else if (!only_positional && !strcmp(a, "--no-bos")) add_bos = 0;
+        if (!only_positional && !strcmp(a, "--"))
+            only_positional = 1;
+        else if (!only_positional && !strcmp(a, "--json"))
+            json = 1;
+        else if (!only_positional && !strcmp(a, "--no-bos"))
+            add_bos = 0;
         else if (!only_positional && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
             usage(stdout);
             return 0;

@@ -33,10 +33,8 @@ static int add_bigram(const tok_vocab *v, bpe_scratch *s, const char *word, int3
     int32_t rank = pair_rank(v, s, word, &s->symbols[left], &s->symbols[right]);
     if (rank == -2) return -1;
     if (rank < 0) return 0;
-    tok_bigram b = {.key = -(double)rank,
-                    .left = left,
-                    .right = right,
-                    .size = s->symbols[left].len + s->symbols[right].len};
+    tok_bigram b = {
+        .key = -(double)rank, .left = left, .right = right, .size = s->symbols[left].len + s->symbols[right].len};
     return tok_heap_push(&s->heap, b);
 }
 
@@ -53,7 +51,8 @@ static int split_symbols(bpe_scratch *s, const char *word, size_t len, size_t *n
         }
         size_t char_len = tok_utf8_len((uint8_t)word[off]);
         if (char_len > len - off) char_len = len - off;
-        s->symbols[n] = (tok_symbol){.prev = (int32_t)n - 1, .next = -1, .off = (uint32_t)off, .len = (uint32_t)char_len};
+        s->symbols[n] =
+            (tok_symbol){.prev = (int32_t)n - 1, .next = -1, .off = (uint32_t)off, .len = (uint32_t)char_len};
         if (n > 0) s->symbols[n - 1].next = (int32_t)n;
         off += char_len;
     }

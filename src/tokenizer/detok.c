@@ -12,49 +12,58 @@ static int copy_out(char *buf, int cap, const char *src, size_t n) {
     return (int)n;
 }
 
+/* an output that counts every byte and stores those that fit */
+typedef struct sink {
+    char *buf;
+    size_t cap, n; /* bytes */
+} sink;
+
+static void put(sink *o, const void *data, size_t len) {
+    if (o->n < o->cap) memcpy(o->buf + o->n, data, len < o->cap - o->n ? len : o->cap - o->n);
+    o->n += len;
+}
+
+static int sink_length(const sink *o) { return o->n > INT32_MAX ? -1 : (int)o->n; }
+
 /* byte-level BPE: each code point of the token text is one byte (GPT-2 map);
- * an unmapped one renders as llama.cpp's "[UNK_BYTE_0x..<text>]" */
+ * an unmapped one renders as llama.cpp's "[UNK_BYTE_0x<hex><text>]" */
 static int bpe_piece(const tok_vocab *v, int32_t id, char *buf, int cap) {
+    static const char digits[] = "0123456789abcdef";
     const uint8_t *text = (const uint8_t *)tok_text_of(v, id);
     const size_t len = v->text_len[id];
-    tok_bytes out = {0};
-    int failed = 0;
-    for (size_t pos = 0; pos < len && !failed;) {
+    sink o = {buf, (size_t)cap, 0};
+    for (size_t pos = 0; pos < len;) {
         uint32_t cp = tok_utf8_decode_lenient(text, len, &pos);
         int byte = tok_cp_to_byte(cp);
         if (byte >= 0) {
             char c = (char)byte;
-            failed |= tok_bytes_append(&out, &c, 1);
+            put(&o, &c, 1);
             continue;
         }
-        char utf8[4], hex[16];
+        char utf8[4];
         int n = tok_utf8_encode(cp, utf8);
-        failed |= tok_bytes_append(&out, "[UNK_BYTE_0x", 12);
+        put(&o, "[UNK_BYTE_0x", 12);
         for (int k = 0; k < n; k++) {
-            static const char digits[] = "0123456789abcdef";
-            hex[2 * k] = digits[(uint8_t)utf8[k] >> 4];
-            hex[2 * k + 1] = digits[(uint8_t)utf8[k] & 15];
+            const char hex[2] = {digits[(uint8_t)utf8[k] >> 4], digits[(uint8_t)utf8[k] & 15]};
+            put(&o, hex, 2);
         }
-        failed |= tok_bytes_append(&out, hex, (size_t)(2 * n));
-        failed |= tok_bytes_append(&out, text, len);
-        failed |= tok_bytes_append(&out, "]", 1);
+        put(&o, text, len);
+        put(&o, "]", 1);
     }
-    int rc = failed ? -1 : copy_out(buf, cap, out.data, out.n);
-    free(out.data);
-    return rc;
+    return sink_length(&o);
 }
 
 /* SentencePiece: U+2581 -> space */
 static int spm_piece(const tok_vocab *v, int32_t id, char *buf, int cap) {
     const char *text = tok_text_of(v, id);
     const size_t len = v->text_len[id];
-    size_t n = 0;
-    for (size_t i = 0; i < len; n++) {
+    sink o = {buf, (size_t)cap, 0};
+    for (size_t i = 0; i < len;) {
         bool escaped = i + 3 <= len && memcmp(text + i, "\xe2\x96\x81", 3) == 0;
-        if ((int)n < cap) buf[n] = escaped ? ' ' : text[i];
+        put(&o, escaped ? " " : text + i, 1);
         i += escaped ? 3 : 1;
     }
-    return n > INT32_MAX ? -1 : (int)n;
+    return sink_length(&o);
 }
 
 int tok_piece(const tok_vocab *v, int32_t id, bool render_special, char *buf, int cap) {
@@ -64,7 +73,8 @@ int tok_piece(const tok_vocab *v, int32_t id, bool render_special, char *buf, in
     const uint32_t special = TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL;
     if (attr & special && !render_special) return 0;
     if (attr & (special | TOK_ATTR_USER_DEFINED)) return copy_out(buf, cap, tok_text_of(v, id), v->text_len[id]);
-    if (attr & TOK_ATTR_NORMAL) return v->kind == TOK_MODEL_BPE ? bpe_piece(v, id, buf, cap) : spm_piece(v, id, buf, cap);
+    if (attr & TOK_ATTR_NORMAL)
+        return v->kind == TOK_MODEL_BPE ? bpe_piece(v, id, buf, cap) : spm_piece(v, id, buf, cap);
     if (attr & TOK_ATTR_BYTE) {
         /* "<0xNN>": llama.cpp reads the two characters after "<0x" with strtol */
         char hex[3] = {0};
@@ -116,30 +126,28 @@ static void write_ready(const uint8_t *bytes, size_t n, char *out) {
 }
 
 int tok_stream_push(const tok_vocab *v, tok_stream *s, int32_t id, char *out, int cap) {
-    char small[64];
-    int n = tok_piece(v, id, false, small, sizeof(small));
+    /* the pending bytes, then the piece: on the stack unless the piece is long */
+    uint8_t local[256], *bytes = local;
+    const size_t pending = (size_t)s->n_pending;
+    memcpy(local, s->pending, pending);
+    int n = tok_piece(v, id, false, (char *)local + pending, (int)(sizeof(local) - pending));
     if (n < 0) return -1;
-    char *piece = small;
-    if (n > (int)sizeof(small)) {
-        piece = malloc((size_t)n);
-        if (!piece) return -1;
-        tok_piece(v, id, false, piece, n);
+    if ((size_t)n > sizeof(local) - pending) {
+        bytes = malloc(pending + (size_t)n);
+        if (!bytes) return -1;
+        memcpy(bytes, s->pending, pending);
+        tok_piece(v, id, false, (char *)bytes + pending, n);
     }
-    int skip = s->strip_leading_space && n > 0 && piece[0] == ' ';
-    size_t total = (size_t)s->n_pending + (size_t)(n - skip);
-    uint8_t *bytes = malloc(total + 1);
-    if (!bytes) {
-        if (piece != small) free(piece);
-        return -1;
-    }
-    memcpy(bytes, s->pending, (size_t)s->n_pending);
-    memcpy(bytes + s->n_pending, piece + skip, (size_t)(n - skip));
-    if (piece != small) free(piece);
+    size_t skip = s->strip_leading_space && n > 0 && bytes[pending] == ' ';
+    if (skip) memmove(bytes + pending, bytes + pending + 1, (size_t)n - 1);
+    const size_t total = pending + (size_t)n - skip;
     size_t held;
-    size_t ready = ready_length(bytes, total, &held);
+    const size_t ready = ready_length(bytes, total, &held);
     int rc;
-    if (ready > (size_t)(cap < 0 ? 0 : cap) || ready > INT32_MAX) {
-        rc = ready > INT32_MAX ? -1 : (int)ready; /* too small: nothing consumed */
+    if (ready > INT32_MAX) {
+        rc = -1;
+    } else if (ready > (size_t)(cap < 0 ? 0 : cap)) {
+        rc = (int)ready; /* too small: nothing consumed */
     } else {
         write_ready(bytes, total - held, out);
         memcpy(s->pending, bytes + total - held, held);
@@ -147,7 +155,7 @@ int tok_stream_push(const tok_vocab *v, tok_stream *s, int32_t id, char *out, in
         if (n > 0) s->strip_leading_space = false;
         rc = (int)ready;
     }
-    free(bytes);
+    if (bytes != local) free(bytes);
     return rc;
 }
 

@@ -57,8 +57,8 @@ oom:
     return -1;
 }
 
-int64_t tok_encode(const tok_vocab *v, const char *text, size_t len, bool add_bos, bool parse_special,
-                   int32_t *out, int64_t cap, lm_error *err) {
+int64_t tok_encode(const tok_vocab *v, const char *text, size_t len, bool add_bos, bool parse_special, int32_t *out,
+                   int64_t cap, lm_error *err) {
     if (len > (size_t)INT32_MAX / 8) {
         lm_error_set(err, "tokenizer: text of %zu bytes is too long", len);
         return -1;
@@ -71,7 +71,8 @@ int64_t tok_encode(const tok_vocab *v, const char *text, size_t len, bool add_bo
         goto done;
     }
     if (encode_fragments(v, text, &frags, add_bos, &ids, err)) goto done;
-    if (out && cap > 0 && ids.n > 0) memcpy(out, ids.data, (size_t)(ids.n < (size_t)cap ? ids.n : (size_t)cap) * sizeof(int32_t));
+    if (out && cap > 0 && ids.n > 0)
+        memcpy(out, ids.data, (size_t)(ids.n < (size_t)cap ? ids.n : (size_t)cap) * sizeof(int32_t));
     rc = (int64_t)ids.n;
 done:
     free(frags.data);

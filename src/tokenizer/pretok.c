@@ -37,23 +37,24 @@ typedef struct pre_entry {
     tok_pre_flags flags;
 } pre_entry;
 
-#define IGNORE_MERGES {.ignore_merges = true}
 static const pre_entry PRE_TABLE[] = {
     {"default", RE_DEFAULT, {0}},
-    {"llama3|llama-v3|llama-bpe|falcon3|falcon-h1|pixtral|midm-2.0|lfm2|jina-v5-nano", RE_LLAMA3,
+    {"llama3|llama-v3|llama-bpe|falcon3|falcon-h1|pixtral|midm-2.0|lfm2|jina-v5-nano",
+     RE_LLAMA3,
      {.ignore_merges = true, .force_add_bos = true}},
     {"dbrx|smaug-bpe", RE_LLAMA3, {0}},
     {"jais-2", RE_JAIS2, {0}},
     {"deepseek-llm", RE_DEEPSEEK_LLM, {0}},
     {"deepseek-v3|hunyuan-dense|joyai-llm|hy_v4", RE_DEEPSEEK3, {0}},
     {"spark2_5", RE_SPARK2_5, {0}},
-    {"youtu", RE_YOUTU, IGNORE_MERGES},
+    {"youtu", RE_YOUTU, {.ignore_merges = true}},
     {"deepseek-coder", RE_DEEPSEEK_CODER, {0}},
     {"falcon", RE_FALCON, {0}},
     {"starcoder|refact|command-r|smollm|codeshell|exaone|minerva-7b|mellum2", RE_STARCODER, {0}},
     {"gpt-2|phi-2|jina-es|jina-de|gigachat|jina-v2-es|jina-v2-de|a.x-4.0|mellum|modern-bert|jina-v1-en|"
      "jina-v2-code|roberta-bpe|exaone4|mpt|olmo|jais|trillion|granite-docling",
-     RE_GPT2, {0}},
+     RE_GPT2,
+     {0}},
     {"qwen2|deepseek-r1-qwen|kormo|f2llmv2|megrez|stablelm2|hunyuan|solar-open|grok-2", RE_QWEN2, {0}},
     {"qwen35", RE_QWEN35, {0}},
     {"poro-chat|bloom|gpt3-finnish", RE_PORO, {0}},
@@ -63,13 +64,13 @@ static const pre_entry PRE_TABLE[] = {
     {"tekken", RE_TEKKEN, {.ignore_merges = true, .force_add_bos = true}},
     {"chameleon", RE_CHAMELEON, {.force_add_bos = true}},
     {"gpt-4o|llama4|kanana2|talkie|minimax-m2", RE_GPT4O, {0}},
-    {"granite-embed-multi-97m", RE_GRANITE_EMB_MULTI, IGNORE_MERGES},
+    {"granite-embed-multi-97m", RE_GRANITE_EMB_MULTI, {.ignore_merges = true}},
     {"bailingmoe|bailingmoe2|llada-moe", RE_BAILINGMOE, {0}},
     {"seed-coder", RE_SEED_CODER, {0}},
     {"ufakzeka", RE_UFAKZEKA, {0}},
     {"laguna", RE_LAGUNA, {0}},
     {"exaone-moe", RE_EXAONE_MOE, {0}},
-    {"minicpm5", RE_MINICPM5, IGNORE_MERGES},
+    {"minicpm5", RE_MINICPM5, {.ignore_merges = true}},
 };
 
 static bool name_in_list(const char *name, const char *list) {
@@ -164,15 +165,17 @@ void tok_pretok_free(tok_pretok *p) {
 
 static const pre_entry *find_entry(const char *name, const char *path) {
     if (!name || !*name) {
-        fprintf(stderr, "lamina: warning: %s: no tokenizer.ggml.pre, using the default pre-tokenizer "
-                        "(generation quality may suffer)\n", path);
+        fprintf(stderr,
+                "lamina: warning: %s: no tokenizer.ggml.pre, using the default pre-tokenizer "
+                "(generation quality may suffer)\n",
+                path);
         return &PRE_TABLE[0];
     }
     for (size_t i = 0; i < sizeof(PRE_TABLE) / sizeof(PRE_TABLE[0]); i++) {
         if (name_in_list(name, PRE_TABLE[i].names)) return &PRE_TABLE[i];
     }
-    fprintf(stderr, "lamina: warning: %s: unsupported tokenizer.ggml.pre '%s', using the default pre-tokenizer\n",
-            path, name);
+    fprintf(stderr, "lamina: warning: %s: unsupported tokenizer.ggml.pre '%s', using the default pre-tokenizer\n", path,
+            name);
     return &PRE_TABLE[0];
 }
 
@@ -228,12 +231,12 @@ static uint32_t matched_as(uint32_t cp) {
 }
 
 typedef struct split_state {
-    uint32_t *cps;       /* (n_cps) the decoded text */
+    uint32_t *cps; /* (n_cps) the decoded text */
     size_t n_cps;
-    char *subject;       /* what the regexes run on: valid UTF-8 */
-    uint32_t *byte_of;   /* (n_cps + 1) offset of each code point in subject */
-    uint32_t *cp_at;     /* (subject bytes + 1) code point index at each byte offset */
-    tok_ivec ranges[2];  /* (start, end) code point pairs, before and after a pattern */
+    char *subject;      /* what the regexes run on: valid UTF-8 */
+    uint32_t *byte_of;  /* (n_cps + 1) offset of each code point in subject */
+    uint32_t *cp_at;    /* (subject bytes + 1) code point index at each byte offset */
+    tok_ivec ranges[2]; /* (start, end) code point pairs, before and after a pattern */
     pcre2_match_data *md;
 } split_state;
 
@@ -271,7 +274,8 @@ static int split_range(split_state *s, const pcre2_code *re, uint32_t start, uin
     while (from < length) {
         uint32_t options = PCRE2_NO_UTF_CHECK;
         int rc = pcre2_match(re, subject, length, from, options, s->md, NULL);
-        if (rc == PCRE2_ERROR_JIT_STACKLIMIT) rc = pcre2_match(re, subject, length, from, options | PCRE2_NO_JIT, s->md, NULL);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+            rc = pcre2_match(re, subject, length, from, options | PCRE2_NO_JIT, s->md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             PCRE2_UCHAR msg[160];
@@ -341,7 +345,7 @@ int tok_pretok_split(const tok_pretok *p, const char *text, size_t len, tok_byte
     const tok_ivec *final = &s.ranges[cur];
     for (size_t i = 0; i < final->n; i += 2) {
         if (final->data[i + 1] == final->data[i]) continue;
-        if (emit_word(&s, (uint32_t)final->data[i], (uint32_t)final->data[i + 1], words) ||
+        if (emit_word(&s, (uint32_t) final->data[i], (uint32_t) final->data[i + 1], words) ||
             tok_ivec_push(word_ends, (int32_t)words->n)) {
             lm_error_set(err, "pre-tokenizer: out of memory");
             goto done;

@@ -39,7 +39,8 @@ static int split_symbols(spm_scratch *s, const char *text, size_t len) {
         size_t char_len = tok_utf8_len((uint8_t)text[off]);
         if (char_len > len - off) char_len = len - off;
         size_t i = s->n;
-        s->symbols[i] = (tok_symbol){.prev = (int32_t)i - 1, .next = -1, .off = (uint32_t)off, .len = (uint32_t)char_len};
+        s->symbols[i] =
+            (tok_symbol){.prev = (int32_t)i - 1, .next = -1, .off = (uint32_t)off, .len = (uint32_t)char_len};
         if (i > 0) s->symbols[i - 1].next = (int32_t)i;
         off += char_len;
     }

@@ -37,17 +37,17 @@ typedef struct tok_bytes {
     size_t n, cap;
 } tok_bytes;
 
-int tok_ivec_push(tok_ivec *v, int32_t x);               /* 0 or -1 (out of memory) */
+int tok_ivec_push(tok_ivec *v, int32_t x);                   /* 0 or -1 (out of memory) */
 int tok_bytes_append(tok_bytes *b, const void *p, size_t n); /* 0 or -1 */
 
 /* ---- string -> int32 hash map (open addressing; keys copied into an arena) ---- */
 typedef struct tok_strmap {
-    uint32_t *slots;    /* (mask + 1) entry index + 1; 0 = empty */
+    uint32_t *slots; /* (mask + 1) entry index + 1; 0 = empty */
     uint32_t mask;
-    uint32_t *key_off;  /* (n) byte offset of each key in arena */
-    uint32_t *key_len;  /* (n) bytes */
-    int32_t *value;     /* (n) */
-    uint32_t n, cap;    /* entries */
+    uint32_t *key_off; /* (n) byte offset of each key in arena */
+    uint32_t *key_len; /* (n) bytes */
+    int32_t *value;    /* (n) */
+    uint32_t n, cap;   /* entries */
     char *arena;
     size_t arena_len, arena_cap; /* bytes */
 } tok_strmap;
@@ -67,9 +67,9 @@ typedef struct tok_pretok tok_pretok;
  * llama.cpp's default patterns, with a warning on stderr). Fills the
  * per-pre flags. Returns NULL with err on a compile failure. */
 typedef struct tok_pre_flags {
-    bool ignore_merges;   /* a word that is a whole token skips the merges */
-    bool force_add_bos;   /* this pre-tokenizer sets add_bos (llama3, tekken, ...) */
-    bool no_bos;          /* this pre-tokenizer clears the BOS id (chatglm) */
+    bool ignore_merges; /* a word that is a whole token skips the merges */
+    bool force_add_bos; /* this pre-tokenizer sets add_bos (llama3, tekken, ...) */
+    bool no_bos;        /* this pre-tokenizer clears the BOS id (chatglm) */
 } tok_pre_flags;
 
 tok_pretok *tok_pretok_create(const char *name, const char *path, tok_pre_flags *flags, lm_error *err);
@@ -121,10 +121,10 @@ struct tok_vocab {
     bool add_bos, add_eos, add_space_prefix;
     bool ignore_merges;
 
-    tok_pretok *pretok;     /* BPE only */
+    tok_pretok *pretok; /* BPE only */
 
     /* special tokens (control, user-defined, unknown), longest first */
-    int32_t *special_ids;   /* (n_special) */
+    int32_t *special_ids; /* (n_special) */
     int32_t n_special;
     /* byte trie over the special texts: finds which of them occur in a text */
     struct tok_trie_node *trie;

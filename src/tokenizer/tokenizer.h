@@ -6,7 +6,15 @@
  *           tokenizer.ggml.pre (PCRE2 with Unicode properties); merges by rank.
  *   "llama" SentencePiece-style (scores, byte fallback, leading-space rule).
  * Special/control and user-defined tokens are matched in the text first when
- * parse_special is set. */
+ * parse_special is set (user-defined ones always, as llama.cpp does).
+ *
+ * Every pre-tokenizer of llama.cpp that is a plain list of regexes is
+ * supported (default, gpt-2, llama3/llama-bpe, qwen2, qwen35, smollm,
+ * starcoder, deepseek-llm/-coder/-v3, falcon, tekken, gpt-4o, chatglm, poro,
+ * viking, chameleon, ...); a missing or unknown tokenizer.ggml.pre falls back
+ * to the default patterns with a warning on stderr (llama.cpp refuses an
+ * unknown one). The vocab is read-only after loading: encode and decode may
+ * run from many threads at once. */
 #ifndef LAMINA_TOKENIZER_H
 #define LAMINA_TOKENIZER_H
 
@@ -33,21 +41,26 @@ bool tok_add_bos(const tok_vocab *v);   /* tokenizer.ggml.add_bos_token (or the 
 /* end of generation: eos, eot, or another end-of-generation token (e.g. <|im_end|>, <end_of_turn>) */
 bool tok_is_eog(const tok_vocab *v, int32_t id);
 bool tok_is_control(const tok_vocab *v, int32_t id);
-/* the raw vocabulary string of a token (as stored in the GGUF), NUL-terminated */
+/* the raw vocabulary string of a token (as stored in the GGUF), NUL-terminated;
+ * NULL for an id out of range */
 const char *tok_text(const tok_vocab *v, int32_t id);
 
 /* Encodes LEN bytes of TEXT. Writes up to CAP ids to OUT and returns the total
  * number of ids (call again with a larger buffer if it exceeds CAP); returns
  * -1 with err filled on failure. add_bos: prepend BOS if the vocab has one
- * and tok_add_bos() says so (as llama.cpp's add_special). parse_special:
- * match special tokens written in TEXT. Invalid UTF-8 is tolerated. */
+ * and tok_add_bos() says so, and append EOS if tokenizer.ggml.add_eos_token
+ * (llama.cpp's add_special). parse_special: match control tokens written in
+ * TEXT. Invalid UTF-8 is tolerated (byte-level BPE reads each bad byte as
+ * U+FFFD, SentencePiece falls back to byte tokens), as in llama.cpp. */
 int64_t tok_encode(const tok_vocab *v, const char *text, size_t len, bool add_bos, bool parse_special,
                    int32_t *out, int64_t cap, lm_error *err);
 
 /* The bytes a token stands for (byte-level BPE unmapped, SentencePiece ▁ to
- * space, <0xNN> byte tokens to their byte). Control tokens give their text
- * only if render_special, else nothing. Writes up to CAP bytes, returns the
- * piece's length (may exceed CAP: then call again) or -1 for a bad id. */
+ * space, <0xNN> byte tokens to their byte), as llama.cpp's token_to_piece.
+ * Control and unknown tokens give their text only if render_special, else
+ * nothing; user-defined tokens always give their text. A piece may be part
+ * of a UTF-8 character. Writes up to CAP bytes, returns the piece's length
+ * (may exceed CAP: then call again) or -1 for a bad id. */
 int tok_piece(const tok_vocab *v, int32_t id, bool render_special, char *buf, int cap);
 
 /* Streaming detokenizer: feed ids one at a time, get only complete UTF-8

@@ -29,9 +29,7 @@ static uint32_t attr_of_type(int32_t type) {
 
 static bool str_is(gguf_str s, const char *lit) { return s.len == strlen(lit) && memcmp(s.data, lit, s.len) == 0; }
 
-static int32_t id_of(const tok_vocab *v, const char *text) {
-    return tok_strmap_get(&v->token_ids, text, strlen(text));
-}
+static int32_t id_of(const tok_vocab *v, const char *text) { return tok_strmap_get(&v->token_ids, text, strlen(text)); }
 
 /* the array at KEY, checked to hold at least MIN_LEN elements of one of the types */
 static int64_t find_array(const gguf_file *f, const char *key, gguf_type t1, gguf_type t2, uint64_t min_len,
@@ -201,16 +199,19 @@ static void detect_by_text(tok_vocab *v, int32_t *id, const char *const *texts) 
 }
 
 static void detect_special_tokens(tok_vocab *v) {
-    static const char *const eot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                                      "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>",
-                                      "<end_of_utterance>", NULL};
+    static const char *const eot[] = {
+        "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",         "<|endoftext|>",      "<|end_of_text|>",
+        "<EOT>",      "_<EOT>",     "[EOT]",   "<｜end▁of▁sentence｜>", "<end_of_utterance>", NULL};
     static const char *const eom[] = {"<|eom_id|>", NULL};
-    static const char *const fim_pre[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>",
-                                          "▁<PRE>", "<|code_prefix|>", "<|prefix|>", NULL};
-    static const char *const fim_suf[] = {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>",
-                                          "▁<SUF>", "<|code_suffix|>", "<|suffix|>", NULL};
-    static const char *const fim_mid[] = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>",
-                                          "▁<MID>", "<|code_middle|>", "<|middle|>", NULL};
+    static const char *const fim_pre[] = {"<|fim_prefix|>",  "<fim-prefix>", "<fim_prefix>",
+                                          "<｜fim▁begin｜>", "<PRE>",        "▁<PRE>",
+                                          "<|code_prefix|>", "<|prefix|>",   NULL};
+    static const char *const fim_suf[] = {"<|fim_suffix|>",  "<fim-suffix>", "<fim_suffix>",
+                                          "<｜fim▁hole｜>",  "<SUF>",        "▁<SUF>",
+                                          "<|code_suffix|>", "<|suffix|>",   NULL};
+    static const char *const fim_mid[] = {"<|fim_middle|>",  "<fim-middle>", "<fim_middle>",
+                                          "<｜fim▁end｜>",   "<MID>",        "▁<MID>",
+                                          "<|code_middle|>", "<|middle|>",   NULL};
     static const char *const fim_pad[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", NULL};
     static const char *const fim_rep[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", NULL};
     static const char *const fim_sep[] = {"<|file_sep|>", NULL};
@@ -228,10 +229,12 @@ static bool text_is(const tok_vocab *v, int32_t id, const char *text) { return s
 
 /* llama.cpp's special_eog_ids */
 static void build_eog_set(tok_vocab *v) {
+    /* clang-format off */
     static const char *const eog_texts[] = {
         "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
         "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
         "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~[", NULL};
+    /* clang-format on */
     const int32_t by_id[] = {v->fim_pad, v->fim_rep, v->fim_sep};
     for (size_t i = 0; i < 3; i++) {
         if (by_id[i] >= 0) v->is_eog[by_id[i]] = 1;
@@ -405,6 +408,4 @@ bool tok_is_control(const tok_vocab *v, int32_t id) {
     return id >= 0 && id < v->n_tokens && (v->attr[id] & TOK_ATTR_CONTROL);
 }
 
-const char *tok_text(const tok_vocab *v, int32_t id) {
-    return id >= 0 && id < v->n_tokens ? tok_text_of(v, id) : NULL;
-}
+const char *tok_text(const tok_vocab *v, int32_t id) { return id >= 0 && id < v->n_tokens ? tok_text_of(v, id) : NULL; }

@@ -8,8 +8,9 @@
  * strings under two dozen other tokenizer.ggml.pre values. Then properties
  * that need no reference: decode(encode(x)) == x, the streaming
  * detokenizer's UTF-8 safety, 10k random byte strings without a crash,
- * speed, and the error paths of a broken vocabulary. */
+ * speed, concurrent encoding, and the error paths of a broken vocabulary. */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -124,10 +125,15 @@ static size_t decode(const tok_vocab *v, const int32_t *ids, int64_t n, bool ski
 static bool valid_utf8(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        size_t k = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        size_t k = c < 0x80                 ? 1
+                   : c >= 0xc2 && c <= 0xdf ? 2
+                   : c >= 0xe0 && c <= 0xef ? 3
+                   : c >= 0xf0 && c <= 0xf4 ? 4
+                                            : 0;
         if (k == 0 || i + k > n) return false;
         unsigned char c1 = k > 1 ? (unsigned char)s[i + 1] : 0x80;
-        if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f))
+        if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+            (c == 0xf4 && c1 > 0x8f))
             return false;
         for (size_t j = 1; j < k; j++) {
             if (((unsigned char)s[i + j] & 0xc0) != 0x80) return false;
@@ -209,7 +215,11 @@ static void check_stream_bytes(const tok_vocab *v) {
     CHECK(n == 3 && !memcmp(out, "\xef\xbf\xbd", 3), "0xFF -> U+FFFD: %d", n);
     tok_stream_push(v, &s, f0, out, sizeof(out));
     n = tok_stream_push(v, &s, a, out, sizeof(out));
-    CHECK(n == 4 && !memcmp(out, "\xef\xbf\xbd" "a", 4), "F0 then 'a' -> U+FFFD a: %d", n);
+    CHECK(n == 4 && !memcmp(out,
+                            "\xef\xbf\xbd"
+                            "a",
+                            4),
+          "F0 then 'a' -> U+FFFD a: %d", n);
     tok_stream_push(v, &s, e2, out, sizeof(out));
     CHECK(tok_stream_flush(&s, out, 2) == 3 && s.n_pending == 1, "flush needs 3 bytes");
     n = tok_stream_flush(&s, out, sizeof(out));
@@ -242,7 +252,8 @@ static void check_stream_split_chars(const tok_vocab *v, const char *what) {
     tok_stream_init(&s);
     s.strip_leading_space = true;
     len = 0;
-    for (int64_t i = 0; i < n; i++) len += (size_t)tok_stream_push(v, &s, ids_buf[i], out + len, (int)(sizeof(out) - len));
+    for (int64_t i = 0; i < n; i++)
+        len += (size_t)tok_stream_push(v, &s, ids_buf[i], out + len, (int)(sizeof(out) - len));
     CHECK(len == 5 && !memcmp(out, "hello", 5), "%s: strip_leading_space", what);
 }
 
@@ -273,15 +284,22 @@ static void check_random(const tok_vocab *v, const char *what) {
         size_t len = 0;
         for (int k = rnd() % 24; k > 0; k--) {
             uint32_t r = rnd() % 10, cp;
-            if (r < 4) cp = 0x20 + rnd() % 0x5f;
-            else if (r < 5) cp = (uint32_t)" \t\n\r"[rnd() % 4];
-            else if (r < 8) cp = 0x80 + rnd() % 0x2f80;
-            else cp = 0x3000 + rnd() % 0x3d000;
+            if (r < 4)
+                cp = 0x20 + rnd() % 0x5f;
+            else if (r < 5)
+                cp = (uint32_t) " \t\n\r"[rnd() % 4];
+            else if (r < 8)
+                cp = 0x80 + rnd() % 0x2f80;
+            else
+                cp = 0x3000 + rnd() % 0x3d000;
             if ((cp >= 0xd800 && cp < 0xe000) || cp == 0x2581) cp = 'x';
-            if (cp < 0x80) text[len++] = (char)cp;
-            else if (cp < 0x800) len += (size_t)sprintf(text + len, "%c%c", 0xc0 | (cp >> 6), 0x80 | (cp & 63));
+            if (cp < 0x80)
+                text[len++] = (char)cp;
+            else if (cp < 0x800)
+                len += (size_t)sprintf(text + len, "%c%c", 0xc0 | (cp >> 6), 0x80 | (cp & 63));
             else if (cp < 0x10000)
-                len += (size_t)sprintf(text + len, "%c%c%c", 0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
+                len +=
+                    (size_t)sprintf(text + len, "%c%c%c", 0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
             else
                 len += (size_t)sprintf(text + len, "%c%c%c%c", 0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63),
                                        0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
@@ -295,24 +313,69 @@ static void check_random(const tok_vocab *v, const char *what) {
     CHECK(bad_roundtrips == 0, "%s: %d of 2000 random UTF-8 strings do not round-trip", what, bad_roundtrips);
 }
 
-/* 100 KB of English prose must encode well under a second */
-static void check_speed(const tok_vocab *v, const char *what) {
+/* about LEN bytes of English-like prose (malloc'd, NUL-terminated) */
+static char *english(size_t len) {
     static const char *const words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "while",
                                         "engineers", "write", "tokenizers", "that", "match", "exactly,", "it's",
                                         "2024", "and", "we've", "got", "(many)", "reasons!"};
-    size_t cap = 100 * 1024, len = 0;
-    char *text = malloc(cap + 32);
-    while (len < cap) {
-        len += (size_t)sprintf(text + len, "%s%s", words[rnd() % 22], rnd() % 12 ? " " : ".\n");
-    }
+    char *text = malloc(len + 32);
+    size_t at = 0;
+    while (at < len) at += (size_t)sprintf(text + at, "%s%s", words[rnd() % 22], rnd() % 12 ? " " : ".\n");
+    text[len] = '\0';
+    return text;
+}
+
+/* 100 KB of English prose must encode well under a second */
+static void check_speed(const tok_vocab *v, const char *what) {
+    char *text = english(100 * 1024);
     lm_error err;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int64_t n = tok_encode(v, text, cap, true, true, ids_buf, MAX_IDS, &err);
+    int64_t n = tok_encode(v, text, strlen(text), true, true, ids_buf, MAX_IDS, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     printf("%s: 100 KB of English -> %lld tokens in %.1f ms\n", what, (long long)n, 1e3 * secs);
     CHECK(n > 10000 && secs < 0.5, "%s: 100 KB took %.3f s", what, secs);
+    free(text);
+}
+
+/* the vocab is shared read-only: threads encoding at once get the same ids */
+typedef struct worker {
+    const tok_vocab *v;
+    const char *text;
+    const int32_t *want;
+    int64_t n_want;
+    int mismatches;
+} worker;
+
+static void *encode_worker(void *arg) {
+    worker *w = arg;
+    int32_t *ids = malloc(MAX_IDS * sizeof(int32_t));
+    for (int round = 0; round < 4; round++) {
+        lm_error err;
+        int64_t n = tok_encode(w->v, w->text, strlen(w->text), true, true, ids, MAX_IDS, &err);
+        w->mismatches += n != w->n_want || memcmp(ids, w->want, (size_t)n * sizeof(int32_t)) != 0;
+    }
+    free(ids);
+    return NULL;
+}
+
+static void check_threads(const tok_vocab *v, const char *what) {
+    char *text = english(16 * 1024);
+    lm_error err;
+    int64_t n = tok_encode(v, text, strlen(text), true, true, ids_buf, MAX_IDS, &err);
+    worker workers[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        workers[i] = (worker){.v = v, .text = text, .want = ids_buf, .n_want = n};
+        pthread_create(&threads[i], NULL, encode_worker, &workers[i]);
+    }
+    int mismatches = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        mismatches += workers[i].mismatches;
+    }
+    CHECK(mismatches == 0, "%s: %d concurrent encodings differ", what, mismatches);
     free(text);
 }
 
@@ -328,13 +391,15 @@ static void build_vocab_gguf(gw *w, const gguf_file *src, const char *pre) {
     int64_t n_kv = 0;
     for (int64_t i = 0; i < gguf_n_kv(src); i++) {
         gguf_str key = gguf_key_at(src, i);
-        n_kv += key.len > 15 && !memcmp(key.data, "tokenizer.ggml.", 15) && !(key.len == 18 && !memcmp(key.data + 15, "pre", 3));
+        n_kv += key.len > 15 && !memcmp(key.data, "tokenizer.ggml.", 15) &&
+                !(key.len == 18 && !memcmp(key.data + 15, "pre", 3));
     }
     gw_header(w, 3, 0, (uint64_t)n_kv + (pre != NULL));
     if (pre) gw_kv_str(w, "tokenizer.ggml.pre", pre);
     for (int64_t i = 0; i < gguf_n_kv(src); i++) {
         gguf_str key = gguf_key_at(src, i);
-        if (!(key.len > 15 && !memcmp(key.data, "tokenizer.ggml.", 15)) || (key.len == 18 && !memcmp(key.data + 15, "pre", 3)))
+        if (!(key.len > 15 && !memcmp(key.data, "tokenizer.ggml.", 15)) ||
+            (key.len == 18 && !memcmp(key.data + 15, "pre", 3)))
             continue;
         put_str(w, key);
         gguf_type t = gguf_kv_type(src, i);
@@ -359,8 +424,10 @@ static void build_vocab_gguf(gw *w, const gguf_file *src, const char *pre) {
             gw_u32(w, et);
             gw_u64(w, n);
             for (uint64_t k = 0; k < n; k++) {
-                if (et == GGUF_TYPE_STRING) put_str(w, gguf_arr_str(src, i, k));
-                else gw_bytes(w, (const char *)gguf_arr_data(src, i) + 4 * k, 4);
+                if (et == GGUF_TYPE_STRING)
+                    put_str(w, gguf_arr_str(src, i, k));
+                else
+                    gw_bytes(w, (const char *)gguf_arr_data(src, i) + 4 * k, 4);
             }
         }
     }
@@ -396,6 +463,57 @@ static void check_pre_variants(const gguf_file *src, const json_t *variants) {
     }
 }
 
+/* ---- a synthetic SentencePiece vocab: ties, overlapping user-defined tokens ---- */
+
+static void check_synthetic(const char *fixture_path) {
+    json_error_t jerr;
+    json_t *fx = json_load_file(fixture_path, 0, &jerr);
+    CHECK(fx != NULL, "%s: %s", fixture_path, jerr.text);
+    if (!fx) return;
+    const json_t *tokens = json_object_get(fx, "tokens"), *scores = json_object_get(fx, "scores");
+    const json_t *types = json_object_get(fx, "token_types");
+    const size_t n = json_array_size(tokens);
+    gw w = {0};
+    gw_header(&w, 3, 0, 4);
+    gw_kv_str(&w, "tokenizer.ggml.model", "llama");
+    gw_key(&w, "tokenizer.ggml.tokens", GGUF_TYPE_ARRAY);
+    gw_u32(&w, GGUF_TYPE_STRING);
+    gw_u64(&w, n);
+    for (size_t i = 0; i < n; i++) gw_str(&w, json_string_value(json_array_get(tokens, i)));
+    gw_key(&w, "tokenizer.ggml.scores", GGUF_TYPE_ARRAY);
+    gw_u32(&w, GGUF_TYPE_FLOAT32);
+    gw_u64(&w, n);
+    for (size_t i = 0; i < n; i++) gw_f32(&w, (float)json_real_value(json_array_get(scores, i)));
+    gw_key(&w, "tokenizer.ggml.token_type", GGUF_TYPE_ARRAY);
+    gw_u32(&w, GGUF_TYPE_INT32);
+    gw_u64(&w, n);
+    for (size_t i = 0; i < n; i++) gw_u32(&w, (uint32_t)json_integer_value(json_array_get(types, i)));
+    gw_pad(&w, 32);
+    lm_error err = {{0}};
+    gguf_file *f = gguf_open_memory(w.buf, w.len, "synthetic-spm", &err);
+    tok_vocab *v = f ? tok_vocab_load(f, &err) : NULL;
+    gguf_close(f);
+    CHECK(v != NULL, "synthetic vocab: %s", err.msg);
+    if (v) {
+        check_encodings(v, json_object_get(fx, "encode"), true, "synthetic-spm");
+        /* a 300-byte piece: longer than the stream's stack buffer */
+        int32_t long_id = -1;
+        for (int32_t id = 0; id < tok_n_vocab(v); id++) {
+            if (strlen(tok_text(v, id)) == 300) long_id = id;
+        }
+        char out[400];
+        tok_stream s;
+        tok_stream_init(&s);
+        CHECK(tok_piece(v, long_id, false, out, 10) == 300, "long piece length past cap");
+        CHECK(tok_stream_push(v, &s, long_id, out, 100) == 300, "long piece: too small, nothing consumed");
+        CHECK(tok_stream_push(v, &s, long_id, out, sizeof(out)) == 300 && out[0] == 'x' && out[299] == 'x',
+              "long piece streamed");
+    }
+    tok_vocab_free(v);
+    gw_free(&w);
+    json_decref(fx);
+}
+
 /* ---- broken vocabularies give an error naming the key ---- */
 
 static void expect_load_error(gw *w, const char *needle, const char *what) {
@@ -404,8 +522,7 @@ static void expect_load_error(gw *w, const char *needle, const char *what) {
     gguf_file *f = gguf_open_memory(w->buf, w->len, "broken.gguf", &err);
     CHECK(f != NULL, "%s: gguf_open_memory: %s", what, err.msg);
     tok_vocab *v = f ? tok_vocab_load(f, &err) : NULL;
-    CHECK(f && v == NULL && strstr(err.msg, needle) && strstr(err.msg, "broken.gguf"), "%s: error '%s'", what,
-          err.msg);
+    CHECK(f && v == NULL && strstr(err.msg, needle) && strstr(err.msg, "broken.gguf"), "%s: error '%s'", what, err.msg);
     tok_vocab_free(v);
     gguf_close(f);
     gw_free(w);
@@ -470,6 +587,7 @@ static void check_model(const char *fixture_path) {
         if (find_token(v, "<0xF0>") >= 0) check_stream_bytes(v);
         check_random(v, model);
         check_speed(v, model);
+        check_threads(v, model);
         int32_t two[2];
         int64_t n = tok_encode(v, "Hello world, once more", 22, false, false, two, 2, &err);
         CHECK(n > 2, "%s: encode reports the full count past cap (%lld)", model, (long long)n);
@@ -483,6 +601,7 @@ static void check_model(const char *fixture_path) {
 int main(void) {
     check_model("tests/fixtures/tokenizer_unit/smollm2-135m.json");
     check_model("tests/fixtures/tokenizer_unit/gemma3-270m.json");
+    check_synthetic("tests/fixtures/tokenizer_unit/synthetic-spm.json");
     check_errors();
     return check_done("tokenizer");
 }
