@@ -10,8 +10,9 @@
 #include "chat/ast.h"
 #include "chat/lexer.h"
 
-/* Maximum nesting of expressions and statements: bounds the parser's and the
- * evaluator's recursion on hostile input. */
+/* Maximum nesting of parenthesized/nested expressions and of statements:
+ * bounds the parser's recursion on hostile input (the depth of the finished
+ * tree, chains included, is bounded by template.c). */
 #define PARSE_MAX_DEPTH 128
 
 /* Parses the tokens of LX into BODY (nodes in A). On a syntax error returns

@@ -14,7 +14,7 @@
 #define DEFAULT_MAX_OUTPUT ((size_t)16 << 20)  /* bytes */
 #define DEFAULT_MAX_MEMORY ((size_t)256 << 20) /* bytes */
 #define DEFAULT_MAX_STEPS 20000000ULL
-#define DEFAULT_MAX_DEPTH 400
+#define DEFAULT_MAX_DEPTH 1000 /* frames of at most ~600 bytes: well under 1 MiB of stack */
 
 struct chat_template {
     chat_arena arena; /* normalized source, tokens, nodes */

@@ -39,7 +39,7 @@ typedef struct chat_render_opts {
     size_t max_output;  /* bytes of output, and of any one string built; 0 = 16 MiB */
     size_t max_memory;  /* bytes one render may allocate; 0 = 256 MiB */
     uint64_t max_steps; /* evaluation steps (expressions and statements); 0 = 20 million */
-    int max_depth;      /* nested evaluation (macro recursion, deep expressions); 0 = 400 */
+    int max_depth;      /* nested evaluation (macro recursion, deep expressions); 0 = 1000 */
 } chat_render_opts;
 
 /* Parses LEN bytes of template source (UTF-8). Returns NULL and fills err
