@@ -346,7 +346,29 @@ def gen_logits(name, rel_path, prompts_tokens):
     llm.close()
     write_json(os.path.join(FIXTURES, "logits", f"{name}.json"),
                {"model": rel_path, "n_vocab": n_vocab, "reference": reference_info(),
+                "self_divergence": self_divergence(rel_path, prompts),
                 "prompts": prompts})
+
+
+def self_divergence(rel_path, prompts):
+    """How far llama.cpp is from itself: the same prompts fed one token per
+    batch (other kernels: gemv instead of gemm, other summation orders) vs the
+    recorded batched run. Real quantized models amplify such float-order
+    differences through int8 activation rounding; the fidelity test allows
+    lamina a difference on the order of this one."""
+    llm = load(rel_path, n_ctx=512, n_batch=1, n_ubatch=1, logits_all=True)
+    worst, mismatches, positions = 0.0, 0, 0
+    for rec in prompts:
+        llm.reset()
+        llm.eval(rec["tokens"])
+        scores = np.asarray(llm.scores[: len(rec["tokens"])], dtype=np.float32)
+        for t, row in enumerate(scores):
+            positions += 1
+            mismatches += int(np.argmax(row)) != rec["argmax"][t]
+            ref = np.asarray(rec["probe_logits"][t], dtype=np.float32)
+            worst = max(worst, float(np.abs(row[rec["probe_ids"][t]] - ref).max()))
+    llm.close()
+    return {"max_abs_diff": f32(worst), "argmax_mismatches": mismatches, "positions": positions}
 
 
 def prompt_tokens(llm, text):
@@ -385,14 +407,18 @@ def gen_greedy(name, rel_path):
         llm.eval(prompt)
         generated = []
         stopped = False
+        margins = []
         while len(generated) < N_PREDICT:
-            token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            row = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+            token = int(np.argmax(row))
             generated.append(token)
+            margins.append(f32(row[token] - np.partition(row, -2)[-2]))
             if is_eog(llm, token):
                 stopped = True
                 break
             llm.eval([token])
         cases.append({"prompt_tokens": prompt, "n_predict": N_PREDICT, "tokens": generated,
+                      "top2_margin": margins,
                       "stopped_eog": stopped,
                       "text": llm.detokenize(generated).decode("utf-8", errors="replace")})
     eog_ids = vocab_info(llm)["eog_ids"]

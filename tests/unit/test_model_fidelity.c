@@ -7,8 +7,12 @@
  * orders) move its logits by up to self_divergence.max_abs_diff, recorded in
  * each fixture. On F16 weights that is ~1e-3; on real Q4 models it is 1-3
  * logits, because int8 activation rounding amplifies any float-order
- * difference layer after layer. We allow twice llama.cpp's own divergence
- * (at least 0.01):
+ * difference layer after layer. We allow twice llama.cpp's own divergence,
+ * and at least 0.01 on float weights, 0.06 on quantized ones. (For some tiny
+ * quantized models llama.cpp's two runs take the very same code path and
+ * agree exactly; yet its own divergence on their siblings, e.g. llama3-q4_0
+ * 0.030, qwen3-q4_k_m 0.059, shows the level that int8 activation rounding
+ * alone produces from float-order noise.) So:
  *   - logits: at every position of every 32-token prompt, |ours - llama.cpp|
  *     at the probe ids (its top 16 and 16 fixed others) <= tolerance;
  *   - argmax: equal at every position, except where llama.cpp's own top-2
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dtype.h"
 #include "check.h"
 #include "engine/sampler.h"
 #include "model/kv_contig.h"
@@ -33,15 +38,22 @@
 #define FIXTURE_DIR "tests/fixtures/logits"
 #define MAX_CTX 512
 
-#define MIN_TOLERANCE 0.01f
+#define MIN_TOLERANCE_FLOAT 0.01f
+#define MIN_TOLERANCE_QUANT 0.06f
 
-/* twice llama.cpp's own divergence (see the top of the file); -1 if the
- * fixture lacks it */
-static float tolerance_of(json_t *root) {
+static bool float_weights(const lm_model *m) {
+    uint32_t t = m->layers[0].wq.type;
+    return t == LM_F32 || t == LM_F16 || t == LM_BF16;
+}
+
+/* twice llama.cpp's own divergence, with the floor of the weight kind (see
+ * the top of the file); -1 if the fixture lacks it */
+static float tolerance_of(json_t *root, bool float_model) {
     json_t *self = json_object_get(json_object_get(root, "self_divergence"), "max_abs_diff");
     if (!json_is_number(self)) return -1.0f;
     float tol = 2.0f * (float)json_number_value(self);
-    return tol > MIN_TOLERANCE ? tol : MIN_TOLERANCE;
+    float floor = float_model ? MIN_TOLERANCE_FLOAT : MIN_TOLERANCE_QUANT;
+    return tol > floor ? tol : floor;
 }
 
 typedef struct {
@@ -110,7 +122,7 @@ static void check_logits_file(const char *file) {
         return;
     }
     const int n_vocab = r.model->hp.n_vocab;
-    const float tol = tolerance_of(root);
+    const float tol = tolerance_of(root, float_weights(r.model));
     CHECK(tol > 0.0f, "%s: no self_divergence recorded (regenerate with scripts/gen_fixtures.py)", file);
     float *logits = malloc(sizeof(float) * (size_t)n_vocab * MAX_CTX);
     float *one = malloc(sizeof(float) * (size_t)n_vocab);
@@ -158,11 +170,11 @@ static void check_logits_file(const char *file) {
 }
 
 /* the tolerance of greedy_NAME.json is that of NAME.json, the same model's logits */
-static float greedy_tolerance(const char *greedy_file) {
+static float greedy_tolerance(const char *greedy_file, bool float_model) {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", FIXTURE_DIR, strrchr(greedy_file, '/') + 1 + strlen("greedy_"));
     json_t *root = json_load_file(path, 0, NULL);
-    float tol = root ? tolerance_of(root) : -1.0f;
+    float tol = root ? tolerance_of(root, float_model) : -1.0f;
     json_decref(root);
     return tol;
 }
@@ -172,8 +184,7 @@ static void check_greedy_file(const char *file) {
     json_t *root = json_load_file(file, 0, &jerr);
     CHECK(root != NULL, "%s: %s", file, jerr.text);
     if (!root) return;
-    const float tol = greedy_tolerance(file);
-    CHECK(tol > 0.0f, "%s: the model's logits fixture has no self_divergence", file);
+
     const char *model_path = json_string_value(json_object_get(root, "model"));
     runner r;
     if (!model_path || runner_open(&r, model_path)) {
@@ -181,6 +192,8 @@ static void check_greedy_file(const char *file) {
         json_decref(root);
         return;
     }
+    const float tol = greedy_tolerance(file, float_weights(r.model));
+    CHECK(tol > 0.0f, "%s: the model's logits fixture has no self_divergence", file);
     lm_error err = {{0}};
     tok_vocab *vocab = tok_vocab_load(r.model->file, &err);
     CHECK(vocab != NULL, "%s", err.msg);

@@ -87,9 +87,14 @@ void op_gelu_mul(float *y, const float *g, const float *u, int n) {
 
 void op_attend(float *out, const float *q, const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv,
                int head_dim, float scale, float softcap, float *scratch) {
+    /* Q and the attention weights are rounded to f16 before they meet the f16
+     * cache, as llama.cpp's K*Q and V*softmax products do (f16 x f16 dots
+     * with f32 sums); it costs nothing and keeps us within its tolerance. */
+    float q16[OP_MAX_HEAD_DIM];
+    for (int i = 0; i < head_dim; i++) q16[i] = lm_fp16_to_fp32(lm_fp32_to_fp16(q[i]));
     float max = -INFINITY;
     for (int j = 0; j < n_kv; j++) {
-        float s = op_dot_f32_f16(q, keys[j], head_dim) * scale;
+        float s = op_dot_f32_f16(q16, keys[j], head_dim) * scale;
         if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
         scratch[j] = s;
         if (s > max) max = s;
@@ -101,5 +106,6 @@ void op_attend(float *out, const float *q, const lm_fp16 *const *keys, const lm_
     }
     const float inv = (float)(1.0 / sum);
     memset(out, 0, sizeof(float) * (size_t)head_dim);
-    for (int j = 0; j < n_kv; j++) op_axpy_f16(out, scratch[j] * inv, values[j], head_dim);
+    for (int j = 0; j < n_kv; j++)
+        op_axpy_f16(out, lm_fp16_to_fp32(lm_fp32_to_fp16(scratch[j] * inv)), values[j], head_dim);
 }

@@ -43,6 +43,8 @@ void op_rope(float *x, int n_rot, int pos, float base, float pos_scale, bool neo
 void op_silu_mul(float *y, const float *g, const float *u, int n);
 void op_gelu_mul(float *y, const float *g, const float *u, int n);
 
+#define OP_MAX_HEAD_DIM 1024 /* the model loader rejects larger heads */
+
 /* Attention of one query head over n_kv cached positions.
  * q (head_dim); keys[j] / values[j]: pointers to f16 vectors of the
  * positions, (n_kv); scratch (n_kv); out (head_dim). softcap 0 = none. */
