@@ -52,7 +52,7 @@ typedef struct tok_strmap {
     size_t arena_len, arena_cap; /* bytes */
 } tok_strmap;
 
-/* expected_n sizes the table once; returns 0 or -1 (out of memory) */
+/* expected_n sizes the table once (put fails past that many keys); 0 or -1 (out of memory) */
 int tok_strmap_init(tok_strmap *m, uint32_t expected_n);
 void tok_strmap_free(tok_strmap *m);
 /* overwrite: replace the value of an existing key (else the first one stays) */
@@ -63,15 +63,17 @@ int32_t tok_strmap_get(const tok_strmap *m, const char *key, size_t len);
 /* ---- pre-tokenizer (byte-level BPE) ---- */
 typedef struct tok_pretok tok_pretok;
 
-/* Compiles the split patterns for tokenizer.ggml.pre NAME (NULL or unknown:
- * llama.cpp's default patterns, with a warning on stderr). Fills the
- * per-pre flags. Returns NULL with err on a compile failure. */
+/* what llama.cpp sets along with some pre-tokenizers */
 typedef struct tok_pre_flags {
     bool ignore_merges; /* a word that is a whole token skips the merges */
-    bool force_add_bos; /* this pre-tokenizer sets add_bos (llama3, tekken, ...) */
-    bool no_bos;        /* this pre-tokenizer clears the BOS id (chatglm) */
+    bool force_add_bos; /* add_bos defaults to true (llama3, tekken, ...) */
+    bool no_bos;        /* the BOS id defaults to none (chatglm) */
 } tok_pre_flags;
 
+/* Compiles the split patterns for tokenizer.ggml.pre NAME (empty or unknown:
+ * llama.cpp's default patterns, with a warning on stderr naming PATH) and
+ * fills FLAGS. Returns NULL with err on a compile failure. Free with
+ * tok_pretok_free(); read-only afterwards (safe to share between threads). */
 tok_pretok *tok_pretok_create(const char *name, const char *path, tok_pre_flags *flags, lm_error *err);
 void tok_pretok_free(tok_pretok *p);
 
