@@ -187,6 +187,48 @@ def conversations():
             {},
         ),
         "no_thinking": ([user], True, {"enable_thinking": False}),
+        "multimodal": (
+            [
+                {"role": "user", "content": [{"type": "text", "text": "What is in this picture?"},
+                                             {"type": "image"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},
+                {"role": "user", "content": [{"type": "text", "text": "And its color?"}]},
+            ],
+            True,
+            {},
+        ),
+        "tool_call_json_arguments": (
+            [dict(m) for m in TOOL_CALL_TURNS[:2]]
+            + [{
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{
+                    "id": "call00002",
+                    "type": "function",
+                    "function": {"name": "add", "arguments": '{"a": 1.5, "b": 2}'},
+                }],
+            }, {"role": "tool", "tool_call_id": "call00002", "name": "add", "content": "3.5"}],
+            True,
+            {"tools": TOOLS},
+        ),
+        "parallel_tool_calls": (
+            TOOL_CALL_TURNS[:2]
+            + [{
+                "role": "assistant",
+                "content": "Let me check both.",
+                "tool_calls": [
+                    {"id": "call00003", "type": "function",
+                     "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+                    {"id": "call00004", "type": "function",
+                     "function": {"name": "get_weather", "arguments": {"city": "Lyon", "unit": "fahrenheit"}}},
+                ],
+            },
+               {"role": "tool", "tool_call_id": "call00003", "name": "get_weather", "content": "sunny"},
+               {"role": "tool", "tool_call_id": "call00004", "name": "get_weather", "content": "rainy"}],
+            True,
+            {"tools": TOOLS},
+        ),
+        "empty": ([], True, {}),
         "reasoning_content": (
             [
                 {"role": "user", "content": "What is 2+2?"},

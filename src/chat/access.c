@@ -12,9 +12,11 @@
 
 static bool unsafe_method(jv obj, jv_str name) {
     static const char *const dict_mut[] = {"pop", "popitem", "update", "clear", "setdefault", NULL};
-    static const char *const list_mut[] = {"append", "extend", "insert", "pop", "remove",
-                                           "reverse", "sort", "clear", NULL};
-    const char *const *names = obj.kind == JV_DICT ? dict_mut : obj.kind == JV_LIST ? list_mut : NULL;
+    static const char *const list_mut[] = {"append",  "extend", "insert", "pop", "remove",
+                                           "reverse", "sort",   "clear",  NULL};
+    const char *const *names = obj.kind == JV_DICT   ? dict_mut
+                               : obj.kind == JV_LIST ? list_mut
+                                                     : NULL;
     for (; names && *names; names++)
         if (jv_str_eq(name, *names, strlen(*names))) return true;
     return false;
@@ -29,16 +31,26 @@ static int loop_cycle(interp *ip, jv self, const jv_args *args, jv *out) {
 static int loop_attr(interp *ip, jv self, jv_str name, const node *origin, jv *out) {
     const jv_loop *l = self.loop;
     size_t i = l->index0, len = l->items->len;
-    if (JV_STR_IS(name, "index")) *out = jv_int((int64_t)i + 1);
-    else if (JV_STR_IS(name, "index0")) *out = jv_int((int64_t)i);
-    else if (JV_STR_IS(name, "revindex")) *out = jv_int((int64_t)(len - i));
-    else if (JV_STR_IS(name, "revindex0")) *out = jv_int((int64_t)(len - i - 1));
-    else if (JV_STR_IS(name, "first")) *out = jv_bool(i == 0);
-    else if (JV_STR_IS(name, "last")) *out = jv_bool(i + 1 == len);
-    else if (JV_STR_IS(name, "length")) *out = jv_int((int64_t)len);
-    else if (JV_STR_IS(name, "depth")) *out = jv_int(1);
-    else if (JV_STR_IS(name, "depth0")) *out = jv_int(0);
-    else if (JV_STR_IS(name, "previtem")) *out = i > 0 ? l->items->items[i - 1] : jv_undefined(origin);
+    if (JV_STR_IS(name, "index"))
+        *out = jv_int((int64_t)i + 1);
+    else if (JV_STR_IS(name, "index0"))
+        *out = jv_int((int64_t)i);
+    else if (JV_STR_IS(name, "revindex"))
+        *out = jv_int((int64_t)(len - i));
+    else if (JV_STR_IS(name, "revindex0"))
+        *out = jv_int((int64_t)(len - i - 1));
+    else if (JV_STR_IS(name, "first"))
+        *out = jv_bool(i == 0);
+    else if (JV_STR_IS(name, "last"))
+        *out = jv_bool(i + 1 == len);
+    else if (JV_STR_IS(name, "length"))
+        *out = jv_int((int64_t)len);
+    else if (JV_STR_IS(name, "depth"))
+        *out = jv_int(1);
+    else if (JV_STR_IS(name, "depth0"))
+        *out = jv_int(0);
+    else if (JV_STR_IS(name, "previtem"))
+        *out = i > 0 ? l->items->items[i - 1] : jv_undefined(origin);
     else if (JV_STR_IS(name, "nextitem"))
         *out = i + 1 < len ? l->items->items[i + 1] : jv_undefined(origin);
     else if (JV_STR_IS(name, "cycle")) {

@@ -23,7 +23,7 @@ typedef enum node_kind {
     N_FILTER_BLOCK, /* filter_block: {% filter f %}body{% endfilter %} */
     N_BREAK,
     N_CONTINUE,
-    N_GENERATION,   /* {% generation %}body{% endgeneration %}: renders body */
+    N_GENERATION, /* {% generation %}body{% endgeneration %}: renders body */
     /* expressions */
     N_CONST,   /* constant */
     N_NAME,    /* name */
@@ -47,10 +47,26 @@ typedef enum node_kind {
 } node_kind;
 
 typedef enum binop_kind {
-    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_POW, OP_CONCAT,
+    OP_ADD,
+    OP_SUB,
+    OP_MUL,
+    OP_DIV,
+    OP_FLOORDIV,
+    OP_MOD,
+    OP_POW,
+    OP_CONCAT,
 } binop_kind;
 
-typedef enum cmp_kind { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOT_IN } cmp_kind;
+typedef enum cmp_kind {
+    CMP_EQ,
+    CMP_NE,
+    CMP_LT,
+    CMP_LE,
+    CMP_GT,
+    CMP_GE,
+    CMP_IN,
+    CMP_NOT_IN
+} cmp_kind;
 
 typedef struct node node;
 
@@ -71,8 +87,8 @@ typedef struct ast_args {
 typedef struct ast_target {
     jv_str *names;
     size_t n_names;
-    bool unpack;   /* "a, b" or "(a,)": the value is unpacked */
-    jv_str attr;   /* set ns.attr: names[0] is ns; attr.p NULL otherwise */
+    bool unpack; /* "a, b" or "(a,)": the value is unpacked */
+    jv_str attr; /* set ns.attr: names[0] is ns; attr.p NULL otherwise */
 } ast_target;
 
 /* macro or caller parameters; defaults[i] NULL when none */
@@ -84,16 +100,29 @@ typedef struct ast_params {
 
 struct node {
     node_kind kind;
-    uint32_t line, col;    /* 1-based; col counts characters */
-    uint32_t src_pos;      /* bytes into the (normalized) source */
-    uint32_t src_len;      /* bytes */
+    uint32_t line, col; /* 1-based; col counts characters */
+    uint32_t src_pos;   /* bytes into the (normalized) source */
+    uint32_t src_len;   /* bytes */
     union {
         jv_str text;
         node *expr; /* N_OUTPUT */
-        struct { node *cond; node_list body, orelse; } if_;
-        struct { ast_target target; node *iter, *filter; node_list body, orelse; } for_;
-        struct { ast_target target; node *value; } set;
-        struct { ast_target target; node_list filters, body; } set_block;
+        struct {
+            node *cond;
+            node_list body, orelse;
+        } if_;
+        struct {
+            ast_target target;
+            node *iter, *filter;
+            node_list body, orelse;
+        } for_;
+        struct {
+            ast_target target;
+            node *value;
+        } set;
+        struct {
+            ast_target target;
+            node_list filters, body;
+        } set_block;
         struct {
             jv_str name;
             ast_params params;
@@ -106,21 +135,52 @@ struct node {
             node_list body;
             bool uses_varargs, uses_kwargs, uses_caller; /* as for macros */
         } call_block;
-        struct { node_list filters, body; } filter_block;
+        struct {
+            node_list filters, body;
+        } filter_block;
         node_list body; /* N_GENERATION */
         jv constant;
         jv_str name;
-        struct { node *obj; jv_str name; } attr;
-        struct { node *obj, *index; } item;
-        struct { node *obj, *start, *stop, *step; } slice;
-        struct { node *callee; ast_args args; } call;
-        struct { node *operand; jv_str name; ast_args args; bool negated; } filter;
-        struct { node *operand; } unary;
-        struct { binop_kind op; node *left, *right; } binop;
-        struct { node *first; cmp_kind *ops; node **rest; size_t n; } compare;
-        struct { node *then, *cond, *otherwise; } cond;
+        struct {
+            node *obj;
+            jv_str name;
+        } attr;
+        struct {
+            node *obj, *index;
+        } item;
+        struct {
+            node *obj, *start, *stop, *step;
+        } slice;
+        struct {
+            node *callee;
+            ast_args args;
+        } call;
+        struct {
+            node *operand;
+            jv_str name;
+            ast_args args;
+            bool negated;
+        } filter;
+        struct {
+            node *operand;
+        } unary;
+        struct {
+            binop_kind op;
+            node *left, *right;
+        } binop;
+        struct {
+            node *first;
+            cmp_kind *ops;
+            node **rest;
+            size_t n;
+        } compare;
+        struct {
+            node *then, *cond, *otherwise;
+        } cond;
         node_list items;
-        struct { node_list keys, values; } dict;
+        struct {
+            node_list keys, values;
+        } dict;
     };
 };
 

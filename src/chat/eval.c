@@ -11,9 +11,12 @@
 #include "chat/ustr.h"
 
 static int as_int(jv v, int64_t *out) {
-    if (v.kind == JV_INT) *out = v.i;
-    else if (v.kind == JV_BOOL) *out = v.b;
-    else return -1;
+    if (v.kind == JV_INT)
+        *out = v.i;
+    else if (v.kind == JV_BOOL)
+        *out = v.b;
+    else
+        return -1;
     return 0;
 }
 
@@ -63,9 +66,15 @@ static int repeat(interp *ip, jv seq, int64_t count, jv *out) {
 static int int_arith(interp *ip, binop_kind op, int64_t x, int64_t y, jv *out) {
     int64_t r;
     switch (op) {
-    case OP_ADD: if (__builtin_add_overflow(x, y, &r)) goto overflow; break;
-    case OP_SUB: if (__builtin_sub_overflow(x, y, &r)) goto overflow; break;
-    case OP_MUL: if (__builtin_mul_overflow(x, y, &r)) goto overflow; break;
+    case OP_ADD:
+        if (__builtin_add_overflow(x, y, &r)) goto overflow;
+        break;
+    case OP_SUB:
+        if (__builtin_sub_overflow(x, y, &r)) goto overflow;
+        break;
+    case OP_MUL:
+        if (__builtin_mul_overflow(x, y, &r)) goto overflow;
+        break;
     case OP_DIV:
         if (y == 0) return ip_fail(ip, "division by zero");
         *out = jv_float((double)x / (double)y);
@@ -149,8 +158,8 @@ int eval_binop(interp *ip, binop_kind op, jv a, jv b, jv *out) {
         return float_arith(ip, op, jv_as_double(a), jv_as_double(b), out);
     if (op == OP_ADD && a.kind == JV_STRING && b.kind == JV_STRING)
         return concat_strings(ip, a.s, b.s, out);
-    if (op == OP_ADD && a.kind == JV_LIST && b.kind == JV_LIST &&
-        a.list->tuple == b.list->tuple && !a.list->lazy && !b.list->lazy) {
+    if (op == OP_ADD && a.kind == JV_LIST && b.kind == JV_LIST && a.list->tuple == b.list->tuple &&
+        !a.list->lazy && !b.list->lazy) {
         if (jv_new_list(ip, a.list->len + b.list->len, out)) return -1;
         out->list->tuple = a.list->tuple;
         for (size_t i = 0; i < a.list->len; i++)
@@ -174,8 +183,8 @@ static int contains(interp *ip, jv container, jv item, bool *out) {
         if (item.kind != JV_STRING)
             return ip_fail(ip, "'in <string>' requires string as left operand, not %s",
                            jv_type_name(item));
-        *out = item.s.n == 0 ||
-               (item.s.n <= container.s.n && memmem(container.s.p, container.s.n, item.s.p, item.s.n));
+        *out = item.s.n == 0 || (item.s.n <= container.s.n &&
+                                 memmem(container.s.p, container.s.n, item.s.p, item.s.n));
         return 0;
     case JV_LIST:
         *out = false;
@@ -187,8 +196,7 @@ static int contains(interp *ip, jv container, jv item, bool *out) {
             return ip_fail(ip, "unhashable type: '%s'", jv_type_name(item));
         *out = jv_dict_find(container.dict, item) != NULL;
         return 0;
-    default:
-        return ip_fail(ip, "argument of type '%s' is not iterable", jv_type_name(container));
+    default: return ip_fail(ip, "argument of type '%s' is not iterable", jv_type_name(container));
     }
 }
 
@@ -233,12 +241,13 @@ static int eval_node(interp *ip, scope *sc, const node *n, jv *out) {
     case N_CONST: *out = n->constant; return 0;
     case N_NAME: {
         jv *v = scope_find(sc, n->name);
-        if (v) *out = *v;
-        else if (!find_global(n->name, out)) *out = jv_undefined(n);
+        if (v)
+            *out = *v;
+        else if (!find_global(n->name, out))
+            *out = jv_undefined(n);
         return 0;
     }
-    case N_GETATTR:
-        return eval(ip, sc, n->attr.obj, &a) || get_attr(ip, a, n->attr.name, n, out);
+    case N_GETATTR: return eval(ip, sc, n->attr.obj, &a) || get_attr(ip, a, n->attr.name, n, out);
     case N_GETITEM:
         return eval(ip, sc, n->item.obj, &a) || eval(ip, sc, n->item.index, &b) ||
                get_item(ip, a, b, n, out);
@@ -262,7 +271,8 @@ static int eval_node(interp *ip, scope *sc, const node *n, jv *out) {
         if (eval(ip, sc, n->unary.operand, &a)) return -1;
         if (a.kind == JV_BOOL) a = jv_int(a.b);
         if (a.kind == JV_INT && n->kind == N_NEG) {
-            if (a.i == INT64_MIN) return ip_fail(ip, "integer overflow (values are limited to 64 bits)");
+            if (a.i == INT64_MIN)
+                return ip_fail(ip, "integer overflow (values are limited to 64 bits)");
             *out = jv_int(-a.i);
         } else if (a.kind == JV_FLOAT && n->kind == N_NEG) {
             *out = jv_float(-a.f);
@@ -316,7 +326,8 @@ static int eval_node(interp *ip, scope *sc, const node *n, jv *out) {
     case N_DICT:
         if (jv_new_dict(ip, JV_DICT, out)) return -1;
         for (size_t i = 0; i < n->dict.keys.len; i++) {
-            if (eval(ip, sc, n->dict.keys.items[i], &a) || eval(ip, sc, n->dict.values.items[i], &b))
+            if (eval(ip, sc, n->dict.keys.items[i], &a) ||
+                eval(ip, sc, n->dict.values.items[i], &b))
                 return -1;
             if (a.kind == JV_LIST && !a.list->tuple) return ip_fail(ip, "unhashable type: 'list'");
             if (a.kind == JV_DICT) return ip_fail(ip, "unhashable type: 'dict'");
@@ -358,18 +369,24 @@ static int slice_indices(interp *ip, jv start_v, jv stop_v, jv step_v, int64_t l
         lo = st < 0 ? len - 1 : 0;
     } else {
         as_int(start_v, &lo);
-        if (lo < 0 && (lo += len) < 0) lo = st < 0 ? -1 : 0;
-        else if (lo >= len) lo = st < 0 ? len - 1 : len;
+        if (lo < 0 && (lo += len) < 0)
+            lo = st < 0 ? -1 : 0;
+        else if (lo >= len)
+            lo = st < 0 ? len - 1 : len;
     }
     if (stop_v.kind == JV_NONE) {
         hi = st < 0 ? -1 : len;
     } else {
         as_int(stop_v, &hi);
-        if (hi < 0 && (hi += len) < 0) hi = st < 0 ? -1 : 0;
-        else if (hi >= len) hi = st < 0 ? len - 1 : len;
+        if (hi < 0 && (hi += len) < 0)
+            hi = st < 0 ? -1 : 0;
+        else if (hi >= len)
+            hi = st < 0 ? len - 1 : len;
     }
-    if (st < 0) *count = hi < lo ? (lo - hi - 1) / (-st) + 1 : 0;
-    else *count = lo < hi ? (hi - lo - 1) / st + 1 : 0;
+    if (st < 0)
+        *count = hi < lo ? (lo - hi - 1) / (-st) + 1 : 0;
+    else
+        *count = lo < hi ? (hi - lo - 1) / st + 1 : 0;
     *start = lo;
     *step = st;
     return 0;

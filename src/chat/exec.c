@@ -28,8 +28,8 @@ int ip_locate(interp *ip, const node *n) {
     if (ip->located) return -1;
     ip->located = true;
     char msg[sizeof(ip->err->msg)];
-    snprintf(msg, sizeof(msg), "chat template %u:%u: %.*s", n->line, n->col,
-             (int)sizeof(msg) - 48, ip->err->msg);
+    snprintf(msg, sizeof(msg), "chat template %u:%u: %.*s", n->line, n->col, (int)sizeof(msg) - 48,
+             ip->err->msg);
     memcpy(ip->err->msg, msg, sizeof(msg));
     return -1;
 }
@@ -44,8 +44,7 @@ int undefined_error(interp *ip, jv u) {
 
 void *ip_alloc(interp *ip, size_t n) {
     void *p = arena_alloc(&ip->arena, n);
-    if (!p)
-        ip_fail(ip, "template needs more than %zu MiB of memory", ip->arena.limit >> 20);
+    if (!p) ip_fail(ip, "template needs more than %zu MiB of memory", ip->arena.limit >> 20);
     return p;
 }
 
@@ -71,7 +70,8 @@ sbuf ip_capture(const interp *ip) { return (sbuf){.limit = ip->max_output}; }
 
 int count_step(interp *ip) {
     if (++ip->steps <= ip->max_steps) return 0;
-    return ip_fail(ip, "template exceeded %llu evaluation steps", (unsigned long long)ip->max_steps);
+    return ip_fail(ip, "template exceeded %llu evaluation steps",
+                   (unsigned long long)ip->max_steps);
 }
 
 /* ---- scopes ---- */
@@ -184,11 +184,14 @@ static int capture_body(interp *ip, scope *sc, const node_list *body, jv *out) {
 static int call_macro(interp *ip, const jv_func *f, const jv_args *args, jv *out) {
     const node *def = f->def;
     bool macro = def->kind == N_MACRO;
-    macro_sig sig = macro ? (macro_sig){def->macro.name, &def->macro.params, def->macro.uses_varargs,
-                                        def->macro.uses_kwargs, def->macro.uses_caller}
-                          : (macro_sig){{"caller", 6}, &def->call_block.params,
-                                        def->call_block.uses_varargs, def->call_block.uses_kwargs,
-                                        def->call_block.uses_caller};
+    macro_sig sig = macro
+                        ? (macro_sig){def->macro.name, &def->macro.params, def->macro.uses_varargs,
+                                      def->macro.uses_kwargs, def->macro.uses_caller}
+                        : (macro_sig){{"caller", 6},
+                                      &def->call_block.params,
+                                      def->call_block.uses_varargs,
+                                      def->call_block.uses_kwargs,
+                                      def->call_block.uses_caller};
     scope *sc = new_scope(ip, f->closure);
     if (!sc || bind_macro_args(ip, sc, &sig, args)) return -1;
     return capture_body(ip, sc, macro ? &def->macro.body : &def->call_block.body, out);
@@ -330,13 +333,11 @@ static int exec_simple(interp *ip, scope *sc, const node *n) {
         return capture_body(ip, sc, &n->set_block.body, &v) ||
                apply_filters(ip, sc, &n->set_block.filters, &v) ||
                assign(ip, sc, &n->set_block.target, v);
-    case N_MACRO:
-        return new_func(ip, "macro", n, sc, &v) || scope_set(ip, sc, n->macro.name, v);
+    case N_MACRO: return new_func(ip, "macro", n, sc, &v) || scope_set(ip, sc, n->macro.name, v);
     case N_CALL_BLOCK: return exec_call_block(ip, sc, n);
     case N_FILTER_BLOCK:
         return capture_body(ip, sc, &n->filter_block.body, &v) ||
-               apply_filters(ip, sc, &n->filter_block.filters, &v) ||
-               jv_write_str(ip, ip->out, v);
+               apply_filters(ip, sc, &n->filter_block.filters, &v) || jv_write_str(ip, ip->out, v);
     default: return ip_fail(ip, "expression used as a statement");
     }
 }

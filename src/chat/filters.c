@@ -25,8 +25,8 @@ int bind_args(interp *ip, const char *fname, const jv_args *args, const char *co
         size_t i = 0;
         while (i < n_names && !jv_str_eq(name, names[i], strlen(names[i]))) i++;
         if (i == n_names)
-            return ip_fail(ip, "%s() got an unexpected keyword argument '%.*s'", fname,
-                           (int)name.n, name.p);
+            return ip_fail(ip, "%s() got an unexpected keyword argument '%.*s'", fname, (int)name.n,
+                           name.p);
         if (given[i])
             return ip_fail(ip, "%s() got multiple values for argument '%s'", fname, names[i]);
         out[i] = args->kw[k], given[i] = true;
@@ -63,11 +63,16 @@ static int f_string(interp *ip, jv in, const jv_args *args, jv *out) {
 
 static int case_filter(interp *ip, jv in, const jv_args *args, jv *out, bool upper) {
     jv_str s;
-    if (args->n_pos || args->n_kw) return ip_fail(ip, "%s() takes no arguments", upper ? "upper" : "lower");
+    if (args->n_pos || args->n_kw)
+        return ip_fail(ip, "%s() takes no arguments", upper ? "upper" : "lower");
     return soft_str(ip, in, &s) || str_upper_lower(ip, s, upper, out);
 }
-static int f_upper(interp *ip, jv in, const jv_args *a, jv *o) { return case_filter(ip, in, a, o, true); }
-static int f_lower(interp *ip, jv in, const jv_args *a, jv *o) { return case_filter(ip, in, a, o, false); }
+static int f_upper(interp *ip, jv in, const jv_args *a, jv *o) {
+    return case_filter(ip, in, a, o, true);
+}
+static int f_lower(interp *ip, jv in, const jv_args *a, jv *o) {
+    return case_filter(ip, in, a, o, false);
+}
 
 static int f_capitalize(interp *ip, jv in, const jv_args *args, jv *out) {
     jv_str s;
@@ -127,8 +132,12 @@ static int html_escape(interp *ip, jv in, const jv_args *args, jv *out) {
     sbuf b = ip_capture(ip);
     size_t run = 0;
     for (size_t i = 0; i < s.n; i++) {
-        const char *rep = s.p[i] == '&' ? "&amp;" : s.p[i] == '<' ? "&lt;" : s.p[i] == '>' ? "&gt;"
-                        : s.p[i] == '"' ? "&#34;" : s.p[i] == '\'' ? "&#39;" : NULL;
+        const char *rep = s.p[i] == '&'    ? "&amp;"
+                          : s.p[i] == '<'  ? "&lt;"
+                          : s.p[i] == '>'  ? "&gt;"
+                          : s.p[i] == '"'  ? "&#34;"
+                          : s.p[i] == '\'' ? "&#39;"
+                                           : NULL;
         if (!rep) {
             run++;
             continue;
@@ -146,7 +155,9 @@ static int html_escape(interp *ip, jv in, const jv_args *args, jv *out) {
     return ip_str_from_sb(ip, &b, out);
 }
 
-static int f_safe(interp *ip, jv in, const jv_args *args, jv *out) { return jv_to_string(ip, in, out); }
+static int f_safe(interp *ip, jv in, const jv_args *args, jv *out) {
+    return jv_to_string(ip, in, out);
+}
 
 static int f_wordcount(interp *ip, jv in, const jv_args *args, jv *out) {
     jv_str s;
@@ -156,7 +167,8 @@ static int f_wordcount(interp *ip, jv in, const jv_args *args, jv *out) {
     for (size_t i = 0; i < s.n;) {
         uint32_t cp;
         i += utf8_decode(s.p + i, s.n - i, &cp);
-        bool w = cp >= 0x80 ? !py_isspace(cp) : (ascii_alpha((char)cp) || ascii_digit((char)cp) || cp == '_');
+        bool w = cp >= 0x80 ? !py_isspace(cp)
+                            : (ascii_alpha((char)cp) || ascii_digit((char)cp) || cp == '_');
         if (w && !in_word) words++;
         in_word = w;
     }
@@ -200,7 +212,8 @@ static bool parse_float(jv_str s, double *out) {
         char c = s.p[i];
         if (c == '_' && i > 0 && i + 1 < s.n && ascii_digit(s.p[i - 1]) && ascii_digit(s.p[i + 1]))
             continue;
-        if (k + 1 >= sizeof(buf) || !(ascii_digit(c) || ascii_alpha(c) || c == '.' || c == '+' || c == '-'))
+        if (k + 1 >= sizeof(buf) ||
+            !(ascii_digit(c) || ascii_alpha(c) || c == '.' || c == '+' || c == '-'))
             return false;
         buf[k++] = c;
     }
@@ -253,7 +266,8 @@ static int f_int(interp *ip, jv in, const jv_args *args, jv *out) {
     if (bind_args(ip, "int", args, names, 2, 0, v)) return -1;
     jv dflt = absent(v[0]) ? jv_int(0) : v[0];
     int64_t base = absent(v[1]) ? 10 : v[1].kind == JV_INT ? v[1].i : -1;
-    if (base != 0 && (base < 2 || base > 36)) return ip_fail(ip, "int() base must be >= 2 and <= 36, or 0");
+    if (base != 0 && (base < 2 || base > 36))
+        return ip_fail(ip, "int() base must be >= 2 and <= 36, or 0");
     int64_t i;
     double f;
     if (in.kind == JV_UNDEFINED) return undefined_error(ip, in);
@@ -261,13 +275,17 @@ static int f_int(interp *ip, jv in, const jv_args *args, jv *out) {
     case JV_INT: *out = in; return 0;
     case JV_BOOL: *out = jv_int(in.b); return 0;
     case JV_FLOAT:
-        if (isnan(in.f) || isinf(in.f) || fabs(in.f) >= 9.2e18) return ip_fail(ip, "cannot convert float to integer");
+        if (isnan(in.f) || isinf(in.f) || fabs(in.f) >= 9.2e18)
+            return ip_fail(ip, "cannot convert float to integer");
         *out = jv_int((int64_t)in.f);
         return 0;
     case JV_STRING:
-        if (parse_int(in.s, (int)base, &i)) *out = jv_int(i);
-        else if (parse_float(in.s, &f) && !isnan(f) && fabs(f) < 9.2e18) *out = jv_int((int64_t)f);
-        else *out = dflt;
+        if (parse_int(in.s, (int)base, &i))
+            *out = jv_int(i);
+        else if (parse_float(in.s, &f) && !isnan(f) && fabs(f) < 9.2e18)
+            *out = jv_int((int64_t)f);
+        else
+            *out = dflt;
         return 0;
     default: *out = dflt; return 0;
     }
@@ -279,17 +297,24 @@ static int f_float(interp *ip, jv in, const jv_args *args, jv *out) {
     double f;
     if (bind_args(ip, "float", args, names, 1, 0, &dflt)) return -1;
     if (in.kind == JV_UNDEFINED) return undefined_error(ip, in);
-    if (jv_is_number(in)) *out = jv_float(jv_as_double(in));
-    else if (in.kind == JV_STRING && parse_float(in.s, &f)) *out = jv_float(f);
-    else *out = absent(dflt) ? jv_float(0.0) : dflt;
+    if (jv_is_number(in))
+        *out = jv_float(jv_as_double(in));
+    else if (in.kind == JV_STRING && parse_float(in.s, &f))
+        *out = jv_float(f);
+    else
+        *out = absent(dflt) ? jv_float(0.0) : dflt;
     return 0;
 }
 
 static int f_abs(interp *ip, jv in, const jv_args *args, jv *out) {
-    if (in.kind == JV_INT && in.i != INT64_MIN) *out = jv_int(in.i < 0 ? -in.i : in.i);
-    else if (in.kind == JV_BOOL) *out = jv_int(in.b);
-    else if (in.kind == JV_FLOAT) *out = jv_float(fabs(in.f));
-    else return ip_fail(ip, "bad operand type for abs(): '%s'", jv_type_name(in));
+    if (in.kind == JV_INT && in.i != INT64_MIN)
+        *out = jv_int(in.i < 0 ? -in.i : in.i);
+    else if (in.kind == JV_BOOL)
+        *out = jv_int(in.b);
+    else if (in.kind == JV_FLOAT)
+        *out = jv_float(fabs(in.f));
+    else
+        return ip_fail(ip, "bad operand type for abs(): '%s'", jv_type_name(in));
     return 0;
 }
 
@@ -311,8 +336,11 @@ static int f_round(interp *ip, jv in, const jv_args *args, jv *out) {
     jv v[2];
     if (bind_args(ip, "round", args, names, 2, 0, v)) return -1;
     int64_t prec = absent(v[0]) ? 0 : v[0].kind == JV_INT ? v[0].i : INT64_MIN;
-    if (prec == INT64_MIN || prec < -300) return ip_fail(ip, "round() precision must be an integer");
-    jv_str method = absent(v[1]) ? (jv_str){"common", 6} : v[1].kind == JV_STRING ? v[1].s : (jv_str){"", 0};
+    if (prec == INT64_MIN || prec < -300)
+        return ip_fail(ip, "round() precision must be an integer");
+    jv_str method = absent(v[1])             ? (jv_str){"common", 6}
+                    : v[1].kind == JV_STRING ? v[1].s
+                                             : (jv_str){"", 0};
     bool common = JV_STR_IS(method, "common"), ceil_ = JV_STR_IS(method, "ceil");
     if (!common && !ceil_ && !JV_STR_IS(method, "floor"))
         return ip_fail(ip, "method must be common, ceil or floor");
@@ -347,7 +375,8 @@ static int f_indent(interp *ip, jv in, const jv_args *args, jv *out) {
         unit = v[0].s;
     } else {
         int64_t w = absent(v[0]) ? 4 : v[0].kind == JV_INT ? v[0].i : -1;
-        if (w < 0 || w > (int64_t)sizeof(spaces)) return ip_fail(ip, "indent() width must be 0..256");
+        if (w < 0 || w > (int64_t)sizeof(spaces))
+            return ip_fail(ip, "indent() width must be 0..256");
         memset(spaces, ' ', (size_t)w);
         unit = (jv_str){spaces, (size_t)w};
     }
@@ -430,12 +459,17 @@ typedef struct filter_def {
 } filter_def;
 
 static const filter_def filters[] = {
-    {"default", f_default}, {"d", f_default}, {"string", f_string}, {"upper", f_upper},
-    {"lower", f_lower}, {"capitalize", f_capitalize}, {"title", f_title}, {"trim", f_trim},
-    {"replace", f_replace}, {"escape", html_escape}, {"e", html_escape},
-    {"forceescape", html_escape}, {"safe", f_safe}, {"wordcount", f_wordcount},
-    {"center", f_center}, {"int", f_int}, {"float", f_float}, {"abs", f_abs},
-    {"round", f_round}, {"indent", f_indent}, {"tojson", f_tojson}, {NULL, NULL},
+    {"default", f_default}, {"d", f_default},
+    {"string", f_string},   {"upper", f_upper},
+    {"lower", f_lower},     {"capitalize", f_capitalize},
+    {"title", f_title},     {"trim", f_trim},
+    {"replace", f_replace}, {"escape", html_escape},
+    {"e", html_escape},     {"forceescape", html_escape},
+    {"safe", f_safe},       {"wordcount", f_wordcount},
+    {"center", f_center},   {"int", f_int},
+    {"float", f_float},     {"abs", f_abs},
+    {"round", f_round},     {"indent", f_indent},
+    {"tojson", f_tojson},   {NULL, NULL},
 };
 
 filter_fn find_filter(jv_str name) {

@@ -76,7 +76,8 @@ static int sort_by_keys(interp *ip, jv *items, jv *keys, size_t n, bool reverse)
     if (!ti || !tk) return -1;
     for (size_t width = 1; width < n; width *= 2) {
         for (size_t lo = 0; lo < n; lo += 2 * width) {
-            size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t mid = lo + width < n ? lo + width : n,
+                   hi = lo + 2 * width < n ? lo + 2 * width : n;
             size_t i = lo, j = mid, k = lo;
             while (i < mid && j < hi) {
                 int c;
@@ -128,16 +129,22 @@ static int first_last(interp *ip, jv in, jv *out, bool last) {
     *out = items->len ? items->items[last ? items->len - 1 : 0] : jv_undefined(NULL);
     return 0;
 }
-static int f_first(interp *ip, jv in, const jv_args *a, jv *o) { return first_last(ip, in, o, false); }
-static int f_last(interp *ip, jv in, const jv_args *a, jv *o) { return first_last(ip, in, o, true); }
+static int f_first(interp *ip, jv in, const jv_args *a, jv *o) {
+    return first_last(ip, in, o, false);
+}
+static int f_last(interp *ip, jv in, const jv_args *a, jv *o) {
+    return first_last(ip, in, o, true);
+}
 
 static int f_join(interp *ip, jv in, const jv_args *args, jv *out) {
     static const char *const names[] = {"d", "attribute"};
     jv v[2], sep;
     jv_list *items;
     if (bind_args(ip, "join", args, names, 2, 0, v) || iterate(ip, in, &items)) return -1;
-    if (absent(v[0])) sep = jv_string("", 0);
-    else if (jv_to_string(ip, v[0], &sep)) return -1;
+    if (absent(v[0]))
+        sep = jv_string("", 0);
+    else if (jv_to_string(ip, v[0], &sep))
+        return -1;
     sbuf b = ip_capture(ip);
     for (size_t i = 0; i < items->len; i++) {
         jv it = items->items[i];
@@ -199,7 +206,8 @@ static int f_dictsort(interp *ip, jv in, const jv_args *args, jv *out) {
     if (!absent(v[1]) && !by_value && !(v[1].kind == JV_STRING && JV_STR_IS(v[1].s, "key")))
         return ip_fail(ip, "You can only sort by either \"key\" or \"value\"");
     const jv_dict *d = in.dict;
-    if (jv_new_list(ip, d->len, out) || !(keys = ip_alloc(ip, (d->len + 1) * sizeof(jv)))) return -1;
+    if (jv_new_list(ip, d->len, out) || !(keys = ip_alloc(ip, (d->len + 1) * sizeof(jv))))
+        return -1;
     for (size_t i = 0; i < d->len; i++) {
         jv pair, key = by_value ? d->entries[i].val : d->entries[i].key;
         if (jv_new_list(ip, 2, &pair)) return -1;
@@ -247,7 +255,9 @@ static int min_max(interp *ip, jv in, const jv_args *args, jv *out, bool max) {
     if (items->len) *out = items->items[best];
     return 0;
 }
-static int f_min(interp *ip, jv in, const jv_args *a, jv *o) { return min_max(ip, in, a, o, false); }
+static int f_min(interp *ip, jv in, const jv_args *a, jv *o) {
+    return min_max(ip, in, a, o, false);
+}
 static int f_max(interp *ip, jv in, const jv_args *a, jv *o) { return min_max(ip, in, a, o, true); }
 
 static int f_sum(interp *ip, jv in, const jv_args *args, jv *out) {
@@ -273,7 +283,8 @@ static int f_items(interp *ip, jv in, const jv_args *args, jv *out) {
         if (jv_new_list(ip, 0, out)) return -1;
     } else if (in.kind != JV_DICT) {
         return ip_fail(ip, "Can only get item pairs from a mapping.");
-    } else if (find_method(ip, in, (jv_str){"items", 5}, &fn) < 0 || call_value(ip, fn, &none, out)) {
+    } else if (find_method(ip, in, (jv_str){"items", 5}, &fn) < 0 ||
+               call_value(ip, fn, &none, out)) {
         return -1;
     }
     out->list->lazy = true;
@@ -285,12 +296,14 @@ static int f_batch(interp *ip, jv in, const jv_args *args, jv *out) {
     jv v[2], row = {0};
     jv_list *items;
     if (bind_args(ip, "batch", args, names, 2, 1, v) || iterate(ip, in, &items)) return -1;
-    if (v[0].kind != JV_INT || v[0].i <= 0) return ip_fail(ip, "batch() linecount must be positive");
+    if (v[0].kind != JV_INT || v[0].i <= 0)
+        return ip_fail(ip, "batch() linecount must be positive");
     size_t per = (size_t)v[0].i;
     if (jv_new_list(ip, 0, out)) return -1;
     out->list->lazy = true;
     for (size_t i = 0; i < items->len; i++) {
-        if (i % per == 0 && (jv_new_list(ip, 0, &row) || jv_list_push(ip, out->list, row))) return -1;
+        if (i % per == 0 && (jv_new_list(ip, 0, &row) || jv_list_push(ip, out->list, row)))
+            return -1;
         if (jv_list_push(ip, row.list, items->items[i])) return -1;
     }
     if (row.list && !absent(v[1]) && v[1].kind != JV_NONE)
@@ -314,9 +327,12 @@ static int f_map(interp *ip, jv in, const jv_args *args, jv *out) {
     out->list->lazy = true;
     if (args->n_pos == 0) {
         for (size_t k = 0; k < args->n_kw; k++) {
-            if (JV_STR_IS(args->kw_names[k], "attribute")) attr = args->kw[k];
-            else if (JV_STR_IS(args->kw_names[k], "default")) dflt = args->kw[k];
-            else return ip_fail(ip, "map(): unexpected keyword argument");
+            if (JV_STR_IS(args->kw_names[k], "attribute"))
+                attr = args->kw[k];
+            else if (JV_STR_IS(args->kw_names[k], "default"))
+                dflt = args->kw[k];
+            else
+                return ip_fail(ip, "map(): unexpected keyword argument");
         }
         if (absent(attr)) return ip_fail(ip, "map requires a filter argument");
     } else if (args->pos[0].kind != JV_STRING) {
@@ -356,10 +372,18 @@ static int select_any(interp *ip, jv in, const jv_args *args, jv *out, bool keep
     }
     return 0;
 }
-static int f_select(interp *ip, jv in, const jv_args *a, jv *o) { return select_any(ip, in, a, o, true, false); }
-static int f_reject(interp *ip, jv in, const jv_args *a, jv *o) { return select_any(ip, in, a, o, false, false); }
-static int f_selectattr(interp *ip, jv in, const jv_args *a, jv *o) { return select_any(ip, in, a, o, true, true); }
-static int f_rejectattr(interp *ip, jv in, const jv_args *a, jv *o) { return select_any(ip, in, a, o, false, true); }
+static int f_select(interp *ip, jv in, const jv_args *a, jv *o) {
+    return select_any(ip, in, a, o, true, false);
+}
+static int f_reject(interp *ip, jv in, const jv_args *a, jv *o) {
+    return select_any(ip, in, a, o, false, false);
+}
+static int f_selectattr(interp *ip, jv in, const jv_args *a, jv *o) {
+    return select_any(ip, in, a, o, true, true);
+}
+static int f_rejectattr(interp *ip, jv in, const jv_args *a, jv *o) {
+    return select_any(ip, in, a, o, false, true);
+}
 
 typedef struct seq_filter_def {
     const char *name;
@@ -367,12 +391,27 @@ typedef struct seq_filter_def {
 } seq_filter_def;
 
 static const seq_filter_def seq_filters[] = {
-    {"length", f_length}, {"count", f_length}, {"list", f_list}, {"first", f_first},
-    {"last", f_last}, {"join", f_join}, {"reverse", f_reverse}, {"sort", f_sort},
-    {"dictsort", f_dictsort}, {"unique", f_unique}, {"min", f_min}, {"max", f_max},
-    {"sum", f_sum}, {"items", f_items}, {"batch", f_batch}, {"map", f_map},
-    {"select", f_select}, {"reject", f_reject}, {"selectattr", f_selectattr},
-    {"rejectattr", f_rejectattr}, {NULL, NULL},
+    {"length", f_length},
+    {"count", f_length},
+    {"list", f_list},
+    {"first", f_first},
+    {"last", f_last},
+    {"join", f_join},
+    {"reverse", f_reverse},
+    {"sort", f_sort},
+    {"dictsort", f_dictsort},
+    {"unique", f_unique},
+    {"min", f_min},
+    {"max", f_max},
+    {"sum", f_sum},
+    {"items", f_items},
+    {"batch", f_batch},
+    {"map", f_map},
+    {"select", f_select},
+    {"reject", f_reject},
+    {"selectattr", f_selectattr},
+    {"rejectattr", f_rejectattr},
+    {NULL, NULL},
 };
 
 filter_fn find_seq_filter(jv_str name) {

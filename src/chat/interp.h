@@ -37,11 +37,11 @@ typedef struct interp interp;
 typedef int (*builtin_fn)(interp *ip, jv self, const jv_args *args, jv *out);
 
 struct jv_func {
-    const char *name;    /* for messages */
-    builtin_fn fn;       /* builtin; NULL for macros and callers */
-    jv self;             /* bound receiver of a method */
-    const node *def;     /* N_MACRO, or N_CALL_BLOCK for caller() */
-    scope *closure;      /* scope the macro or call block was defined in */
+    const char *name; /* for messages */
+    builtin_fn fn;    /* builtin; NULL for macros and callers */
+    jv self;          /* bound receiver of a method */
+    const node *def;  /* N_MACRO, or N_CALL_BLOCK for caller() */
+    scope *closure;   /* scope the macro or call block was defined in */
 };
 
 struct jv_loop {
@@ -50,11 +50,11 @@ struct jv_loop {
 };
 
 struct interp {
-    chat_arena arena;     /* every value of this render */
+    chat_arena arena; /* every value of this render */
     lm_error *err;
-    bool located;         /* err already has its position (or is verbatim) */
-    sbuf *out;            /* where output goes now: the result or a capture */
-    size_t max_output;    /* bytes, for the result and every captured string */
+    bool located;      /* err already has its position (or is verbatim) */
+    sbuf *out;         /* where output goes now: the result or a capture */
+    size_t max_output; /* bytes, for the result and every captured string */
     uint64_t steps, max_steps;
     int depth, max_depth; /* nested evaluation frames (C stack bound) */
     int64_t now;          /* seconds since the epoch, for strftime_now() */
@@ -100,10 +100,10 @@ void format_float(double f, char buf[32]);
 int jv_from_json(interp *ip, const json_t *j, jv *out);
 
 typedef struct json_style {
-    const char *indent;   /* NULL: one line; else the indent unit */
-    jv_str item_sep;      /* ", " on one line, "," when indented */
-    jv_str key_sep;       /* ": " */
-    bool ensure_ascii;    /* \uXXXX for non-ASCII */
+    const char *indent; /* NULL: one line; else the indent unit */
+    jv_str item_sep;    /* ", " on one line, "," when indented */
+    jv_str key_sep;     /* ": " */
+    bool ensure_ascii;  /* \uXXXX for non-ASCII */
     bool sort_keys;
 } json_style;
 /* Python json.dumps(v, ...) appended to B. */
@@ -147,7 +147,6 @@ bool find_global(jv_str name, jv *out);
 /* ---- strings shared by filters and methods (methods.c) ---- */
 int str_upper_lower(interp *ip, jv_str s, bool upper, jv *out);
 int str_replace(interp *ip, jv_str s, jv_str old, jv_str new_, int64_t count, jv *out);
-int str_split(interp *ip, jv_str s, const jv_str *sep, int64_t maxsplit, jv *out);
 int str_splitlines(interp *ip, jv_str s, bool keepends, jv *out);
 
 /* ---- evaluation (eval.c, exec.c) ---- */

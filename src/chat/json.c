@@ -103,9 +103,12 @@ static int write_json_string(interp *ip, sbuf *b, jv_str s, bool ensure_ascii) {
 
 static int write_float(interp *ip, sbuf *b, double f) {
     char num[32];
-    if (isnan(f)) strcpy(num, "NaN");
-    else if (isinf(f)) strcpy(num, f < 0 ? "-Infinity" : "Infinity");
-    else format_float(f, num);
+    if (isnan(f))
+        strcpy(num, "NaN");
+    else if (isinf(f))
+        strcpy(num, f < 0 ? "-Infinity" : "Infinity");
+    else
+        format_float(f, num);
     return ip_append(ip, b, num, strlen(num));
 }
 
@@ -201,8 +204,7 @@ static int write_json(interp *ip, sbuf *b, jv v, const json_style *st, int level
         }
         return newline_indent(ip, b, st, level) || ip_append(ip, b, "}", 1);
     }
-    default:
-        return ip_fail(ip, "Object of type %s is not JSON serializable", jv_type_name(v));
+    default: return ip_fail(ip, "Object of type %s is not JSON serializable", jv_type_name(v));
     }
 }
 

@@ -24,18 +24,18 @@ typedef struct lexer {
     const char *src;
     size_t len;
     size_t pos;
-    size_t at_pos;            /* line/col cursor: at_line:at_col is the position of at_pos */
+    size_t at_pos; /* line/col cursor: at_line:at_col is the position of at_pos */
     uint32_t at_line, at_col;
-    token *toks;              /* malloc'd while lexing, moved to the arena at the end */
+    token *toks; /* malloc'd while lexing, moved to the arena at the end */
     size_t n, cap;
-    bool line_starting;       /* the last match ended with a newline (lstrip_blocks) */
+    bool line_starting;         /* the last match ended with a newline (lstrip_blocks) */
     char nest[LEX_MAX_NESTING]; /* expected closing brackets */
     int depth;
 } lexer;
 
 static const char *const op_texts[] = {
-    "+", "-", "/", "//", "*", "%", "**", "~", "[", "]", "(", ")", "{", "}",
-    "==", "!=", ">", ">=", "<", "<=", "=", ".", ":", "|", ",", ";",
+    "+", "-",  "/",  "//", "*",  "%", "**", "~", "[", "]", "(", ")", "{",
+    "}", "==", "!=", ">",  ">=", "<", "<=", "=", ".", ":", "|", ",", ";",
 };
 
 const char *tok_op_text(tok_op op) { return op_texts[op]; }
@@ -112,7 +112,8 @@ static int push_data(lexer *lx, size_t start, size_t end) {
 /* Whitespace control of the text [start, *end) that precedes a tag whose
  * first character after the delimiter is SIGN; LSTRIP_OK for block, comment
  * and raw tags (never for {{). */
-static void strip_before_tag(const lexer *lx, size_t start, size_t *end, char sign, bool lstrip_ok) {
+static void strip_before_tag(const lexer *lx, size_t start, size_t *end, char sign,
+                             bool lstrip_ok) {
     if (sign == '-') {
         *end -= ustr_trail_space(lx->src + start, *end - start);
         return;
@@ -266,8 +267,8 @@ static int lex_number(lexer *lx, size_t p, size_t *end) {
         if (q == digits_start) return lex_fail(lx, p, "invalid number literal");
     } else if (lx->src[p] == '0') {
         q = p + 1;
-        while (q < lx->len && (lx->src[q] == '0' || (lx->src[q] == '_' && q + 1 < lx->len &&
-                                                       lx->src[q + 1] == '0')))
+        while (q < lx->len && (lx->src[q] == '0' ||
+                               (lx->src[q] == '_' && q + 1 < lx->len && lx->src[q + 1] == '0')))
             q++;
     } else {
         q = int_end;
@@ -365,9 +366,9 @@ static int lex_operator(lexer *lx, size_t p, size_t *end) {
     static const tok_op two_ops[] = {OPT_FLOORDIV, OPT_POW, OPT_EQ, OPT_NE, OPT_GTEQ, OPT_LTEQ};
     static const char one[] = "+-/*%~[](){}><=.:|,;";
     static const tok_op one_ops[] = {
-        OPT_ADD, OPT_SUB, OPT_DIV, OPT_MUL, OPT_MOD, OPT_TILDE, OPT_LBRACKET, OPT_RBRACKET,
-        OPT_LPAREN, OPT_RPAREN, OPT_LBRACE, OPT_RBRACE, OPT_GT, OPT_LT, OPT_ASSIGN,
-        OPT_DOT, OPT_COLON, OPT_PIPE, OPT_COMMA, OPT_SEMICOLON};
+        OPT_ADD,      OPT_SUB,    OPT_DIV,    OPT_MUL,    OPT_MOD,    OPT_TILDE,    OPT_LBRACKET,
+        OPT_RBRACKET, OPT_LPAREN, OPT_RPAREN, OPT_LBRACE, OPT_RBRACE, OPT_GT,       OPT_LT,
+        OPT_ASSIGN,   OPT_DOT,    OPT_COLON,  OPT_PIPE,   OPT_COMMA,  OPT_SEMICOLON};
     tok_op op;
     size_t n = 2;
     size_t i = 0;
@@ -436,8 +437,8 @@ static int lex_tag(lexer *lx, size_t begin, bool block) {
             if (lex_number(lx, p, &p)) return -1;
         } else if (ascii_alpha(c) || c == '_') {
             size_t q = p + 1;
-            while (q < lx->len && (ascii_alpha(lx->src[q]) || ascii_digit(lx->src[q]) ||
-                                   lx->src[q] == '_'))
+            while (q < lx->len &&
+                   (ascii_alpha(lx->src[q]) || ascii_digit(lx->src[q]) || lx->src[q] == '_'))
                 q++;
             token *t = push(lx, TK_NAME, p, q - p);
             if (!t) return -1;
@@ -490,7 +491,8 @@ static int lex_all(lexer *lx) {
         if (q == lx->len) return push_data(lx, lx->pos, lx->len);
         char kind = lx->src[q + 1];
         char sign = q + 2 < lx->len && (lx->src[q + 2] == '-' || lx->src[q + 2] == '+')
-                        ? lx->src[q + 2] : 0;
+                        ? lx->src[q + 2]
+                        : 0;
         size_t raw_body = kind == '%' ? match_raw_begin(lx, q) : 0;
         size_t text_end = q;
         strip_before_tag(lx, lx->pos, &text_end, sign, kind != '{');
@@ -528,8 +530,10 @@ int lex_template(chat_arena *a, const char *src, size_t len, lexed *out, lm_erro
     if (rc == 0 && !push(&lx, TK_EOF, lx.len, 0)) rc = -1;
     if (rc == 0) {
         out->toks = arena_alloc(a, lx.n * sizeof(token));
-        if (!out->toks) rc = lex_fail(&lx, 0, "out of memory");
-        else memcpy(out->toks, lx.toks, lx.n * sizeof(token));
+        if (!out->toks)
+            rc = lex_fail(&lx, 0, "out of memory");
+        else
+            memcpy(out->toks, lx.toks, lx.n * sizeof(token));
     }
     free(lx.toks);
     if (rc) return -1;

@@ -29,10 +29,32 @@ typedef enum tok_kind {
 } tok_kind;
 
 typedef enum tok_op {
-    OPT_ADD, OPT_SUB, OPT_DIV, OPT_FLOORDIV, OPT_MUL, OPT_MOD, OPT_POW, OPT_TILDE,
-    OPT_LBRACKET, OPT_RBRACKET, OPT_LPAREN, OPT_RPAREN, OPT_LBRACE, OPT_RBRACE,
-    OPT_EQ, OPT_NE, OPT_GT, OPT_GTEQ, OPT_LT, OPT_LTEQ, OPT_ASSIGN,
-    OPT_DOT, OPT_COLON, OPT_PIPE, OPT_COMMA, OPT_SEMICOLON,
+    OPT_ADD,
+    OPT_SUB,
+    OPT_DIV,
+    OPT_FLOORDIV,
+    OPT_MUL,
+    OPT_MOD,
+    OPT_POW,
+    OPT_TILDE,
+    OPT_LBRACKET,
+    OPT_RBRACKET,
+    OPT_LPAREN,
+    OPT_RPAREN,
+    OPT_LBRACE,
+    OPT_RBRACE,
+    OPT_EQ,
+    OPT_NE,
+    OPT_GT,
+    OPT_GTEQ,
+    OPT_LT,
+    OPT_LTEQ,
+    OPT_ASSIGN,
+    OPT_DOT,
+    OPT_COLON,
+    OPT_PIPE,
+    OPT_COMMA,
+    OPT_SEMICOLON,
 } tok_op;
 
 typedef struct token {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #define ARENA_CHUNK_SIZE (64 * 1024) /* bytes; larger requests get their own chunk */
-#define ARENA_ALIGN 16
+#define ARENA_ALIGN      16
 
 struct arena_chunk {
     arena_chunk *next;

@@ -24,10 +24,14 @@ static int need_string(interp *ip, const char *fname, jv v, jv_str *out) {
 }
 
 static int opt_int(interp *ip, const char *fname, jv v, int64_t dflt, int64_t *out) {
-    if (v.kind == JV_UNDEFINED || v.kind == JV_NONE) *out = dflt;
-    else if (v.kind == JV_INT) *out = v.i;
-    else if (v.kind == JV_BOOL) *out = v.b;
-    else return ip_fail(ip, "%s() expects an integer, not %s", fname, jv_type_name(v));
+    if (v.kind == JV_UNDEFINED || v.kind == JV_NONE)
+        *out = dflt;
+    else if (v.kind == JV_INT)
+        *out = v.i;
+    else if (v.kind == JV_BOOL)
+        *out = v.b;
+    else
+        return ip_fail(ip, "%s() expects an integer, not %s", fname, jv_type_name(v));
     return 0;
 }
 
@@ -63,7 +67,8 @@ int str_replace(interp *ip, jv_str s, jv_str old, jv_str new_, int64_t count, jv
     } else {
         ptrdiff_t hit;
         while (rc == 0 && (count < 0 || done < count) && (hit = ustr_find(s, old, pos)) >= 0) {
-            rc = ip_append(ip, &b, s.p + pos, (size_t)hit - pos) || ip_append(ip, &b, new_.p, new_.n);
+            rc = ip_append(ip, &b, s.p + pos, (size_t)hit - pos) ||
+                 ip_append(ip, &b, new_.p, new_.n);
             pos = (size_t)hit + old.n;
             done++;
         }
@@ -80,7 +85,8 @@ static int push_str(interp *ip, jv_list *l, const char *p, size_t n) {
     return jv_list_push(ip, l, jv_string(p, n));
 }
 
-int str_split(interp *ip, jv_str s, const jv_str *sep, int64_t maxsplit, jv *out) {
+/* str.split(sep, maxsplit); SEP NULL splits at runs of whitespace. */
+static int str_split(interp *ip, jv_str s, const jv_str *sep, int64_t maxsplit, jv *out) {
     if (jv_new_list(ip, 0, out)) return -1;
     if (sep && sep->n == 0) return ip_fail(ip, "empty separator");
     size_t pos = 0;
@@ -313,14 +319,16 @@ static int find_any(interp *ip, jv self, const jv_args *args, jv *out, int mode)
     static const char *const names[] = {"sub"};
     jv v;
     jv_str sub;
-    if (bind_args(ip, fnames[mode], args, names, 1, 1, &v) || need_string(ip, fnames[mode], v, &sub))
+    if (bind_args(ip, fnames[mode], args, names, 1, 1, &v) ||
+        need_string(ip, fnames[mode], v, &sub))
         return -1;
     if (mode == 2) {
         int64_t n = 0;
         if (sub.n == 0) {
             n = (int64_t)ustr_len(self.s) + 1;
         } else {
-            for (ptrdiff_t hit = 0; (hit = ustr_find(self.s, sub, (size_t)hit)) >= 0; hit += sub.n) n++;
+            for (ptrdiff_t hit = 0; (hit = ustr_find(self.s, sub, (size_t)hit)) >= 0; hit += sub.n)
+                n++;
         }
         *out = jv_int(n);
         return 0;
@@ -330,10 +338,18 @@ static int find_any(interp *ip, jv self, const jv_args *args, jv *out, int mode)
     *out = jv_int(hit < 0 ? -1 : (int64_t)ustr_len((jv_str){self.s.p, (size_t)hit}));
     return 0;
 }
-static int m_find(interp *ip, jv self, const jv_args *a, jv *out) { return find_any(ip, self, a, out, 0); }
-static int m_rfind(interp *ip, jv self, const jv_args *a, jv *out) { return find_any(ip, self, a, out, 1); }
-static int m_count(interp *ip, jv self, const jv_args *a, jv *out) { return find_any(ip, self, a, out, 2); }
-static int m_index(interp *ip, jv self, const jv_args *a, jv *out) { return find_any(ip, self, a, out, 3); }
+static int m_find(interp *ip, jv self, const jv_args *a, jv *out) {
+    return find_any(ip, self, a, out, 0);
+}
+static int m_rfind(interp *ip, jv self, const jv_args *a, jv *out) {
+    return find_any(ip, self, a, out, 1);
+}
+static int m_count(interp *ip, jv self, const jv_args *a, jv *out) {
+    return find_any(ip, self, a, out, 2);
+}
+static int m_index(interp *ip, jv self, const jv_args *a, jv *out) {
+    return find_any(ip, self, a, out, 3);
+}
 
 static int m_join(interp *ip, jv self, const jv_args *args, jv *out) {
     static const char *const names[] = {"iterable"};
@@ -357,10 +373,12 @@ static int m_join(interp *ip, jv self, const jv_args *args, jv *out) {
 }
 
 /* str.format with {} {0} {name} fields, !s / !r conversions, {{ and }}. */
-static int format_field(interp *ip, sbuf *b, jv_str field, const jv_args *args, size_t *auto_index) {
+static int format_field(interp *ip, sbuf *b, jv_str field, const jv_args *args,
+                        size_t *auto_index) {
     jv_str name = field, conv = {NULL, 0};
     const char *bang = memchr(field.p, '!', field.n);
-    if (memchr(field.p, ':', field.n) || memchr(field.p, '.', field.n) || memchr(field.p, '[', field.n))
+    if (memchr(field.p, ':', field.n) || memchr(field.p, '.', field.n) ||
+        memchr(field.p, '[', field.n))
         return ip_fail(ip, "format(): only plain {} fields are supported");
     if (bang) {
         name.n = (size_t)(bang - field.p);
@@ -376,7 +394,8 @@ static int format_field(interp *ip, sbuf *b, jv_str field, const jv_args *args, 
             idx = (*auto_index)++;
         } else {
             for (size_t i = 0; i < name.n; i++) {
-                if (!ascii_digit(name.p[i]) || idx > 1000000) return ip_fail(ip, "format(): bad field");
+                if (!ascii_digit(name.p[i]) || idx > 1000000)
+                    return ip_fail(ip, "format(): bad field");
                 idx = idx * 10 + (size_t)(name.p[i] - '0');
             }
         }
@@ -437,7 +456,8 @@ static int char_class(interp *ip, jv self, const jv_args *args, jv *out, char ki
         case 'a': ok = alpha; break;
         case 'n': ok = alpha || digit; break;
         case 's': ok = py_isspace(cp); break;
-        case 'u': case 'l':
+        case 'u':
+        case 'l':
             if (cp < 0x80 && ascii_alpha((char)cp)) {
                 any_cased = true;
                 ok = kind == 'u' ? cp <= 'Z' : cp >= 'a';
@@ -448,12 +468,24 @@ static int char_class(interp *ip, jv self, const jv_args *args, jv *out, char ki
     *out = jv_bool(ok && (kind != 'u' && kind != 'l' ? true : any_cased));
     return 0;
 }
-static int m_isdigit(interp *ip, jv s, const jv_args *a, jv *o) { return char_class(ip, s, a, o, 'd'); }
-static int m_isalpha(interp *ip, jv s, const jv_args *a, jv *o) { return char_class(ip, s, a, o, 'a'); }
-static int m_isalnum(interp *ip, jv s, const jv_args *a, jv *o) { return char_class(ip, s, a, o, 'n'); }
-static int m_isspace(interp *ip, jv s, const jv_args *a, jv *o) { return char_class(ip, s, a, o, 's'); }
-static int m_isupper(interp *ip, jv s, const jv_args *a, jv *o) { return char_class(ip, s, a, o, 'u'); }
-static int m_islower(interp *ip, jv s, const jv_args *a, jv *o) { return char_class(ip, s, a, o, 'l'); }
+static int m_isdigit(interp *ip, jv s, const jv_args *a, jv *o) {
+    return char_class(ip, s, a, o, 'd');
+}
+static int m_isalpha(interp *ip, jv s, const jv_args *a, jv *o) {
+    return char_class(ip, s, a, o, 'a');
+}
+static int m_isalnum(interp *ip, jv s, const jv_args *a, jv *o) {
+    return char_class(ip, s, a, o, 'n');
+}
+static int m_isspace(interp *ip, jv s, const jv_args *a, jv *o) {
+    return char_class(ip, s, a, o, 's');
+}
+static int m_isupper(interp *ip, jv s, const jv_args *a, jv *o) {
+    return char_class(ip, s, a, o, 'u');
+}
+static int m_islower(interp *ip, jv s, const jv_args *a, jv *o) {
+    return char_class(ip, s, a, o, 'l');
+}
 
 static int remove_affix(interp *ip, jv self, const jv_args *args, jv *out, bool prefix) {
     const char *fname = prefix ? "removeprefix" : "removesuffix";
@@ -467,8 +499,12 @@ static int remove_affix(interp *ip, jv self, const jv_args *args, jv *out, bool 
     if (!prefix && ustr_ends_with(self.s, a)) *out = jv_string(self.s.p, self.s.n - a.n);
     return 0;
 }
-static int m_removeprefix(interp *ip, jv s, const jv_args *a, jv *o) { return remove_affix(ip, s, a, o, true); }
-static int m_removesuffix(interp *ip, jv s, const jv_args *a, jv *o) { return remove_affix(ip, s, a, o, false); }
+static int m_removeprefix(interp *ip, jv s, const jv_args *a, jv *o) {
+    return remove_affix(ip, s, a, o, true);
+}
+static int m_removesuffix(interp *ip, jv s, const jv_args *a, jv *o) {
+    return remove_affix(ip, s, a, o, false);
+}
 
 static int partition_any(interp *ip, jv self, const jv_args *args, jv *out, bool right) {
     const char *fname = right ? "rpartition" : "partition";
@@ -492,19 +528,44 @@ static int partition_any(interp *ip, jv self, const jv_args *args, jv *out, bool
         if (jv_list_push(ip, out->list, parts[i])) return -1;
     return 0;
 }
-static int m_partition(interp *ip, jv s, const jv_args *a, jv *o) { return partition_any(ip, s, a, o, false); }
-static int m_rpartition(interp *ip, jv s, const jv_args *a, jv *o) { return partition_any(ip, s, a, o, true); }
+static int m_partition(interp *ip, jv s, const jv_args *a, jv *o) {
+    return partition_any(ip, s, a, o, false);
+}
+static int m_rpartition(interp *ip, jv s, const jv_args *a, jv *o) {
+    return partition_any(ip, s, a, o, true);
+}
 
 static const method_def str_methods[] = {
-    {"strip", m_strip}, {"lstrip", m_lstrip}, {"rstrip", m_rstrip}, {"split", m_split},
-    {"rsplit", m_rsplit}, {"splitlines", m_splitlines}, {"startswith", m_startswith},
-    {"endswith", m_endswith}, {"upper", m_upper}, {"lower", m_lower}, {"title", m_title},
-    {"capitalize", m_capitalize}, {"replace", m_replace}, {"find", m_find}, {"rfind", m_rfind},
-    {"index", m_index}, {"count", m_count}, {"join", m_join}, {"format", m_format},
-    {"isdigit", m_isdigit}, {"isalpha", m_isalpha}, {"isalnum", m_isalnum},
-    {"isspace", m_isspace}, {"isupper", m_isupper}, {"islower", m_islower},
-    {"removeprefix", m_removeprefix}, {"removesuffix", m_removesuffix},
-    {"partition", m_partition}, {"rpartition", m_rpartition}, {NULL, NULL},
+    {"strip", m_strip},
+    {"lstrip", m_lstrip},
+    {"rstrip", m_rstrip},
+    {"split", m_split},
+    {"rsplit", m_rsplit},
+    {"splitlines", m_splitlines},
+    {"startswith", m_startswith},
+    {"endswith", m_endswith},
+    {"upper", m_upper},
+    {"lower", m_lower},
+    {"title", m_title},
+    {"capitalize", m_capitalize},
+    {"replace", m_replace},
+    {"find", m_find},
+    {"rfind", m_rfind},
+    {"index", m_index},
+    {"count", m_count},
+    {"join", m_join},
+    {"format", m_format},
+    {"isdigit", m_isdigit},
+    {"isalpha", m_isalpha},
+    {"isalnum", m_isalnum},
+    {"isspace", m_isspace},
+    {"isupper", m_isupper},
+    {"islower", m_islower},
+    {"removeprefix", m_removeprefix},
+    {"removesuffix", m_removesuffix},
+    {"partition", m_partition},
+    {"rpartition", m_rpartition},
+    {NULL, NULL},
 };
 
 /* ---- dict and list methods ---- */
@@ -543,7 +604,8 @@ static const method_def dict_methods[] = {
 };
 
 static int l_index_count(interp *ip, jv self, const jv_args *args, jv *out, bool count) {
-    if (args->n_pos != 1) return ip_fail(ip, "%s() takes exactly one argument", count ? "count" : "index");
+    if (args->n_pos != 1)
+        return ip_fail(ip, "%s() takes exactly one argument", count ? "count" : "index");
     int64_t n = 0;
     for (size_t i = 0; i < self.list->len; i++) {
         if (!jv_eq(self.list->items[i], args->pos[0])) continue;
@@ -557,15 +619,20 @@ static int l_index_count(interp *ip, jv self, const jv_args *args, jv *out, bool
     *out = jv_int(n);
     return 0;
 }
-static int l_index(interp *ip, jv s, const jv_args *a, jv *o) { return l_index_count(ip, s, a, o, false); }
-static int l_count(interp *ip, jv s, const jv_args *a, jv *o) { return l_index_count(ip, s, a, o, true); }
+static int l_index(interp *ip, jv s, const jv_args *a, jv *o) {
+    return l_index_count(ip, s, a, o, false);
+}
+static int l_count(interp *ip, jv s, const jv_args *a, jv *o) {
+    return l_index_count(ip, s, a, o, true);
+}
 
 static const method_def list_methods[] = {{"index", l_index}, {"count", l_count}, {NULL, NULL}};
 
 int find_method(interp *ip, jv obj, jv_str name, jv *out) {
     const method_def *table = obj.kind == JV_STRING ? str_methods
-                            : obj.kind == JV_DICT   ? dict_methods
-                            : obj.kind == JV_LIST   ? list_methods : NULL;
+                              : obj.kind == JV_DICT ? dict_methods
+                              : obj.kind == JV_LIST ? list_methods
+                                                    : NULL;
     for (; table && table->name; table++) {
         if (!jv_str_eq(name, table->name, strlen(table->name))) continue;
         jv_func *f = ip_alloc(ip, sizeof(jv_func));
@@ -613,7 +680,8 @@ static int make_mapping(interp *ip, const jv_args *args, jv_kind kind, jv *out) 
             for (size_t i = 0; i < pairs->len; i++) {
                 jv p = pairs->items[i];
                 if (p.kind != JV_LIST || p.list->len != 2)
-                    return ip_fail(ip, "dictionary update sequence element #%zu has the wrong length", i);
+                    return ip_fail(
+                        ip, "dictionary update sequence element #%zu has the wrong length", i);
                 if (jv_dict_set(ip, out->dict, p.list->items[0], p.list->items[1])) return -1;
             }
         }
@@ -624,7 +692,9 @@ static int make_mapping(interp *ip, const jv_args *args, jv_kind kind, jv *out) 
             return -1;
     return 0;
 }
-static int g_dict(interp *ip, jv self, const jv_args *a, jv *o) { return make_mapping(ip, a, JV_DICT, o); }
+static int g_dict(interp *ip, jv self, const jv_args *a, jv *o) {
+    return make_mapping(ip, a, JV_DICT, o);
+}
 static int g_namespace(interp *ip, jv self, const jv_args *a, jv *o) {
     return make_mapping(ip, a, JV_NAMESPACE, o);
 }
@@ -635,8 +705,10 @@ static int g_raise_exception(interp *ip, jv self, const jv_args *args, jv *out) 
     jv msg = args->n_pos ? args->pos[0] : args->kw[0];
     if (jv_to_string(ip, msg, &msg)) return -1;
     if (!ip->err->msg[0]) {
-        if (msg.s.n) snprintf(ip->err->msg, sizeof(ip->err->msg), "%.*s", (int)msg.s.n, msg.s.p);
-        else snprintf(ip->err->msg, sizeof(ip->err->msg), "raise_exception() called");
+        if (msg.s.n)
+            snprintf(ip->err->msg, sizeof(ip->err->msg), "%.*s", (int)msg.s.n, msg.s.p);
+        else
+            snprintf(ip->err->msg, sizeof(ip->err->msg), "raise_exception() called");
     }
     ip->located = true; /* the template author's words, shown as they are */
     return -1;

@@ -70,6 +70,7 @@ node *parse_one_filter(parser *ps, node *operand) {
     node *f = new_node(ps, N_FILTER, cur(ps));
     if (!f || parse_dotted_name(ps, &f->filter.name)) return NULL;
     f->filter.operand = operand;
+    if (operand) f->src_pos = operand->src_pos; /* quoted from the operand on */
     if (is_op(ps, OPT_LPAREN) && parse_call_args(ps, &f->filter.args)) return NULL;
     finish(ps, f);
     return f;
@@ -79,6 +80,7 @@ static node *parse_test(parser *ps, node *operand) {
     node *t = new_node(ps, N_TEST, advance(ps)); /* "is" */
     if (!t) return NULL;
     t->filter.operand = operand;
+    t->src_pos = operand->src_pos;
     t->filter.negated = skip_name(ps, "not");
     if (parse_dotted_name(ps, &t->filter.name)) return NULL;
     const token *c = cur(ps);
@@ -217,9 +219,12 @@ static node *parse_subscript(parser *ps, node *obj) {
 
 static node *parse_postfix(parser *ps, node *n) {
     while (n) {
-        if (is_op(ps, OPT_DOT) || is_op(ps, OPT_LBRACKET)) n = parse_subscript(ps, n);
-        else if (is_op(ps, OPT_LPAREN)) n = parse_call(ps, n);
-        else break;
+        if (is_op(ps, OPT_DOT) || is_op(ps, OPT_LBRACKET))
+            n = parse_subscript(ps, n);
+        else if (is_op(ps, OPT_LPAREN))
+            n = parse_call(ps, n);
+        else
+            break;
     }
     return n;
 }
@@ -262,10 +267,14 @@ static node *parse_primary(parser *ps) {
     if (t->kind == TK_NAME) {
         advance(ps);
         if (!(n = new_node(ps, N_CONST, t))) return NULL;
-        if (is_name(t, "true") || is_name(t, "True")) n->constant = jv_bool(true);
-        else if (is_name(t, "false") || is_name(t, "False")) n->constant = jv_bool(false);
-        else if (is_name(t, "none") || is_name(t, "None")) n->constant = jv_none();
-        else n->kind = N_NAME, n->name = t->s;
+        if (is_name(t, "true") || is_name(t, "True"))
+            n->constant = jv_bool(true);
+        else if (is_name(t, "false") || is_name(t, "False"))
+            n->constant = jv_bool(false);
+        else if (is_name(t, "none") || is_name(t, "None"))
+            n->constant = jv_none();
+        else
+            n->kind = N_NAME, n->name = t->s;
     } else if (t->kind == TK_STRING) {
         advance(ps);
         if (!(n = new_node(ps, N_CONST, t))) return NULL;
@@ -292,6 +301,7 @@ static node *parse_primary(parser *ps) {
         advance(ps);
         n = parse_tuple(ps, true, NULL, true);
         if (!n || expect_op(ps, OPT_RPAREN)) return NULL;
+        n->src_pos = t->pos; /* quote "(...)" whole; the position stays inside */
     } else if (t->kind == TK_OP && t->op == OPT_LBRACKET) {
         n = parse_list(ps);
     } else if (t->kind == TK_OP && t->op == OPT_LBRACE) {
@@ -349,8 +359,11 @@ static node *parse_math2(parser *ps) {
     node *l = parse_pow(ps);
     while (l && cur(ps)->kind == TK_OP) {
         tok_op op = cur(ps)->op;
-        binop_kind b = op == OPT_MUL ? OP_MUL : op == OPT_DIV ? OP_DIV
-                     : op == OPT_FLOORDIV ? OP_FLOORDIV : op == OPT_MOD ? OP_MOD : OP_ADD;
+        binop_kind b = op == OPT_MUL        ? OP_MUL
+                       : op == OPT_DIV      ? OP_DIV
+                       : op == OPT_FLOORDIV ? OP_FLOORDIV
+                       : op == OPT_MOD      ? OP_MOD
+                                            : OP_ADD;
         if (b == OP_ADD) break;
         const token *t = advance(ps);
         l = binop(ps, N_BINOP, b, t, l, parse_pow(ps));
@@ -453,8 +466,7 @@ node *parse_expression(parser *ps, bool with_condexpr) {
         const token *t = advance(ps);
         node *c = new_node(ps, N_COND, t);
         if (!c || !(c->cond.cond = parse_or(ps))) return NULL;
-        if (skip_name(ps, "else") && !(c->cond.otherwise = parse_expression(ps, true)))
-            return NULL;
+        if (skip_name(ps, "else") && !(c->cond.otherwise = parse_expression(ps, true))) return NULL;
         c->cond.then = n;
         c->line = n->line, c->col = n->col, c->src_pos = n->src_pos;
         finish(ps, c);

@@ -16,7 +16,8 @@ static void describe(const token *t, char *buf, size_t cap) {
     case TK_BLOCK_END: snprintf(buf, cap, "end of statement block"); break;
     case TK_NAME: snprintf(buf, cap, "'%.*s'", (int)(t->s.n > 40 ? 40 : t->s.n), t->s.p); break;
     case TK_STRING: snprintf(buf, cap, "string"); break;
-    case TK_INT: case TK_FLOAT: snprintf(buf, cap, "number"); break;
+    case TK_INT:
+    case TK_FLOAT: snprintf(buf, cap, "number"); break;
     case TK_OP: snprintf(buf, cap, "'%s'", tok_op_text(t->op)); break;
     }
 }
@@ -278,8 +279,8 @@ static int parse_statement(parser *ps, const token *kw, nvec *out) {
             return fail_at(ps, kw, "'%s' outside loop", n->kind == N_BREAK ? "break" : "continue");
         rc = 0;
     } else {
-        return fail_at(ps, kw, "unknown or unsupported tag '%.*s'", (int)(kw->s.n > 40 ? 40 : kw->s.n),
-                       kw->s.p);
+        return fail_at(ps, kw, "unknown or unsupported tag '%.*s'",
+                       (int)(kw->s.n > 40 ? 40 : kw->s.n), kw->s.p);
     }
     if (rc) return -1;
     ps->depth--;

@@ -13,8 +13,8 @@
 
 #define DEFAULT_MAX_OUTPUT ((size_t)16 << 20)  /* bytes */
 #define DEFAULT_MAX_MEMORY ((size_t)256 << 20) /* bytes */
-#define DEFAULT_MAX_STEPS 20000000ULL
-#define DEFAULT_MAX_DEPTH 1000 /* frames of at most ~600 bytes: well under 1 MiB of stack */
+#define DEFAULT_MAX_STEPS  20000000ULL
+#define DEFAULT_MAX_DEPTH  1000 /* frames of at most ~600 bytes: well under 1 MiB of stack */
 
 struct chat_template {
     chat_arena arena; /* normalized source, tokens, nodes */
@@ -62,7 +62,8 @@ static int walk_params(walker *w, const ast_params *p) {
 static int walk(walker *w, node *n) {
     if (!n) return 0;
     if (w->depth >= TREE_MAX_DEPTH) {
-        lm_error_set(w->err, "chat template %u:%u: template nested too deeply (more than %d levels)",
+        lm_error_set(w->err,
+                     "chat template %u:%u: template nested too deeply (more than %d levels)",
                      n->line, n->col, TREE_MAX_DEPTH);
         return -1;
     }
@@ -75,14 +76,17 @@ static int walk(walker *w, node *n) {
 
 static int walk_children(walker *w, node *n) {
     switch (n->kind) {
-    case N_TEXT: case N_BREAK: case N_CONTINUE: case N_CONST: case N_NAME: return 0;
+    case N_TEXT:
+    case N_BREAK:
+    case N_CONTINUE:
+    case N_CONST:
+    case N_NAME: return 0;
     case N_OUTPUT: return walk(w, n->expr);
     case N_IF:
-        return walk(w, n->if_.cond) || walk_list(w, &n->if_.body) ||
-               walk_list(w, &n->if_.orelse);
+        return walk(w, n->if_.cond) || walk_list(w, &n->if_.body) || walk_list(w, &n->if_.orelse);
     case N_FOR:
-        return walk(w, n->for_.iter) || walk(w, n->for_.filter) ||
-               walk_list(w, &n->for_.body) || walk_list(w, &n->for_.orelse);
+        return walk(w, n->for_.iter) || walk(w, n->for_.filter) || walk_list(w, &n->for_.body) ||
+               walk_list(w, &n->for_.orelse);
     case N_SET: return walk(w, n->set.value);
     case N_SET_BLOCK:
         return walk_list(w, &n->set_block.filters) || walk_list(w, &n->set_block.body);
@@ -91,29 +95,31 @@ static int walk_children(walker *w, node *n) {
         return walk_params(w, &n->call_block.params) || walk(w, n->call_block.call) ||
                walk_list(w, &n->call_block.body);
     case N_FILTER_BLOCK:
-        return walk_list(w, &n->filter_block.filters) ||
-               walk_list(w, &n->filter_block.body);
+        return walk_list(w, &n->filter_block.filters) || walk_list(w, &n->filter_block.body);
     case N_GENERATION: return walk_list(w, &n->body);
     case N_GETATTR: return walk(w, n->attr.obj);
     case N_GETITEM: return walk(w, n->item.obj) || walk(w, n->item.index);
     case N_SLICE:
-        return walk(w, n->slice.obj) || walk(w, n->slice.start) ||
-               walk(w, n->slice.stop) || walk(w, n->slice.step);
+        return walk(w, n->slice.obj) || walk(w, n->slice.start) || walk(w, n->slice.stop) ||
+               walk(w, n->slice.step);
     case N_CALL: return walk(w, n->call.callee) || walk_args(w, &n->call.args);
-    case N_FILTER: case N_TEST:
-        return walk(w, n->filter.operand) || walk_args(w, &n->filter.args);
-    case N_NEG: case N_POS: case N_NOT: return walk(w, n->unary.operand);
-    case N_BINOP: case N_AND: case N_OR:
-        return walk(w, n->binop.left) || walk(w, n->binop.right);
+    case N_FILTER:
+    case N_TEST: return walk(w, n->filter.operand) || walk_args(w, &n->filter.args);
+    case N_NEG:
+    case N_POS:
+    case N_NOT: return walk(w, n->unary.operand);
+    case N_BINOP:
+    case N_AND:
+    case N_OR: return walk(w, n->binop.left) || walk(w, n->binop.right);
     case N_COMPARE:
         if (walk(w, n->compare.first)) return -1;
         for (size_t i = 0; i < n->compare.n; i++)
             if (walk(w, n->compare.rest[i])) return -1;
         return 0;
     case N_COND:
-        return walk(w, n->cond.then) || walk(w, n->cond.cond) ||
-               walk(w, n->cond.otherwise);
-    case N_LIST: case N_TUPLE: return walk_list(w, &n->items);
+        return walk(w, n->cond.then) || walk(w, n->cond.cond) || walk(w, n->cond.otherwise);
+    case N_LIST:
+    case N_TUPLE: return walk_list(w, &n->items);
     case N_DICT: return walk_list(w, &n->dict.keys) || walk_list(w, &n->dict.values);
     }
     return 0;
@@ -223,7 +229,8 @@ char *chat_template_render(const chat_template *t, const json_t *context,
     arena_release(&ip.arena);
     if (rc) {
         sb_free(&out);
-        if (!err->msg[0]) lm_error_set(err, "chat template: render failed");
+        if (!err->msg[0])
+            lm_error_set(err, "chat template: render failed");
         else if (!ip.located) {
             char msg[sizeof(err->msg)];
             memcpy(msg, err->msg, sizeof(msg));
@@ -237,9 +244,9 @@ char *chat_template_render(const chat_template *t, const json_t *context,
 }
 
 char *chat_apply(const char *template_src, const json_t *messages, bool add_generation_prompt,
-                 const char *bos_token, const char *eos_token, const json_t *extra,
-                 lm_error *err) {
-    chat_template *t = chat_template_parse(template_src, template_src ? strlen(template_src) : 0, err);
+                 const char *bos_token, const char *eos_token, const json_t *extra, lm_error *err) {
+    chat_template *t =
+        chat_template_parse(template_src, template_src ? strlen(template_src) : 0, err);
     if (!t) return NULL;
     json_t *ctx = json_object();
     char *out = NULL;

@@ -62,7 +62,6 @@ char *chat_template_render(const chat_template *t, const json_t *context,
  * tools, documents, enable_thinking, ...). Same result and errors as
  * chat_template_render(). */
 char *chat_apply(const char *template_src, const json_t *messages, bool add_generation_prompt,
-                 const char *bos_token, const char *eos_token, const json_t *extra,
-                 lm_error *err);
+                 const char *bos_token, const char *eos_token, const json_t *extra, lm_error *err);
 
 #endif

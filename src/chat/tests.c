@@ -74,12 +74,24 @@ static int cmp_test(interp *ip, jv v, const jv_args *args, bool *out, const char
     *out = op == 2 ? c < 0 : op == 3 ? c <= 0 : op == 4 ? c > 0 : c >= 0;
     return 0;
 }
-static int t_eq(interp *ip, jv v, const jv_args *a, bool *o) { return cmp_test(ip, v, a, o, "eq", 0); }
-static int t_ne(interp *ip, jv v, const jv_args *a, bool *o) { return cmp_test(ip, v, a, o, "ne", 1); }
-static int t_lt(interp *ip, jv v, const jv_args *a, bool *o) { return cmp_test(ip, v, a, o, "lt", 2); }
-static int t_le(interp *ip, jv v, const jv_args *a, bool *o) { return cmp_test(ip, v, a, o, "le", 3); }
-static int t_gt(interp *ip, jv v, const jv_args *a, bool *o) { return cmp_test(ip, v, a, o, "gt", 4); }
-static int t_ge(interp *ip, jv v, const jv_args *a, bool *o) { return cmp_test(ip, v, a, o, "ge", 5); }
+static int t_eq(interp *ip, jv v, const jv_args *a, bool *o) {
+    return cmp_test(ip, v, a, o, "eq", 0);
+}
+static int t_ne(interp *ip, jv v, const jv_args *a, bool *o) {
+    return cmp_test(ip, v, a, o, "ne", 1);
+}
+static int t_lt(interp *ip, jv v, const jv_args *a, bool *o) {
+    return cmp_test(ip, v, a, o, "lt", 2);
+}
+static int t_le(interp *ip, jv v, const jv_args *a, bool *o) {
+    return cmp_test(ip, v, a, o, "le", 3);
+}
+static int t_gt(interp *ip, jv v, const jv_args *a, bool *o) {
+    return cmp_test(ip, v, a, o, "gt", 4);
+}
+static int t_ge(interp *ip, jv v, const jv_args *a, bool *o) {
+    return cmp_test(ip, v, a, o, "ge", 5);
+}
 
 static int t_in(interp *ip, jv v, const jv_args *args, bool *out) {
     jv seq;
@@ -106,14 +118,16 @@ static int t_sameas(interp *ip, jv v, const jv_args *args, bool *out) {
     if (one_arg(ip, "sameas", args, &other)) return -1;
     if (v.kind != other.kind) {
         *out = false;
-    } else switch (v.kind) {
+    } else
+        switch (v.kind) {
         case JV_LIST: *out = v.list == other.list; break;
-        case JV_DICT: case JV_NAMESPACE: *out = v.dict == other.dict; break;
+        case JV_DICT:
+        case JV_NAMESPACE: *out = v.dict == other.dict; break;
         case JV_FUNC: *out = v.func == other.func; break;
         case JV_LOOP: *out = v.loop == other.loop; break;
         case JV_STRING: *out = v.s.p == other.s.p && v.s.n == other.s.n; break;
         default: *out = jv_eq(v, other);
-    }
+        }
     return 0;
 }
 
@@ -130,8 +144,12 @@ static int case_test(interp *ip, jv v, bool *out, bool upper) {
     *out = cased && ok;
     return 0;
 }
-static int t_lower(interp *ip, jv v, const jv_args *a, bool *o) { return case_test(ip, v, o, false); }
-static int t_upper(interp *ip, jv v, const jv_args *a, bool *o) { return case_test(ip, v, o, true); }
+static int t_lower(interp *ip, jv v, const jv_args *a, bool *o) {
+    return case_test(ip, v, o, false);
+}
+static int t_upper(interp *ip, jv v, const jv_args *a, bool *o) {
+    return case_test(ip, v, o, true);
+}
 
 static int t_filter(interp *ip, jv v, const jv_args *args, bool *out) {
     *out = v.kind == JV_STRING && find_filter(v.s) != NULL;
@@ -148,16 +166,46 @@ typedef struct test_def {
 } test_def;
 
 static const test_def tests[] = {
-    {"defined", t_defined}, {"undefined", t_undefined}, {"none", t_none},
-    {"boolean", t_boolean}, {"true", t_true}, {"false", t_false}, {"integer", t_integer},
-    {"float", t_float}, {"number", t_number}, {"string", t_string}, {"mapping", t_mapping},
-    {"iterable", t_iterable}, {"sequence", t_sequence}, {"callable", t_callable},
-    {"escaped", t_escaped}, {"odd", t_odd}, {"even", t_even}, {"divisibleby", t_divisibleby},
-    {"eq", t_eq}, {"equalto", t_eq}, {"==", t_eq}, {"ne", t_ne}, {"!=", t_ne},
-    {"lt", t_lt}, {"lessthan", t_lt}, {"<", t_lt}, {"le", t_le}, {"<=", t_le},
-    {"gt", t_gt}, {"greaterthan", t_gt}, {">", t_gt}, {"ge", t_ge}, {">=", t_ge},
-    {"in", t_in}, {"sameas", t_sameas}, {"lower", t_lower}, {"upper", t_upper},
-    {"filter", t_filter}, {"test", t_test}, {NULL, NULL},
+    {"defined", t_defined},
+    {"undefined", t_undefined},
+    {"none", t_none},
+    {"boolean", t_boolean},
+    {"true", t_true},
+    {"false", t_false},
+    {"integer", t_integer},
+    {"float", t_float},
+    {"number", t_number},
+    {"string", t_string},
+    {"mapping", t_mapping},
+    {"iterable", t_iterable},
+    {"sequence", t_sequence},
+    {"callable", t_callable},
+    {"escaped", t_escaped},
+    {"odd", t_odd},
+    {"even", t_even},
+    {"divisibleby", t_divisibleby},
+    {"eq", t_eq},
+    {"equalto", t_eq},
+    {"==", t_eq},
+    {"ne", t_ne},
+    {"!=", t_ne},
+    {"lt", t_lt},
+    {"lessthan", t_lt},
+    {"<", t_lt},
+    {"le", t_le},
+    {"<=", t_le},
+    {"gt", t_gt},
+    {"greaterthan", t_gt},
+    {">", t_gt},
+    {"ge", t_ge},
+    {">=", t_ge},
+    {"in", t_in},
+    {"sameas", t_sameas},
+    {"lower", t_lower},
+    {"upper", t_upper},
+    {"filter", t_filter},
+    {"test", t_test},
+    {NULL, NULL},
 };
 
 test_fn find_test(jv_str name) {

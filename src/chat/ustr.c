@@ -190,5 +190,6 @@ bool ustr_starts_with(jv_str s, jv_str prefix) {
 }
 
 bool ustr_ends_with(jv_str s, jv_str suffix) {
-    return suffix.n == 0 || (suffix.n <= s.n && memcmp(s.p + s.n - suffix.n, suffix.p, suffix.n) == 0);
+    return suffix.n == 0 ||
+           (suffix.n <= s.n && memcmp(s.p + s.n - suffix.n, suffix.p, suffix.n) == 0);
 }

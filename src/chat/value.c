@@ -13,20 +13,26 @@
 
 bool jv_truthy(jv v) {
     switch (v.kind) {
-    case JV_UNDEFINED: case JV_NONE: return false;
+    case JV_UNDEFINED:
+    case JV_NONE: return false;
     case JV_BOOL: return v.b;
     case JV_INT: return v.i != 0;
     case JV_FLOAT: return v.f != 0.0;
     case JV_STRING: return v.s.n > 0;
     case JV_LIST: return v.list->len > 0 || v.list->lazy;
     case JV_DICT: return v.dict->len > 0;
-    case JV_NAMESPACE: case JV_FUNC: case JV_LOOP: return true;
+    case JV_NAMESPACE:
+    case JV_FUNC:
+    case JV_LOOP: return true;
     }
     return false;
 }
 
 double jv_as_double(jv v) {
-    return v.kind == JV_FLOAT ? v.f : v.kind == JV_INT ? (double)v.i : v.kind == JV_BOOL ? v.b : 0.0;
+    return v.kind == JV_FLOAT  ? v.f
+           : v.kind == JV_INT  ? (double)v.i
+           : v.kind == JV_BOOL ? v.b
+                               : 0.0;
 }
 
 bool jv_eq(jv a, jv b) {
@@ -37,7 +43,8 @@ bool jv_eq(jv a, jv b) {
     }
     if (a.kind != b.kind) return false;
     switch (a.kind) {
-    case JV_UNDEFINED: case JV_NONE: return true;
+    case JV_UNDEFINED:
+    case JV_NONE: return true;
     case JV_STRING: return a.s.n == b.s.n && (a.s.n == 0 || memcmp(a.s.p, b.s.p, a.s.n) == 0);
     case JV_LIST:
         if (a.list->lazy || b.list->lazy) return a.list == b.list;
@@ -220,13 +227,21 @@ static int write_str_repr(interp *ip, sbuf *b, jv_str s) {
         size_t k = utf8_decode(s.p + i, s.n - i, &cp);
         char esc[12];
         esc[0] = '\0';
-        if (cp == (uint32_t)q || cp == '\\') snprintf(esc, sizeof(esc), "\\%c", (char)cp);
-        else if (cp == '\t') strcpy(esc, "\\t");
-        else if (cp == '\n') strcpy(esc, "\\n");
-        else if (cp == '\r') strcpy(esc, "\\r");
-        else if (cp < 0x20 || cp == 0x7F) snprintf(esc, sizeof(esc), "\\x%02x", cp);
+        if (cp == (uint32_t)q || cp == '\\')
+            snprintf(esc, sizeof(esc), "\\%c", (char)cp);
+        else if (cp == '\t')
+            strcpy(esc, "\\t");
+        else if (cp == '\n')
+            strcpy(esc, "\\n");
+        else if (cp == '\r')
+            strcpy(esc, "\\r");
+        else if (cp < 0x20 || cp == 0x7F)
+            snprintf(esc, sizeof(esc), "\\x%02x", cp);
         else if (cp >= 0x80 && !printable_nonascii(cp))
-            snprintf(esc, sizeof(esc), cp <= 0xFF ? "\\x%02x" : cp <= 0xFFFF ? "\\u%04x" : "\\U%08x",
+            snprintf(esc, sizeof(esc),
+                     cp <= 0xFF     ? "\\x%02x"
+                     : cp <= 0xFFFF ? "\\u%04x"
+                                    : "\\U%08x",
                      cp);
         if (esc[0]) {
             if (ip_append(ip, b, s.p + i - run, run) || ip_append(ip, b, esc, strlen(esc)))
@@ -246,8 +261,9 @@ static int write_value(interp *ip, sbuf *b, jv v, bool repr, int depth);
 static int write_dict_body(interp *ip, sbuf *b, const jv_dict *d, int depth) {
     if (ip_append(ip, b, "{", 1)) return -1;
     for (size_t i = 0; i < d->len; i++) {
-        if ((i && ip_append(ip, b, ", ", 2)) || write_value(ip, b, d->entries[i].key, true, depth) ||
-            ip_append(ip, b, ": ", 2) || write_value(ip, b, d->entries[i].val, true, depth))
+        if ((i && ip_append(ip, b, ", ", 2)) ||
+            write_value(ip, b, d->entries[i].key, true, depth) || ip_append(ip, b, ": ", 2) ||
+            write_value(ip, b, d->entries[i].val, true, depth))
             return -1;
     }
     return ip_append(ip, b, "}", 1);
@@ -263,16 +279,15 @@ static int write_value(interp *ip, sbuf *b, jv v, bool repr, int depth) {
     case JV_INT:
         snprintf(num, sizeof(num), "%" PRId64, v.i);
         return ip_append(ip, b, num, strlen(num));
-    case JV_FLOAT:
-        format_float(v.f, num);
-        return ip_append(ip, b, num, strlen(num));
+    case JV_FLOAT: format_float(v.f, num); return ip_append(ip, b, num, strlen(num));
     case JV_STRING: return repr ? write_str_repr(ip, b, v.s) : ip_append(ip, b, v.s.p, v.s.n);
     case JV_LIST: {
         const jv_list *l = v.list;
         if (l->lazy) return ip_append(ip, b, "<generator object>", 18);
         if (ip_append(ip, b, l->tuple ? "(" : "[", 1)) return -1;
         for (size_t i = 0; i < l->len; i++)
-            if ((i && ip_append(ip, b, ", ", 2)) || write_value(ip, b, l->items[i], true, depth + 1))
+            if ((i && ip_append(ip, b, ", ", 2)) ||
+                write_value(ip, b, l->items[i], true, depth + 1))
                 return -1;
         if (l->tuple && l->len == 1 && ip_append(ip, b, ",", 1)) return -1;
         return ip_append(ip, b, l->tuple ? ")" : "]", 1);

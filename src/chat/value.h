@@ -22,8 +22,8 @@ typedef enum jv_kind {
     JV_BOOL,
     JV_INT,
     JV_FLOAT,
-    JV_STRING,    /* UTF-8, not NUL-terminated, may hold NUL bytes */
-    JV_LIST,      /* list or tuple (jv_list.tuple) */
+    JV_STRING, /* UTF-8, not NUL-terminated, may hold NUL bytes */
+    JV_LIST,   /* list or tuple (jv_list.tuple) */
     JV_DICT,
     JV_NAMESPACE, /* namespace(): a dict whose attributes `set ns.x = ...` may change */
     JV_FUNC,      /* builtin function, bound method, macro, caller */
@@ -84,9 +84,7 @@ static inline jv jv_none(void) { return (jv){.kind = JV_NONE}; }
 static inline jv jv_bool(bool b) { return (jv){.kind = JV_BOOL, .b = b}; }
 static inline jv jv_int(int64_t i) { return (jv){.kind = JV_INT, .i = i}; }
 static inline jv jv_float(double f) { return (jv){.kind = JV_FLOAT, .f = f}; }
-static inline jv jv_string(const char *p, size_t n) {
-    return (jv){.kind = JV_STRING, .s = {p, n}};
-}
+static inline jv jv_string(const char *p, size_t n) { return (jv){.kind = JV_STRING, .s = {p, n}}; }
 
 static inline bool jv_is_number(jv v) {
     return v.kind == JV_INT || v.kind == JV_FLOAT || v.kind == JV_BOOL;

@@ -22,7 +22,7 @@
 #include "check.h"
 #include "gguf/gguf.h"
 
-#define FIXTURES "tests/fixtures/templates/"
+#define FIXTURES     "tests/fixtures/templates/"
 #define SMOLLM2_GGUF "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 static char *read_file(const char *path, size_t *len) {
@@ -65,8 +65,8 @@ static void check_render(const char *what, const json_t *ref, const char *got, c
     if (got) return;
     const char *raised = "TemplateError: ";
     if (strncmp(want_err, raised, strlen(raised)) == 0)
-        CHECK(strcmp(err, want_err + strlen(raised)) == 0, "%s: raise_exception message '%s', want '%s'",
-              what, err, want_err + strlen(raised));
+        CHECK(strcmp(err, want_err + strlen(raised)) == 0,
+              "%s: raise_exception message '%s', want '%s'", what, err, want_err + strlen(raised));
     else
         CHECK(strncmp(err, "chat template", 13) == 0 && !strchr(err, '\n'),
               "%s: bad message '%s' (Jinja2: %s)", what, err, want_err);
@@ -138,7 +138,8 @@ static void test_language(const json_t *cases, int64_t now) {
     json_array_foreach(cases, i, c) {
         const json_t *src = json_object_get(c, "template");
         lm_error err = {{0}};
-        chat_template *t = chat_template_parse(json_string_value(src), json_string_length(src), &err);
+        chat_template *t =
+            chat_template_parse(json_string_value(src), json_string_length(src), &err);
         char *got = t ? chat_template_render(t, json_object_get(c, "context"), &opts, &err) : NULL;
         char what[160];
         snprintf(what, sizeof(what), "language case %zu '%.100s'", i, json_string_value(src));
@@ -184,13 +185,15 @@ static void test_errors(void) {
     expect_error("{{ x }", NULL, "chat template 1:6: unexpected '}'");
     expect_error("{{ x ", NULL, "chat template 1:1: unexpected end of template, expected '}}'");
     expect_error("{% include 'other' %}", NULL, "unsupported tag 'include'");
-    expect_error("{% for x in y recursive %}{% endfor %}", NULL, "recursive loops are not supported");
+    expect_error("{% for x in y recursive %}{% endfor %}", NULL,
+                 "recursive loops are not supported");
     expect_error("{% break %}", NULL, "chat template 1:4: 'break' outside loop");
     expect_error("{% macro m(a=1, b) %}{% endmacro %}", NULL, "non-default argument");
     expect_error("{{ x is defined is none }}", NULL, "cannot chain");
     expect_error("caf\xc3(", NULL, "chat template 1:4: invalid UTF-8");
     /* unknown filters and tests fail at parse time, even in branches never taken */
-    expect_error("{% if false %}{{ x|nope }}{% endif %}", NULL, "chat template 1:20: no filter named 'nope'");
+    expect_error("{% if false %}{{ x|nope }}{% endif %}", NULL,
+                 "chat template 1:20: no filter named 'nope'");
     expect_error("{{ x is nope }}", NULL, "no test named 'nope'");
     /* runtime faults carry the position of the failing expression */
     expect_error("{{ 1 }}\n{{ x.y.z }}", "{\"x\": {}}", "chat template 2:4: 'x.y' is undefined");
@@ -224,10 +227,11 @@ static void test_errors(void) {
 }
 
 static void test_limits(void) {
-    chat_render_opts small = {.max_output = 1000, .max_steps = 10000, .max_memory = 1 << 20,
-                              .max_depth = 50};
-    expect_error_at("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
-                    NULL, &small, "evaluation steps", __LINE__);
+    chat_render_opts small = {
+        .max_output = 1000, .max_steps = 10000, .max_memory = 1 << 20, .max_depth = 50};
+    expect_error_at(
+        "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", NULL,
+        &small, "evaluation steps", __LINE__);
     expect_error_at("{% for i in range(2000) %}xx{% endfor %}", NULL, &small,
                     "output longer than 1000 bytes", __LINE__);
     expect_error_at("{{ 'x' * 5000 }}", NULL, &small, "output limit", __LINE__);
@@ -237,9 +241,11 @@ static void test_limits(void) {
     expect_error_at("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", NULL, &small,
                     "recursion deeper than 50", __LINE__);
     /* the defaults stop runaway templates too */
-    expect_error("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", NULL, "recursion deeper");
-    expect_error("{% set l = range(100000) %}{% for a in l %}{% for b in l %}{% endfor %}{% endfor %}",
-                 NULL, "evaluation steps");
+    expect_error("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", NULL,
+                 "recursion deeper");
+    expect_error(
+        "{% set l = range(100000) %}{% for a in l %}{% for b in l %}{% endfor %}{% endfor %}", NULL,
+        "evaluation steps");
     /* deep trees are refused when parsed, whatever their shape */
     char *deep = malloc(300000);
     size_t k = (size_t)sprintf(deep, "{{ 1");
@@ -255,7 +261,8 @@ static void test_limits(void) {
     expect_error(deep, NULL, "nested too deeply");
     free(deep);
     /* a namespace that contains itself cannot be printed, but does not crash */
-    expect_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", NULL, "nested too deeply");
+    expect_error("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", NULL,
+                 "nested too deeply");
 }
 
 /* The SmolLM2 template read with our GGUF reader is the fixture's, and
@@ -284,9 +291,11 @@ static void test_gguf_template(const json_t *expected) {
             strcmp(json_string_value(json_object_get(r, "context")), "system_user"))
             continue;
         json_t *extra = json_pack("{s:n, s:n}", "tools", "documents");
-        char *got = chat_apply(src, json_object_get(ctx, "messages"), true, "<s>", "</s>", extra, &err);
+        char *got =
+            chat_apply(src, json_object_get(ctx, "messages"), true, "<s>", "</s>", extra, &err);
         CHECK(got != NULL, "chat_apply: %s", err.msg);
-        if (got) check_same("chat_apply SmolLM2", json_string_value(json_object_get(r, "output")), got);
+        if (got)
+            check_same("chat_apply SmolLM2", json_string_value(json_object_get(r, "output")), got);
         free(got);
         json_decref(extra);
     }
@@ -307,7 +316,8 @@ static void *render_many(void *arg) {
     job *j = arg;
     for (int i = 0; i < 30; i++) {
         lm_error err;
-        char *got = chat_template_render(j->t, j->ctx, &(chat_render_opts){.now = 1721980800}, &err);
+        char *got =
+            chat_template_render(j->t, j->ctx, &(chat_render_opts){.now = 1721980800}, &err);
         j->failures += !got || strcmp(got, j->want) != 0;
         free(got);
     }
@@ -356,9 +366,32 @@ static void test_mutations(const json_t *expected) {
     static const char *const names[] = {"Qwen-Qwen3-0.6B", "meta-llama-Llama-3.1-8B-Instruct",
                                         "openai-gpt-oss-120b", "google-gemma-4-31B-it",
                                         "meetkai-functionary-medium-v3.2"};
-    static const char *const pieces[] = {"{%", "%}", "{{", "}}", "{#", "#}", "-", "(", ")", "[",
-                                         "]", "'", "\"", "|", ".", " is ", " in ", ",", "\\", "\n",
-                                         "endif", "endfor", "{% endmacro %}", "loop", "ns", "~"};
+    static const char *const pieces[] = {"{%",
+                                         "%}",
+                                         "{{",
+                                         "}}",
+                                         "{#",
+                                         "#}",
+                                         "-",
+                                         "(",
+                                         ")",
+                                         "[",
+                                         "]",
+                                         "'",
+                                         "\"",
+                                         "|",
+                                         ".",
+                                         " is ",
+                                         " in ",
+                                         ",",
+                                         "\\",
+                                         "\n",
+                                         "endif",
+                                         "endfor",
+                                         "{% endmacro %}",
+                                         "loop",
+                                         "ns",
+                                         "~"};
     const json_t *ctx = json_object_get(json_object_get(expected, "contexts"), "tool_call");
     int parsed_ok = 0, rendered = 0, total = 0;
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
@@ -374,7 +407,9 @@ static void test_mutations(const json_t *expected) {
             for (int edits = 1 + (int)(rng() % 3); edits > 0 && n > 0; edits--) {
                 size_t at = rng() % n;
                 switch (rng() % 3) {
-                case 0: buf[at] = (char)(rng() & 0xFF); break; /* may break UTF-8: must be refused */
+                case 0:
+                    buf[at] = (char)(rng() & 0xFF);
+                    break; /* may break UTF-8: must be refused */
                 case 1: /* delete a run */ {
                     size_t k2 = 1 + rng() % 8;
                     if (k2 > n - at) k2 = n - at;
@@ -395,13 +430,17 @@ static void test_mutations(const json_t *expected) {
             lm_error err = {{0}};
             chat_template *t = chat_template_parse(buf, n, &err);
             if (!t) {
-                CHECK(err.msg[0] && !strchr(err.msg, '\n'), "mutation: bad parse message '%s'", err.msg);
+                CHECK(err.msg[0] && !strchr(err.msg, '\n'), "mutation: bad parse message '%s'",
+                      err.msg);
                 continue;
             }
             parsed_ok++;
-            char *out = chat_template_render(t, ctx, &(chat_render_opts){.max_steps = 200000}, &err);
-            if (out) rendered++;
-            else CHECK(err.msg[0] != '\0', "mutation: render failed without a message");
+            char *out =
+                chat_template_render(t, ctx, &(chat_render_opts){.max_steps = 200000}, &err);
+            if (out)
+                rendered++;
+            else
+                CHECK(err.msg[0] != '\0', "mutation: render failed without a message");
             free(out);
             chat_template_free(t);
         }
