@@ -9,10 +9,12 @@ static void usage(FILE *out) {
     fprintf(out,
             "lamina %s - local LLM inference\n\n"
             "usage:\n"
-            "  lamina generate [MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-            "                  [--min-p P] [--seed S] [--threads N] [--ignore-eos]\n"
-            "  lamina tokenize MODEL [--json] [--no-bos] TEXT\n"
-            "  lamina info MODEL [--cpu]\n"
+            "  lamina generate [MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
+            "                  [--repeat-penalty R] [--presence-penalty P] [--frequency-penalty F]\n"
+            "                  [--seed S] [--threads N] [--ctx-size N] [--ignore-eos]\n"
+            "  lamina serve [MODEL] [--host ADDR] [--port N] [--api-key KEY] ... (lamina serve --help)\n"
+            "  lamina tokenize [MODEL] [--json] [--no-bos] TEXT\n"
+            "  lamina info [MODEL] [--cpu] [--kv] [--tensors]\n"
             "  lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
             "  lamina --version\n",
             lamina_version());
@@ -28,6 +30,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "perf")) return cmd_perf(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("lamina %s\n", lamina_version());
         return 0;
