@@ -1,0 +1,141 @@
+/* test_sampler.c - the sampling chain (src/engine/sampler.c): greedy, the
+ * distribution of draws against the analytic softmax, top-k / top-p / min-p
+ * truncation, penalties, and seeds (same seed, same draws). */
+#include <math.h>
+#include <string.h>
+
+#include "check.h"
+#include "engine/sampler.h"
+
+#define V 8
+
+static const float BASE[V] = {2.0f, 1.0f, 0.5f, 0.0f, -0.5f, -1.0f, -3.0f, -6.0f};
+
+static int32_t draw(lm_sampler *s) {
+    float logits[V];
+    memcpy(logits, BASE, sizeof(logits));
+    return lm_sampler_sample(s, logits);
+}
+
+static lm_sampling plain(float temp) {
+    lm_sampling p = lm_sampling_default();
+    p.temperature = temp;
+    p.top_k = 0;
+    p.top_p = 1.0f;
+    p.min_p = 0.0f;
+    p.seed = 42;
+    return p;
+}
+
+static void test_greedy(void) {
+    lm_sampling p = plain(0.0f);
+    lm_sampler *s = lm_sampler_create(&p, V);
+    CHECK(draw(s) == 0, "greedy takes the argmax");
+    float tie[V] = {1, 3, 3, 0, 0, 0, 0, 0};
+    CHECK(lm_argmax(tie, V) == 1, "ties go to the lowest id");
+    lm_sampler_free(s);
+}
+
+static void test_distribution(float temp) {
+    lm_sampling p = plain(temp);
+    lm_sampler *s = lm_sampler_create(&p, V);
+    int counts[V] = {0};
+    const int n = 40000;
+    for (int i = 0; i < n; i++) counts[draw(s)]++;
+    double z = 0.0;
+    for (int i = 0; i < V; i++) z += exp(BASE[i] / temp);
+    for (int i = 0; i < V; i++) {
+        double expect = exp(BASE[i] / temp) / z;
+        double sigma = sqrt(expect * (1 - expect) / n);
+        CHECK(fabs((double)counts[i] / n - expect) <= 5 * sigma + 1e-4,
+              "temp %.1f token %d: frequency %.4f, softmax %.4f", temp, i, (double)counts[i] / n, expect);
+    }
+    lm_sampler_free(s);
+}
+
+static void test_truncation(void) {
+    lm_sampling p = plain(1.0f);
+    p.top_k = 2;
+    lm_sampler *s = lm_sampler_create(&p, V);
+    for (int i = 0; i < 2000; i++) {
+        int32_t t = draw(s);
+        CHECK(t == 0 || t == 1, "top-k 2 drew %d", t);
+    }
+    lm_sampler_free(s);
+    /* softmax(BASE): p0 ~ 0.53, p1 ~ 0.19, p2 ~ 0.12: top-p 0.6 keeps {0, 1} */
+    p = plain(1.0f);
+    p.top_p = 0.6f;
+    s = lm_sampler_create(&p, V);
+    int seen1 = 0;
+    for (int i = 0; i < 2000; i++) {
+        int32_t t = draw(s);
+        seen1 += t == 1;
+        CHECK(t == 0 || t == 1, "top-p 0.6 drew %d", t);
+    }
+    CHECK(seen1 > 0, "top-p keeps the token that crosses the threshold");
+    lm_sampler_free(s);
+    /* min-p 0.3: keep tokens with p >= 0.3 * p_max, i.e. logit >= 2 + ln 0.3 = 0.80 */
+    p = plain(1.0f);
+    p.min_p = 0.3f;
+    s = lm_sampler_create(&p, V);
+    for (int i = 0; i < 2000; i++) {
+        int32_t t = draw(s);
+        CHECK(t == 0 || t == 1, "min-p 0.3 drew %d", t);
+    }
+    lm_sampler_free(s);
+}
+
+static void test_penalties(void) {
+    lm_sampling p = plain(0.0f);
+    p.repetition_penalty = 4.0f; /* 2.0 / 4 = 0.5 < 1.0: token 1 wins once token 0 was seen */
+    lm_sampler *s = lm_sampler_create(&p, V);
+    lm_sampler_accept(s, 0);
+    CHECK(draw(s) == 1, "repetition penalty demotes a seen token");
+    lm_sampler_free(s);
+    p = plain(0.0f);
+    p.frequency_penalty = 0.6f;
+    s = lm_sampler_create(&p, V);
+    lm_sampler_accept(s, 0);
+    CHECK(draw(s) == 0, "one occurrence: 2.0 - 0.6 still wins");
+    lm_sampler_accept(s, 0);
+    CHECK(draw(s) == 1, "two occurrences: 2.0 - 1.2 < 1.0");
+    lm_sampler_free(s);
+    p = plain(0.0f);
+    p.presence_penalty = 1.5f;
+    p.penalty_last_n = 2;
+    s = lm_sampler_create(&p, V);
+    lm_sampler_accept(s, 0);
+    CHECK(draw(s) == 1, "presence penalty");
+    lm_sampler_accept(s, 5);
+    lm_sampler_accept(s, 6);
+    CHECK(draw(s) == 0, "a token outside the last-n window is not penalized");
+    lm_sampler_free(s);
+}
+
+static void test_seeds(void) {
+    lm_sampling p = plain(1.0f);
+    lm_sampler *a = lm_sampler_create(&p, V), *b = lm_sampler_create(&p, V);
+    p.seed = 43;
+    lm_sampler *c = lm_sampler_create(&p, V);
+    int same_ab = 1, same_ac = 1;
+    for (int i = 0; i < 200; i++) {
+        int32_t x = draw(a), y = draw(b), z = draw(c);
+        same_ab &= x == y;
+        same_ac &= x == z;
+    }
+    CHECK(same_ab, "same seed, same draws");
+    CHECK(!same_ac, "another seed, other draws");
+    lm_sampler_free(a);
+    lm_sampler_free(b);
+    lm_sampler_free(c);
+}
+
+int main(void) {
+    test_greedy();
+    test_distribution(1.0f);
+    test_distribution(0.5f);
+    test_truncation();
+    test_penalties();
+    test_seeds();
+    return check_done("sampler");
+}
