@@ -16,7 +16,15 @@
  * slices, calls, filters and tests (see filters.c, filters_seq.c, tests.c),
  * string/dict/list methods (methods.c) and the globals range, dict,
  * namespace, raise_exception and strftime_now. Not supported: extends,
- * include, import, recursive loops, star-args in calls.
+ * include, import, recursive loops, loop.changed, star-args in calls,
+ * cycler/joiner/lipsum, the format filter and `str % args`.
+ *
+ * Known differences from Jinja2 (none shows in real chat templates):
+ * integers are 64-bit (overflow is an error, not a big integer); upper,
+ * lower, title and capitalize change ASCII letters only; filters that give
+ * generators in Jinja2 (map, select, ...) are computed at once, so a bad
+ * input fails even if never consumed, and they may be iterated twice; repr()
+ * of non-ASCII text approximates str.isprintable().
  *
  * A template never crashes the process: syntax errors and runtime faults are
  * returned as "chat template LINE:COL: what" messages, and a render is
