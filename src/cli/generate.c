@@ -8,7 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "base/cpu.h"
+#include "chat/template.h"
 #include "cli/cli.h"
 #include "engine/sampler.h"
 #include "model/kv_contig.h"
@@ -25,6 +28,8 @@ typedef struct {
     int n_ctx;
     bool ignore_eos;
     bool seed_given;
+    bool chat;                 /* wrap the prompt as a user turn with the chat template */
+    const char *chat_template; /* file overriding the model's template */
     lm_sampling sampling;
 } generate_args;
 
@@ -38,7 +43,8 @@ static void generate_usage(void) {
     fprintf(stderr,
             "usage: lamina generate [MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
             "                       [--repeat-penalty R] [--presence-penalty P] [--frequency-penalty F]\n"
-            "                       [--seed S] [--threads N] [--ctx-size N] [--ignore-eos]\n");
+            "                       [--seed S] [--threads N] [--ctx-size N] [--ignore-eos]\n"
+            "                       [--chat] [--chat-template FILE]\n");
 }
 
 static int parse_number(const char *flag, const char *s, double lo, double hi, double *out) {
@@ -63,8 +69,9 @@ static int parse_args(int argc, char **argv, generate_args *a) {
             a->model_path = f;
             continue;
         }
-        if (!strcmp(f, "--ignore-eos")) {
-            a->ignore_eos = true;
+        if (!strcmp(f, "--ignore-eos") || !strcmp(f, "--chat")) {
+            if (f[2] == 'i') a->ignore_eos = true;
+            else a->chat = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -75,6 +82,10 @@ static int parse_args(int argc, char **argv, generate_args *a) {
         double v;
         lm_sampling *s = &a->sampling;
         if (!strcmp(f, "-p") || !strcmp(f, "--prompt")) a->prompt = val;
+        else if (!strcmp(f, "--chat-template")) {
+            a->chat_template = val;
+            a->chat = true;
+        }
         else if (!strcmp(f, "-n") || !strcmp(f, "--n-predict")) {
             if (parse_number(f, val, 0, 1 << 20, &v)) return -1;
             a->n_predict = (int)v;
@@ -147,6 +158,46 @@ static unsigned prefault_weights(const gguf_file *f) {
     return sum;
 }
 
+static char *read_file(const char *path, lm_error *err) {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long len = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)len + 1)) && fread(buf, 1, (size_t)len, f) == (size_t)len) {
+        buf[len] = '\0';
+        fclose(f);
+        return buf;
+    }
+    lm_error_set(err, "%s: cannot read the chat template", path);
+    free(buf);
+    if (f) fclose(f);
+    return NULL;
+}
+
+/* The prompt as one user turn rendered with the chat template (the model's
+ * tokenizer.chat_template, or the --chat-template file). malloc'd. */
+static char *chat_prompt(const generate_args *a, const gguf_file *f, const tok_vocab *v, lm_error *err) {
+    char *src = NULL;
+    if (a->chat_template) {
+        if (!(src = read_file(a->chat_template, err))) return NULL;
+    } else {
+        gguf_str t;
+        if (gguf_get_str(f, "tokenizer.chat_template", &t) != 0) {
+            lm_error_set(err, "%s: the model has no chat template (tokenizer.chat_template); pass --chat-template FILE",
+                         gguf_path(f));
+            return NULL;
+        }
+        if (!(src = strndup(t.data, t.len))) return NULL;
+    }
+    json_t *messages = json_pack("[{s:s, s:s}]", "role", "user", "content", a->prompt);
+    const char *bos = tok_bos(v) >= 0 ? tok_text(v, tok_bos(v)) : "";
+    const char *eos = tok_eos(v) >= 0 ? tok_text(v, tok_eos(v)) : "";
+    char *out = messages ? chat_apply(src, messages, true, bos, eos, NULL, err) : NULL;
+    json_decref(messages);
+    free(src);
+    return out;
+}
+
 /* everything a generation run holds; freed by session_free */
 typedef struct {
     lm_model *model;
@@ -158,6 +209,7 @@ typedef struct {
     lm_sampler *sampler;
     int32_t *tokens;
     float *logits;
+    char *chat_text; /* the rendered chat prompt, with --chat */
 } session;
 
 static void session_free(session *s) {
@@ -169,6 +221,7 @@ static void session_free(session *s) {
     lm_model_free(s->model);
     free(s->tokens);
     free(s->logits);
+    free(s->chat_text);
 }
 
 static int run(const generate_args *a, session *s) {
@@ -185,14 +238,20 @@ static int run(const generate_args *a, session *s) {
         goto fail;
     }
     int n_ctx = a->n_ctx ? a->n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
-    size_t len = strlen(a->prompt);
+    const char *prompt = a->prompt;
+    if (a->chat) {
+        if (!(s->chat_text = chat_prompt(a, s->model->file, s->vocab, &err))) goto fail;
+        prompt = s->chat_text;
+    }
+    size_t len = strlen(prompt);
     s->tokens = malloc(sizeof(int32_t) * (len + 8 + (size_t)a->n_predict));
     s->logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
     if (!s->tokens || !s->logits) {
         lm_error_set(&err, "out of memory");
         goto fail;
     }
-    int64_t n_prompt = tok_encode(s->vocab, a->prompt, len, true, true, s->tokens, (int64_t)len + 8, &err);
+    /* a rendered template carries its own BOS where the model wants one */
+    int64_t n_prompt = tok_encode(s->vocab, prompt, len, !a->chat, true, s->tokens, (int64_t)len + 8, &err);
     if (n_prompt < 0) goto fail;
     if (n_prompt == 0) {
         lm_error_set(&err, "the prompt is empty and the model adds no BOS token");
