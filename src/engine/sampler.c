@@ -15,8 +15,8 @@ struct lm_sampler {
     uint64_t rng;       /* splitmix64 state */
     int32_t *history;   /* ring of the last penalty_last_n tokens (or all) */
     int history_cap, history_len, history_head;
-    int32_t *counts;    /* (n_vocab) occurrences in the window, for penalties */
-    candidate *cand;    /* (n_vocab) */
+    int32_t *counts;    /* (n_vocab) occurrences in the window; only with penalties */
+    candidate *cand;    /* (n_vocab) sort space; allocated at the first non-greedy draw */
 };
 
 lm_sampling lm_sampling_default(void) {
@@ -41,10 +41,14 @@ lm_sampler *lm_sampler_create(const lm_sampling *params, int n_vocab) {
     s->n_vocab = n_vocab;
     s->rng = params->seed;
     s->history_cap = params->penalty_last_n < 0 ? 1 << 20 : params->penalty_last_n;
+    /* a server holds many samplers over large vocabularies: greedy requests
+     * without penalties need none of the per-vocabulary arrays */
+    const bool penalties = params->repetition_penalty != 1.0f || params->presence_penalty != 0.0f ||
+                           params->frequency_penalty != 0.0f;
+    if (!penalties) s->history_cap = 0;
     s->history = malloc(sizeof(int32_t) * (size_t)(s->history_cap > 0 ? s->history_cap : 1));
-    s->counts = calloc((size_t)n_vocab, sizeof(int32_t));
-    s->cand = malloc(sizeof(candidate) * (size_t)n_vocab);
-    if (!s->history || !s->counts || !s->cand) {
+    s->counts = penalties ? calloc((size_t)n_vocab, sizeof(int32_t)) : NULL;
+    if (!s->history || (penalties && !s->counts)) {
         lm_sampler_free(s);
         return NULL;
     }
@@ -122,6 +126,8 @@ int32_t lm_sampler_sample(lm_sampler *s, float *logits) {
     const lm_sampling *p = &s->p;
     apply_penalties(s, logits);
     if (p->temperature <= 0.0f) return lm_argmax(logits, s->n_vocab);
+    if (!s->cand && !(s->cand = malloc(sizeof(candidate) * (size_t)s->n_vocab)))
+        return lm_argmax(logits, s->n_vocab); /* out of memory: the most likely token */
     int n = sorted_candidates(s, logits);
     if (p->top_k > 0 && p->top_k < n) n = p->top_k;
     /* probabilities at temperature 1, as llama.cpp's top-p and min-p see them */
