@@ -28,9 +28,8 @@ typedef enum gen_status {
     GEN_CANCELLED = -1 /* client gone or shutdown: all aborted */
 } gen_status;
 
-/* Blocks until the next event of any choice. DONE events stay valid as
- * given (stop_string points into the engine's request, alive until the job
- * is freed). */
+/* Blocks until the next event of any choice (while checking the client
+ * socket and the server's cancel flag every few milliseconds). */
 gen_status gen_job_next(gen_job *j, int *i, lm_event *ev);
 
 /* true once gen_job_next() returned GEN_CANCELLED because the client left */
