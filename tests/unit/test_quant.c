@@ -9,10 +9,16 @@
  *     the dequantized activations, within the same tolerance;
  *   - dequantize(quantize_ref(x)) is close to x (the test quantizers work);
  * plus fp16/bf16 conversions against known bit patterns, the k-quant scale
- * unpacking against ggml's get_scale_min_k4, and the dispatch API. */
+ * unpacking against ggml's get_scale_min_k4, the dispatch API, and batch
+ * invariance: at every level mul_mat over 1..9 rows times 1..9 tokens gives
+ * the dot's floats bit for bit (memcmp) wherever a (row, token) lands, writes
+ * nothing else, and reads no byte past the last row (rows end at a guard
+ * page). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend/cpu/quant.h"
 #include "backend/cpu/quant_blocks.h"
@@ -337,6 +343,100 @@ static void test_api(void) {
           "level fallback");
 }
 
+/* ---- batch invariance ---- */
+
+/* n bytes that end at a PROT_NONE page: a read past them faults */
+typedef struct {
+    uint8_t *map, *data;
+    size_t map_bytes;
+} guarded;
+
+static uint8_t *guarded_alloc(guarded *g, size_t n) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), body = (n + page - 1) / page * page;
+    g->map_bytes = body + page;
+    g->map = mmap(NULL, g->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (g->map == MAP_FAILED) return g->data = NULL;
+    mprotect(g->map + body, page, PROT_NONE);
+    return g->data = g->map + body - n;
+}
+
+static void guarded_free(guarded *g) {
+    if (g->data) munmap(g->map, g->map_bytes);
+}
+
+#define MM_MAX 9 /* rows and tokens */
+
+/* mul_mat of every (rows, tokens) shape up to MM_MAX x MM_MAX, at offsets
+ * (r0, t0) into the matrices, against the dots */
+static void check_mul_mat_shapes(const q_kernels *k, const char *what, int64_t n, const uint8_t *w, size_t w_stride,
+                                 const uint8_t *act, size_t act_stride, int max_shape) {
+    float want[MM_MAX][MM_MAX];
+    for (int r = 0; r < MM_MAX; r++)
+        for (int t = 0; t < MM_MAX; t++) want[t][r] = k->dot(n, w + r * w_stride, act + t * act_stride);
+    const int ld = MM_MAX + 3;
+    float out[MM_MAX * (MM_MAX + 3)];
+    int bad = 0, stray = 0;
+    for (int nr = 1; nr <= max_shape; nr++) {
+        for (int nt = 1; nt <= max_shape; nt++) {
+            const int r0 = MM_MAX - nr, t0 = (nr + nt) % (MM_MAX - nt + 1);
+            memset(out, 0x7F, sizeof(out)); /* sentinel: 0x7F7F7F7F */
+            k->mul_mat(n, w + r0 * w_stride, w_stride, nr, act + t0 * act_stride, act_stride, nt, out, ld);
+            for (int t = 0; t < MM_MAX; t++) {
+                for (int c = 0; c < ld; c++) {
+                    const float *o = &out[t * ld + c];
+                    if (t < nt && c < nr) bad += memcmp(o, &want[t0 + t][r0 + c], sizeof(float)) != 0;
+                    else stray += *(const uint32_t *)o != 0x7F7F7F7Fu;
+                }
+            }
+        }
+    }
+    CHECK(bad == 0, "%s: %d mul_mat results differ from the dot's bits", what, bad);
+    CHECK(stray == 0, "%s: mul_mat wrote %d floats outside its block", what, stray);
+}
+
+static void check_batch_invariance(const type_info *ti, int64_t n, int max_shape) {
+    const uint32_t t = ti->type;
+    const q_kernels *ref = q_get_kernels_level(t, CPU_SCALAR);
+    const size_t wrow = q_row_size(t, n), arow = q_row_size(ref->act_type, n);
+    guarded gw, ga;
+    uint8_t *w = guarded_alloc(&gw, MM_MAX * wrow), *act = guarded_alloc(&ga, MM_MAX * arow);
+    float *x = malloc((size_t)n * sizeof(float));
+    CHECK(w && act && x, "allocation");
+    if (!w || !act || !x) goto done;
+    for (int r = 0; r < MM_MAX; r++) {
+        if (r % 3 == 2) {
+            fill_raw(ti, w + r * wrow, n);
+        } else {
+            fill_floats(x, n, r % 3 ? GEN_OUTLIER : GEN_GAUSS);
+            q_quantize_ref(t, x, w + r * wrow, n);
+        }
+    }
+    for (int tk = 0; tk < MM_MAX; tk++) {
+        fill_floats(x, n, tk == 4 ? GEN_ZEROS : tk % 2 ? GEN_OUTLIER : GEN_GAUSS);
+        ref->quantize_act(x, act + tk * arow, n);
+    }
+    for (int lv = 0; lv < n_levels(); lv++) {
+        char what[96];
+        snprintf(what, sizeof(what), "%s n=%lld at %s", lm_dtype_name(t), (long long)n, cpu_level_name((cpu_level)lv));
+        check_mul_mat_shapes(q_get_kernels_level(t, (cpu_level)lv), what, n, w, wrow, act, arow, max_shape);
+    }
+done:
+    guarded_free(&gw), guarded_free(&ga);
+    free(x);
+}
+
+static void test_batch_invariance(void) {
+    static const int BLOCK_COUNTS[] = {1, 2, 3, 4, 5, 7, 18, 48};
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        const int64_t qk = is_float_type(TYPES[ti].type) ? 32 : lm_dtype_block_size(TYPES[ti].type);
+        for (size_t b = 0; b < sizeof(BLOCK_COUNTS) / sizeof(BLOCK_COUNTS[0]); b++)
+            check_batch_invariance(&TYPES[ti], BLOCK_COUNTS[b] * qk, MM_MAX);
+        /* rows longer than what the fast paths prepare at once */
+        check_batch_invariance(&TYPES[ti], qk == 256 ? 160 * qk : 1040 * qk, 3);
+    }
+    check_batch_invariance(&TYPES[1], 37, MM_MAX); /* f16 with a SIMD tail */
+}
+
 int main(void) {
     printf("test_quant: detected level %s\n", cpu_level_name(cpu_level_detect()));
     test_api();
@@ -344,5 +444,6 @@ int main(void) {
     test_bf16_patterns();
     test_scale_unpacking();
     test_all_types();
+    test_batch_invariance();
     return check_done("test_quant");
 }

@@ -32,23 +32,21 @@ void op_quantize_rows(uint32_t weight_type, const float *x, int n_tokens, int64_
     for (long t = t0; t < t1; t++) k->quantize_act(x + t * ne0, (char *)xq + t * row, ne0);
 }
 
-/* rows per chunk: a chunk of weight rows is dotted with every token before
- * moving on, so the rows stay in cache across the tokens of a batch */
-#define MATMUL_ROW_CHUNK 16
+/* Weight bytes per mul_mat call: the kernel passes over its rows once per
+ * chunk of tokens it prepares, so they should stay in L2 meanwhile. */
+#define MATMUL_CHUNK_BYTES (128 * 1024)
 
 void op_matmul(const cpu_matrix *w, const void *xq, int n_tokens, float *y, int64_t ld_y, int ith, int nth) {
     const q_kernels *k = q_get_kernels(w->type);
     const size_t xq_row = q_row_size(k->act_type, w->ne0);
     long r0, r1;
     tp_split(w->ne1, ith, nth, &r0, &r1);
-    for (long rc = r0; rc < r1; rc += MATMUL_ROW_CHUNK) {
-        long rend = rc + MATMUL_ROW_CHUNK < r1 ? rc + MATMUL_ROW_CHUNK : r1;
-        for (int t = 0; t < n_tokens; t++) {
-            const void *xt = (const char *)xq + (size_t)t * xq_row;
-            float *yt = y + (int64_t)t * ld_y;
-            for (long r = rc; r < rend; r++)
-                yt[r] = k->dot(w->ne0, (const char *)w->data + (size_t)r * w->row_bytes, xt);
-        }
+    long chunk = (long)(MATMUL_CHUNK_BYTES / (w->row_bytes ? w->row_bytes : 1));
+    if (chunk < 1) chunk = 1;
+    for (long rc = r0; rc < r1; rc += chunk) {
+        const int n_rows = (int)(r1 - rc < chunk ? r1 - rc : chunk);
+        k->mul_mat(w->ne0, (const char *)w->data + (size_t)rc * w->row_bytes, w->row_bytes, n_rows, xq, xq_row,
+                   n_tokens, y + rc, ld_y);
     }
 }
 

@@ -10,7 +10,10 @@
  * Every kernel has a scalar reference and AVX2 / AVX-512 versions; the level
  * is chosen once (base/cpu.h). Dequantization and quantize_act give the same
  * bytes at every level (and as ggml's reference code); dots differ between
- * levels only in the order of float additions. The AVX-512 level needs VNNI
+ * levels only in the order of float additions. Within a level, mul_mat (many
+ * rows times many tokens: weights unpacked once for several tokens,
+ * activations prepared once for many rows) computes every (row, token) with
+ * exactly the float steps of dot. The AVX-512 level needs VNNI
  * (an AVX-512 CPU without it gets the AVX2 kernels); types without 512-bit
  * kernels use the AVX2 ones there.
  *
@@ -35,6 +38,12 @@ typedef struct q_kernels {
     void (*quantize_act)(const float *src, void *dst, int64_t n);
     /* dot of one weight row (this type) with one activation row (act_type) */
     float (*dot)(int64_t n, const void *w_row, const void *act_row);
+    /* out[t * ld_out + r] = dot(n, w + r * w_stride, act + t * act_stride)
+     * for r < n_rows, t < n_tok, bit for bit: any split of a product into
+     * calls (rows, tokens, threads) gives the same floats as the dots, so a
+     * token's logits do not depend on what else is in its batch. */
+    void (*mul_mat)(int64_t n, const void *w, size_t w_stride, int n_rows, const void *act, size_t act_stride,
+                    int n_tok, float *out, int64_t ld_out);
 } q_kernels;
 
 /* kernels of TYPE at the active level; NULL if TYPE is unsupported */

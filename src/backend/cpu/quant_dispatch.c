@@ -7,32 +7,63 @@
 #include "backend/cpu/quant.h"
 #include "backend/cpu/quant_impl.h"
 
-#define KERNELS(act, type, dq, qa, dt) \
-    [type] = {.act_type = act, .dequantize = dq, .quantize_act = qa, .dot = dt}
+/* A mul_mat that loops over a dot, for the kernels without one of their own:
+ * bit-identical with the dot by construction. */
+#define MUL_MAT_FROM_DOT(type, level)                                                                           \
+    static void type##_mul_mat_##level(int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,   \
+                                       size_t act_stride, int n_tok, float *out, int64_t ld_out) {               \
+        for (int t = 0; t < n_tok; t++)                                                                         \
+            for (int r = 0; r < n_rows; r++)                                                                    \
+                out[(int64_t)t * ld_out + r] = type##_dot_##level(n, (const char *)w + (size_t)r * w_stride,    \
+                                                                  (const char *)act + (size_t)t * act_stride); \
+    }
+#define MUL_MATS_FROM_DOTS(level)                                                                               \
+    MUL_MAT_FROM_DOT(f32, level)                                                                                \
+    MUL_MAT_FROM_DOT(f16, level)                                                                                \
+    MUL_MAT_FROM_DOT(bf16, level)                                                                               \
+    MUL_MAT_FROM_DOT(q4_0, level)                                                                               \
+    MUL_MAT_FROM_DOT(q4_1, level)                                                                               \
+    MUL_MAT_FROM_DOT(q5_0, level)                                                                               \
+    MUL_MAT_FROM_DOT(q5_1, level)                                                                               \
+    MUL_MAT_FROM_DOT(q8_0, level)                                                                               \
+    MUL_MAT_FROM_DOT(q2_K, level)                                                                               \
+    MUL_MAT_FROM_DOT(q3_K, level)                                                                               \
+    MUL_MAT_FROM_DOT(q4_K, level)                                                                               \
+    MUL_MAT_FROM_DOT(q5_K, level)                                                                               \
+    MUL_MAT_FROM_DOT(q6_K, level)
 
-/* The table of one level: LVL names the dequantize/dot kernels, HOT the dots
- * of the hot decode types (q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K), ACT the
- * activation quantizers. */
-#define LEVEL_TABLE(LVL, HOT, ACT)                                                                  \
-    {                                                                                               \
-        KERNELS(LM_F32, LM_F32, f32_dequant_##LVL, f32_quantize_ref, f32_dot_##LVL),                 \
-        KERNELS(LM_F16, LM_F16, f16_dequant_##LVL, f16_quantize_##ACT, f16_dot_##LVL),               \
-        KERNELS(LM_BF16, LM_BF16, bf16_dequant_##LVL, bf16_quantize_##ACT, bf16_dot_##LVL),          \
-        KERNELS(LM_Q8_0, LM_Q4_0, q4_0_dequant_##LVL, q8_0_quantize_##ACT, q4_0_dot_##HOT),          \
-        KERNELS(LM_Q8_1, LM_Q4_1, q4_1_dequant_##LVL, q8_1_quantize_##ACT, q4_1_dot_##HOT),          \
-        KERNELS(LM_Q8_0, LM_Q5_0, q5_0_dequant_##LVL, q8_0_quantize_##ACT, q5_0_dot_##HOT),          \
-        KERNELS(LM_Q8_1, LM_Q5_1, q5_1_dequant_##LVL, q8_1_quantize_##ACT, q5_1_dot_##HOT),          \
-        KERNELS(LM_Q8_0, LM_Q8_0, q8_0_dequant_##LVL, q8_0_quantize_##ACT, q8_0_dot_##HOT),          \
-        KERNELS(LM_Q8_K, LM_Q2_K, q2_K_dequant_##LVL, q8_K_quantize_##ACT, q2_K_dot_##LVL),          \
-        KERNELS(LM_Q8_K, LM_Q3_K, q3_K_dequant_##LVL, q8_K_quantize_##ACT, q3_K_dot_##LVL),          \
-        KERNELS(LM_Q8_K, LM_Q4_K, q4_K_dequant_##LVL, q8_K_quantize_##ACT, q4_K_dot_##HOT),          \
-        KERNELS(LM_Q8_K, LM_Q5_K, q5_K_dequant_##LVL, q8_K_quantize_##ACT, q5_K_dot_##HOT),          \
-        KERNELS(LM_Q8_K, LM_Q6_K, q6_K_dequant_##LVL, q8_K_quantize_##ACT, q6_K_dot_##HOT),          \
+#define KERNELS(act, type, dq, qa, dt, mm) \
+    [type] = {.act_type = act, .dequantize = dq, .quantize_act = qa, .dot = dt, .mul_mat = mm}
+
+/* The table of one level: LVL names the dequantize/dot/mul_mat kernels, HOT
+ * the dots and mul_mats of the hot decode types (q4_0, q4_1, q5_0, q5_1,
+ * q8_0, q4_K, q5_K, q6_K), ACT the activation quantizers. */
+#define LEVEL_TABLE(LVL, HOT, ACT)                                                                                 \
+    {                                                                                                              \
+        KERNELS(LM_F32, LM_F32, f32_dequant_##LVL, f32_quantize_ref, f32_dot_##LVL, f32_mul_mat_##LVL),             \
+        KERNELS(LM_F16, LM_F16, f16_dequant_##LVL, f16_quantize_##ACT, f16_dot_##LVL, f16_mul_mat_##LVL),           \
+        KERNELS(LM_BF16, LM_BF16, bf16_dequant_##LVL, bf16_quantize_##ACT, bf16_dot_##LVL, bf16_mul_mat_##LVL),     \
+        KERNELS(LM_Q8_0, LM_Q4_0, q4_0_dequant_##LVL, q8_0_quantize_##ACT, q4_0_dot_##HOT, q4_0_mul_mat_##HOT),     \
+        KERNELS(LM_Q8_1, LM_Q4_1, q4_1_dequant_##LVL, q8_1_quantize_##ACT, q4_1_dot_##HOT, q4_1_mul_mat_##HOT),     \
+        KERNELS(LM_Q8_0, LM_Q5_0, q5_0_dequant_##LVL, q8_0_quantize_##ACT, q5_0_dot_##HOT, q5_0_mul_mat_##HOT),     \
+        KERNELS(LM_Q8_1, LM_Q5_1, q5_1_dequant_##LVL, q8_1_quantize_##ACT, q5_1_dot_##HOT, q5_1_mul_mat_##HOT),     \
+        KERNELS(LM_Q8_0, LM_Q8_0, q8_0_dequant_##LVL, q8_0_quantize_##ACT, q8_0_dot_##HOT, q8_0_mul_mat_##HOT),     \
+        KERNELS(LM_Q8_K, LM_Q2_K, q2_K_dequant_##LVL, q8_K_quantize_##ACT, q2_K_dot_##LVL, q2_K_mul_mat_##LVL),     \
+        KERNELS(LM_Q8_K, LM_Q3_K, q3_K_dequant_##LVL, q8_K_quantize_##ACT, q3_K_dot_##LVL, q3_K_mul_mat_##LVL),     \
+        KERNELS(LM_Q8_K, LM_Q4_K, q4_K_dequant_##LVL, q8_K_quantize_##ACT, q4_K_dot_##HOT, q4_K_mul_mat_##HOT),     \
+        KERNELS(LM_Q8_K, LM_Q5_K, q5_K_dequant_##LVL, q8_K_quantize_##ACT, q5_K_dot_##HOT, q5_K_mul_mat_##HOT),     \
+        KERNELS(LM_Q8_K, LM_Q6_K, q6_K_dequant_##LVL, q8_K_quantize_##ACT, q6_K_dot_##HOT, q6_K_mul_mat_##HOT),     \
     }
 
+MUL_MATS_FROM_DOTS(ref)
 static const q_kernels TABLE_SCALAR[LM_DTYPE_COUNT] = LEVEL_TABLE(ref, ref, ref);
 
 #ifndef LAMINA_NO_X86
+MUL_MATS_FROM_DOTS(avx2)
+MUL_MAT_FROM_DOT(q4_K, avx512)
+MUL_MAT_FROM_DOT(q5_K, avx512)
+MUL_MAT_FROM_DOT(q6_K, avx512)
+
 static const q_kernels TABLE_AVX2[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx2, avx2);
 /* AVX-512: the AVX2 kernels with the 512-bit dots of the hot decode types */
 static const q_kernels TABLE_AVX512[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx512, avx2);

@@ -5,16 +5,23 @@
  * dequantize_row_* / quantize_row_*_ref / ggml_vec_dot_*_generic semantics),
  * _avx2 and _avx512 the SIMD versions (defined in files compiled with those
  * ISA flags; call them only at a level the CPU has). Signatures are those of
- * q_kernels: dequant(src, dst, n), quantize(src, dst, n), dot(n, w, act). */
+ * q_kernels: dequant(src, dst, n), quantize(src, dst, n), dot(n, w, act),
+ * mul_mat(n, w, w_stride, n_rows, act, act_stride, n_tok, out, ld_out).
+ * Kernels without a mul_mat of their own get one that loops over dot
+ * (quant_dispatch.c). */
 #ifndef LAMINA_BACKEND_CPU_QUANT_IMPL_H
 #define LAMINA_BACKEND_CPU_QUANT_IMPL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define Q_DECLARE_DEQUANT(type, level) void type##_dequant_##level(const void *src, float *dst, int64_t n);
 #define Q_DECLARE_QUANTIZE(type, level) void type##_quantize_##level(const float *src, void *dst, int64_t n);
 #define Q_DECLARE_DOT(type, level) float type##_dot_##level(int64_t n, const void *w, const void *act);
 #define Q_DECLARE_WEIGHT(type, level) Q_DECLARE_DEQUANT(type, level) Q_DECLARE_DOT(type, level)
+#define Q_DECLARE_MUL_MAT(type, level)                                                                           \
+    void type##_mul_mat_##level(int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,          \
+                                size_t act_stride, int n_tok, float *out, int64_t ld_out);
 
 /* scalar references: every type */
 Q_DECLARE_WEIGHT(f32, ref)
@@ -74,6 +81,11 @@ Q_DECLARE_DOT(q4_1, avx512)
 Q_DECLARE_DOT(q5_0, avx512)
 Q_DECLARE_DOT(q5_1, avx512)
 Q_DECLARE_DOT(q8_0, avx512)
+Q_DECLARE_MUL_MAT(q4_0, avx512)
+Q_DECLARE_MUL_MAT(q4_1, avx512)
+Q_DECLARE_MUL_MAT(q5_0, avx512)
+Q_DECLARE_MUL_MAT(q5_1, avx512)
+Q_DECLARE_MUL_MAT(q8_0, avx512)
 Q_DECLARE_DOT(q4_K, avx512)
 Q_DECLARE_DOT(q5_K, avx512)
 Q_DECLARE_DOT(q6_K, avx512)

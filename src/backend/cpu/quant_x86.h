@@ -15,6 +15,17 @@
  * counts, shuffle masks) fold into immediates and constant loads. */
 #define Q_UNROLL _Pragma("GCC unroll 8")
 
+/* Rows stream from memory one after the other; the hardware prefetcher alone
+ * leaves the kernels waiting on DRAM, so each row asks for the bytes this far
+ * ahead of it (about DRAM latency times a core's bandwidth). */
+#define Q_PREFETCH_BYTES 3072
+
+/* prefetches the cache lines of bytes [p, p + n); never faults. (asm: GCC 12
+ * drops __builtin_prefetch from some of the kernel loops as dead code.) */
+static inline void q_prefetch(const void *p, int64_t n) {
+    for (int64_t o = 0; o < n; o += 64) __asm__ volatile("prefetcht0 %0" : : "m"(*((const char *)p + o)));
+}
+
 /* F16C scalar conversion: the same value as lm_fp16_to_fp32, in 2 µops */
 static inline float q_h2f(lm_fp16 h) { return _cvtsh_ss(h); }
 
@@ -31,6 +42,18 @@ static inline float q_hsum_f32x8(__m256 x) {
     r = _mm_add_ss(r, _mm_movehdup_ps(r));
     return _mm_cvtss_f32(r);
 }
+
+#ifdef __AVX512F__
+/* The sum of 16 lanes in the one tree every AVX-512 kernel uses: lanes l
+ * and l + 8, then l + 4, l + 2, l + 1. */
+static inline float q_hsum_f32x16(__m512 x) {
+    const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1));
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+#endif
 
 static inline int q_hsum_i32x8(__m256i a) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
