@@ -11,8 +11,13 @@
 # the table shows the median over rounds. Raw results and the machine
 # description go to build-ref/bench-<date>.json; the markdown table to stdout.
 #
+# Before each run the script waits (up to --max-wait seconds) until the
+# machine is at least --min-idle percent idle, and it records how much CPU
+# other processes took while each run was going, so a noisy run shows.
+#
 # usage: bench/run_bench.sh [--models A.gguf,B.gguf] [--threads 1,2]
 #                           [--rounds 3] [--reps 5] [-p 128] [-n 64]
+#                           [--min-idle 90] [--max-wait 600]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +40,8 @@ reps=5
 n_prompt=128
 n_gen=64
 build_only=0
+min_idle=90
+max_wait=600
 
 usage() {
     sed -n '/^# usage:/,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -49,6 +56,8 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;;
     -p) n_prompt=$2; shift 2 ;;
     -n) n_gen=$2; shift 2 ;;
+    --min-idle) min_idle=$2; shift 2 ;;
+    --max-wait) max_wait=$2; shift 2 ;;
     --build-only) build_only=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run_bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -101,18 +110,66 @@ for m in "${model_list[@]}"; do
     [ -f "$m" ] || { echo "run_bench.sh: model '$m' not found" >&2; exit 1; }
 done
 
+# --- machine quietness ----------------------------------------------------------
+
+clk_tck=$(getconf CLK_TCK)
+
+busy_idle_ticks() { # "busy idle" jiffies of the whole machine so far
+    awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat
+}
+
+idle_percent() { # percent of the machine idle over the next second
+    local b0 i0 b1 i1
+    read -r b0 i0 < <(busy_idle_ticks)
+    sleep 1
+    read -r b1 i1 < <(busy_idle_ticks)
+    echo $((100 * (i1 - i0) / (b1 - b0 + i1 - i0 > 0 ? b1 - b0 + i1 - i0 : 1)))
+}
+
+wait_quiet() { # -> global quiet_idle, quiet_waited (seconds)
+    quiet_waited=0
+    quiet_idle=$(idle_percent)
+    while ((quiet_idle < min_idle && quiet_waited < max_wait)); do
+        ((quiet_waited == 0)) && log "machine ${quiet_idle}% idle (< ${min_idle}%): waiting up to ${max_wait}s"
+        sleep 4
+        quiet_waited=$((quiet_waited + 5))
+        quiet_idle=$(idle_percent)
+    done
+    ((quiet_idle < min_idle)) && log "machine still ${quiet_idle}% idle after ${quiet_waited}s: running anyway"
+    return 0
+}
+
+# run_measured SIDE ROUND MODEL THREADS OUT CMD...: waits for a quiet machine,
+# runs CMD (stdout to OUT), and appends to quiet.tsv the idle percent found
+# before, the seconds waited, and the CPU cores other processes used meanwhile
+# (machine busy time minus the command's own user+system time, over wall time).
+run_measured() {
+    local side=$1 round=$2 model=$3 threads=$4 out=$5
+    shift 5
+    wait_quiet
+    log "round $round: $*"
+    local b0 i0 b1 i1 times
+    read -r b0 i0 < <(busy_idle_ticks)
+    times=$( { TIMEFORMAT='%3R %3U %3S'; time "$@" >"$out" 2>"$out.log"; } 2>&1) || {
+        echo "run_bench.sh: '$*' failed; see $out.log" >&2
+        exit 1
+    }
+    read -r b1 i1 < <(busy_idle_ticks)
+    local others
+    others=$(awk -v t="$times" -v db=$((b1 - b0)) -v hz="$clk_tck" \
+        'BEGIN{split(t, a, " "); o = (db / hz - a[2] - a[3]) / a[1]; printf "%.2f", o < 0 ? 0 : o}')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$side" "$round" "$(basename "$model" .gguf)" "$threads" \
+        "$quiet_idle" "$quiet_waited" "$others" >>"$raw_dir/quiet.tsv"
+}
+
 run_llama() { # model threads round
-    local out=$raw_dir/llama-$3-$(basename "$1" .gguf)-t$2.json
-    local cmd=("$LLAMA_BENCH" -m "$1" -p "$n_prompt" -n "$n_gen" -t "$2" -r "$reps" -o json)
-    log "round $3: ${cmd[*]}"
-    "${cmd[@]}" >"$out" 2>"$out.log"
+    run_measured llama "$3" "$1" "$2" "$raw_dir/llama-$3-$(basename "$1" .gguf)-t$2.json" \
+        "$LLAMA_BENCH" -m "$1" -p "$n_prompt" -n "$n_gen" -t "$2" -r "$reps" -o json
 }
 
 run_lamina() { # model threads round
-    local out=$raw_dir/lamina-$3-$(basename "$1" .gguf)-t$2.jsonl
-    local cmd=("$LAMINA" perf "$1" -p "$n_prompt" -n "$n_gen" -t "$2" -r "$reps")
-    log "round $3: ${cmd[*]}"
-    "${cmd[@]}" >"$out" 2>"$out.log"
+    run_measured lamina "$3" "$1" "$2" "$raw_dir/lamina-$3-$(basename "$1" .gguf)-t$2.jsonl" \
+        "$LAMINA" perf "$1" -p "$n_prompt" -n "$n_gen" -t "$2" -r "$reps"
 }
 
 for ((round = 1; round <= rounds; round++)); do

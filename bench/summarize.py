@@ -5,6 +5,9 @@ Input (--raw-dir), one file per (side, round, model, threads):
                                      n_prompt, n_gen, n_threads, samples_ts (t/s per rep)
   lamina-<round>-<model>-t<T>.jsonl  lamina perf: one JSON object per test with
                                      test ("pp128"), threads, tokens_per_s (median of reps)
+  quiet.tsv                          one line per run: side, round, model, threads,
+                                     idle % before it, seconds waited for that,
+                                     CPU cores other processes used during it
 A side's number for one round is the median of its reps (llama-bench's avg_ts is
 kept in the raw JSON too); the table shows the median over rounds and the
 spread (min-max over rounds) in a second table.
@@ -46,6 +49,7 @@ def lamina_tests(path):
 def load_runs(raw_dir):
     """rows: dicts with side, round, model, threads, test, tps, avg_tps, raw."""
     rows = []
+    quiet = load_quiet(raw_dir)
     for fname in sorted(os.listdir(raw_dir)):
         m = RUN_FILE.match(fname)
         if not m:
@@ -57,10 +61,25 @@ def load_runs(raw_dir):
             tests = list(reader(path))
         except (OSError, ValueError, KeyError) as e:
             sys.exit("summarize.py: cannot read %s: %s (see %s.log)" % (path, e, path))
+        q = quiet.get((side, rnd, model, threads), {})
         for test, tps, avg, raw in tests:
             rows.append(dict(side=side, round=rnd, model=model, threads=threads, test=test,
-                             tps=tps, avg_tps=avg, raw=raw))
+                             tps=tps, avg_tps=avg, raw=raw, **q))
     return rows
+
+
+def load_quiet(raw_dir):
+    """(side, round, model, threads) -> dict(idle_before_pct, waited_s, others_cores)"""
+    path = os.path.join(raw_dir, "quiet.tsv")
+    quiet = {}
+    if not os.path.exists(path):
+        return quiet
+    with open(path) as f:
+        for line in f:
+            side, rnd, model, threads, idle, waited, others = line.rstrip("\n").split("\t")
+            quiet[(side, int(rnd), model, int(threads))] = dict(
+                idle_before_pct=int(idle), waited_s=int(waited), others_cores=float(others))
+    return quiet
 
 
 def test_order(test):
@@ -76,9 +95,11 @@ def summarize(rows):
         for side in ("llama", "lamina"):
             vals = [r["tps"] for r in rows
                     if (r["side"], r["model"], r["test"], r["threads"]) == (side, model, test, threads)]
+            others = [r["others_cores"] for r in rows if "others_cores" in r and
+                      (r["side"], r["model"], r["test"], r["threads"]) == (side, model, test, threads)]
             entry[side] = dict(median=statistics.median(vals) if vals else None,
                                min=min(vals) if vals else None, max=max(vals) if vals else None,
-                               rounds=vals)
+                               rounds=vals, others_cores_max=max(others) if others else None)
         a, b = entry["llama"]["median"], entry["lamina"]["median"]
         entry["ratio"] = b / a if a and b else None
         out.append(entry)
@@ -103,11 +124,14 @@ def markdown(summary):
         lines.append("| %s | %s | %d | %s | %s | %s |" % (
             e["model"], e["test"], e["threads"], fmt(e["llama"]["median"]), fmt(e["lamina"]["median"]),
             fmt(e["ratio"], "%.2f")))
-    lines += ["", "Spread over rounds, (max - min) / median:", "",
-              "| model | test | threads | llama.cpp | lamina |", "| --- | --- | ---: | ---: | ---: |"]
+    lines += ["", "Spread over rounds, (max - min) / median, and the most CPU other processes",
+              "took during any of those runs (cores):", "",
+              "| model | test | threads | llama.cpp spread | lamina spread | others, llama.cpp runs | others, lamina runs |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for e in summary:
-        lines.append("| %s | %s | %d | %s | %s |" % (
-            e["model"], e["test"], e["threads"], spread(e["llama"]), spread(e["lamina"])))
+        lines.append("| %s | %s | %d | %s | %s | %s | %s |" % (
+            e["model"], e["test"], e["threads"], spread(e["llama"]), spread(e["lamina"]),
+            fmt(e["llama"]["others_cores_max"], "%.2f"), fmt(e["lamina"]["others_cores_max"], "%.2f")))
     return "\n".join(lines)
 
 
