@@ -60,9 +60,6 @@ static const q_kernels TABLE_SCALAR[LM_DTYPE_COUNT] = LEVEL_TABLE(ref, ref, ref)
 
 #ifndef LAMINA_NO_X86
 MUL_MATS_FROM_DOTS(avx2)
-MUL_MAT_FROM_DOT(q4_K, avx512)
-MUL_MAT_FROM_DOT(q5_K, avx512)
-MUL_MAT_FROM_DOT(q6_K, avx512)
 
 static const q_kernels TABLE_AVX2[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx2, avx2);
 /* AVX-512: the AVX2 kernels with the 512-bit dots of the hot decode types */

@@ -1,13 +1,30 @@
-/* quant_k_avx512.c - AVX-512 (BW/DQ/VL + VNNI) kernels of the k-quants
- * q4_K, q5_K, q6_K (activations q8_K). Only called where the CPU has VNNI
- * (quant_dispatch.c checks).
+/* quant_k_avx512.c - AVX-512 (BW/DQ/VL + VNNI) dots and matrix products of
+ * the k-quants q4_K, q5_K, q6_K (activations q8_K). Only called where the
+ * CPU has VNNI (quant_dispatch.c checks).
  *
- * Each processes 64 elements per step: maddubs gives 16-bit pair sums,
- * vpdpwssd multiplies them by the sub-block scales and accumulates in 32
- * bits. */
+ * A super-block (256 elements) is unpacked once into four vectors of 64
+ * unsigned quants and the four matching vectors of 16-bit sub-block scales;
+ * per token, maddubs gives 16-bit pair sums of quants times activations and
+ * vpdpwssd multiplies them by the scales into 16 int32 lanes, then
+ *     acc   = fma(d_x * d_y, float(sumi), acc)                 16 lanes
+ *     acc_m = acc_m - (dmin_x * d_y) * float(mins . bsums)     8 lanes (q4_K, q5_K)
+ * and the dot is the sum of acc + acc_m in a fixed tree. mul_mat unpacks a
+ * super-block once for up to 8 tokens and runs exactly these steps for each,
+ * so it gives the dots' floats bit for bit. */
 #include "backend/cpu/quant_blocks.h"
 #include "backend/cpu/quant_impl.h"
 #include "backend/cpu/quant_x86.h"
+
+typedef enum { K4, K5, K6 } k_kind;
+
+/* one super-block of weights, unpacked */
+typedef struct {
+    __m512i q[4];  /* unsigned quants: q[j] pairs with activations 64j..64j+63 */
+    __m512i sc[4]; /* their sub-block scales, one 16-bit word per pair of quants */
+    __m256i mins;  /* q4_K/q5_K: each group's min twice (against its two bsums); q6_K: the 16 scales */
+    __m128 dd;     /* q4_K/q5_K: d, dmin */
+    float d;       /* q6_K: d */
+} k_weights;
 
 static inline float hsum512(__m512 a, __m256 b) {
     const __m256 s = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
@@ -25,61 +42,10 @@ static inline __m512i bit_pair(int a, int b) {
 }
 
 /* int16 scales of groups a (low 256 bits) and b (high 256) from the scale
- * bytes of q_k4_prepare in every 128-bit lane */
+ * bytes of q_k4_scales in every 128-bit lane */
 static inline __m512i k4_scale_pair(__m512i sm, int a, int b) {
     const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x8000 + a)), _mm256_set1_epi16((short)(0x8000 + b)), 1);
     return _mm512_shuffle_epi8(sm, idx);
-}
-
-float q4_K_dot_avx512(int64_t n, const void *w, const void *act) {
-    const block_q4_K *x = w;
-    const block_q8_K *y = act;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 acc_m = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        __m128 dm;
-        const __m512i sm = _mm512_broadcast_i32x4(q_k4_prepare(&x[i].d, x[i].scales, y[i].d, y[i].bsums, &dm, &acc_m));
-        const __m512 d = _mm512_broadcastss_ps(dm);
-        __m512i sumi = _mm512_setzero_si512();
-        Q_UNROLL
-        for (int j = 0; j < QK_K / 64; j++) {
-            /* low nibbles of 32 bytes: group 2j; high nibbles: group 2j + 1 */
-            const __m512i bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)));
-            const __m512i q4 = _mm512_and_si512(_mm512_mask_srli_epi16(bits, 0xFFFF0000u, bits, 4), m4);
-            const __m512i q8 = _mm512_loadu_si512(y[i].qs + 64 * j);
-            sumi = _mm512_dpwssd_epi32(sumi, k4_scale_pair(sm, 2 * j, 2 * j + 1), _mm512_maddubs_epi16(q4, q8));
-        }
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
-    }
-    return hsum512(acc, acc_m);
-}
-
-float q5_K_dot_avx512(int64_t n, const void *w, const void *act) {
-    const block_q5_K *x = w;
-    const block_q8_K *y = act;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 acc_m = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        __m128 dm;
-        const __m512i sm = _mm512_broadcast_i32x4(q_k4_prepare(&x[i].d, x[i].scales, y[i].d, y[i].bsums, &dm, &acc_m));
-        const __m512 d = _mm512_broadcastss_ps(dm);
-        const __m512i hbits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x[i].qh));
-        __m512i sumi = _mm512_setzero_si512();
-        Q_UNROLL
-        for (int j = 0; j < QK_K / 64; j++) {
-            const __m512i bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)));
-            const __m512i lo = _mm512_and_si512(_mm512_mask_srli_epi16(bits, 0xFFFF0000u, bits, 4), m4);
-            /* bit g of qh[l] is bit 4 of element l of group g */
-            const __mmask64 high = _mm512_test_epi8_mask(hbits, bit_pair(2 * j, 2 * j + 1));
-            const __m512i q5 = _mm512_mask_add_epi8(lo, high, lo, sixteen);
-            const __m512i q8 = _mm512_loadu_si512(y[i].qs + 64 * j);
-            sumi = _mm512_dpwssd_epi32(sumi, k4_scale_pair(sm, 2 * j, 2 * j + 1), _mm512_maddubs_epi16(q5, q8));
-        }
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
-    }
-    return hsum512(acc, acc_m);
 }
 
 /* word index vector: lane l (0..3, 8 words each) -> word first + l */
@@ -92,33 +58,142 @@ static inline __m512i lane_words(int first) {
         1);
 }
 
-float q6_K_dot_avx512(int64_t n, const void *w, const void *act) {
-    const block_q6_K *x = w;
-    const block_q8_K *y = act;
+/* ---- unpacking one super-block ---- */
+
+/* q4_K and q5_K: 8 groups of 32 with a 6-bit scale and min each */
+static inline __attribute__((always_inline)) void unpack_k45(k_kind kind, const void *blk, k_weights *w) {
+    const block_q4_K *b4 = blk;
+    const block_q5_K *b5 = blk;
+    const lm_fp16 *d_dmin = kind == K4 ? &b4->d : &b5->d;
+    const uint8_t *scales = kind == K4 ? b4->scales : b5->scales, *qs = kind == K4 ? b4->qs : b5->qs;
+    uint32_t bits;
+    memcpy(&bits, d_dmin, 4);
+    w->dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)bits));
+    const __m128i sm = q_k4_scales(scales);
+    const __m128i mins2 = _mm_shuffle_epi8(sm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+    w->mins = _mm256_cvtepu8_epi16(mins2);
+    const __m512i smb = _mm512_broadcast_i32x4(sm), m4 = _mm512_set1_epi8(0x0F);
+    const __m512i hbits = kind == K5 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b5->qh)) : m4;
+    Q_UNROLL
+    for (int j = 0; j < 4; j++) {
+        /* low nibbles of 32 bytes: group 2j; high nibbles: group 2j + 1 */
+        const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * j)));
+        w->q[j] = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFFFF0000u, v, 4), m4);
+        if (kind == K5) { /* bit g of qh[l] is bit 4 of element l of group g */
+            const __mmask64 high = _mm512_test_epi8_mask(hbits, bit_pair(2 * j, 2 * j + 1));
+            w->q[j] = _mm512_mask_add_epi8(w->q[j], high, w->q[j], _mm512_set1_epi8(16));
+        }
+        w->sc[j] = k4_scale_pair(smb, 2 * j, 2 * j + 1);
+    }
+    w->d = 0.0f;
+}
+
+/* q6_K: 16 groups of 16 with a signed 8-bit scale, quants stored + 32 */
+static inline __attribute__((always_inline)) void unpack_k6(const block_q6_K *b, k_weights *w) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const __m512i shl_a = count_pair(4, 2), shr_b = count_pair(0, 2);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * q_h2f(x[i].d);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        const __m512i sc512 = _mm512_castsi256_si512(sc16);
-        /* quants are stored + 32: subtract 32 * scale * bsum per sub-block */
-        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), sc16), 5);
-        __m512i sumi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(offset));
-        Q_UNROLL
-        for (int h = 0; h < 2; h++) {
-            /* 128 elements: A = groups 4h, 4h+1 (low nibbles), B = 4h+2, 4h+3 (high) */
-            const __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * h);
-            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
-            const __m512i a = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_a), m30));
-            const __m512i b = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-                                              _mm512_and_si512(_mm512_srlv_epi16(qh, shr_b), m30));
-            const __m512i pa = _mm512_maddubs_epi16(a, _mm512_loadu_si512(y[i].qs + 128 * h));
-            const __m512i pb = _mm512_maddubs_epi16(b, _mm512_loadu_si512(y[i].qs + 128 * h + 64));
-            sumi = _mm512_dpwssd_epi32(sumi, _mm512_permutexvar_epi16(lane_words(8 * h), sc512), pa);
-            sumi = _mm512_dpwssd_epi32(sumi, _mm512_permutexvar_epi16(lane_words(8 * h + 4), sc512), pb);
-        }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    w->d = q_h2f(b->d);
+    w->mins = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    w->dd = _mm_setzero_ps();
+    const __m512i sc512 = _mm512_castsi256_si512(w->mins);
+    Q_UNROLL
+    for (int h = 0; h < 2; h++) {
+        /* 128 elements: A = groups 4h, 4h+1 (low nibbles), B = 4h+2, 4h+3 (high) */
+        const __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->qh + 32 * h)));
+        w->q[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_a), m30));
+        w->q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                          _mm512_and_si512(_mm512_srlv_epi16(qh, shr_b), m30));
+        w->sc[2 * h] = _mm512_permutexvar_epi16(lane_words(8 * h), sc512);
+        w->sc[2 * h + 1] = _mm512_permutexvar_epi16(lane_words(8 * h + 4), sc512);
     }
-    return hsum512(acc, _mm256_setzero_ps());
 }
+
+static inline __attribute__((always_inline)) void unpack_k(k_kind kind, const uint8_t *blk, k_weights *w) {
+    if (kind == K6) unpack_k6((const block_q6_K *)blk, w);
+    else unpack_k45(kind, blk, w);
+}
+
+/* ---- one super-block for one (row, token): see the top comment ---- */
+
+static inline __attribute__((always_inline)) void k_fma(k_kind kind, const k_weights *w, const block_q8_K *y,
+                                                        __m512 *acc, __m256 *acc_m) {
+    const __m256i bsums = _mm256_loadu_si256((const __m256i *)y->bsums);
+    __m512i sumi;
+    __m512 d;
+    if (kind == K6) {
+        d = _mm512_set1_ps(y->d * w->d);
+        /* quants are stored + 32: subtract 32 * scale * bsum per sub-block */
+        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bsums, w->mins), 5);
+        sumi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(offset));
+    } else {
+        const __m128 dm = _mm_mul_ps(w->dd, _mm_set1_ps(y->d));
+        const __m256i prod = _mm256_madd_epi16(w->mins, bsums);
+        *acc_m = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), _mm256_cvtepi32_ps(prod), *acc_m);
+        d = _mm512_broadcastss_ps(dm);
+        sumi = _mm512_setzero_si512();
+    }
+    Q_UNROLL
+    for (int j = 0; j < 4; j++)
+        sumi = _mm512_dpwssd_epi32(sumi, w->sc[j], _mm512_maddubs_epi16(w->q[j], _mm512_loadu_si512(y->qs + 64 * j)));
+    *acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), *acc);
+}
+
+/* ---- rows ---- */
+
+static inline size_t k_block_bytes(k_kind kind) {
+    return kind == K4 ? sizeof(block_q4_K) : kind == K5 ? sizeof(block_q5_K) : sizeof(block_q6_K);
+}
+
+#define K_TILE 8
+
+/* one weight row x (nsb super-blocks) against n_tok (<= K_TILE) activation
+ * rows at act, act + act_stride, ...; results to out[0], out[ld], ... */
+static inline __attribute__((always_inline)) void k_row_tile(k_kind kind, const uint8_t *x, int64_t nsb,
+                                                             const uint8_t *act, size_t act_stride, int n_tok,
+                                                             float *out, int64_t ld) {
+    __m512 acc[K_TILE];
+    __m256 acc_m[K_TILE];
+    Q_UNROLL
+    for (int i = 0; i < n_tok; i++) acc[i] = _mm512_setzero_ps(), acc_m[i] = _mm256_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        k_weights w;
+        unpack_k(kind, x + s * k_block_bytes(kind), &w);
+        Q_UNROLL
+        for (int i = 0; i < n_tok; i++)
+            k_fma(kind, &w, (const block_q8_K *)(act + i * act_stride) + s, &acc[i], &acc_m[i]);
+    }
+    Q_UNROLL
+    for (int i = 0; i < n_tok; i++) out[i * ld] = hsum512(acc[i], acc_m[i]);
+}
+
+static inline __attribute__((always_inline)) void k_mul_mat(k_kind kind, int64_t n, const uint8_t *w, size_t w_stride,
+                                                            int n_rows, const uint8_t *act, size_t act_stride,
+                                                            int n_tok, float *out, int64_t ld_out) {
+    const int64_t nsb = n / QK_K, x_row = nsb * (int64_t)k_block_bytes(kind);
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *x = w + (size_t)r * w_stride;
+        q_prefetch(x + Q_PREFETCH_BYTES, x_row);
+        /* token tiles of 8, then 4, 2, 1: each width is its own unrolled copy */
+        int i = 0;
+        for (; i + 8 <= n_tok; i += 8) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 8, out + i * ld_out + r, ld_out);
+        if (i + 4 <= n_tok) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 4, out + i * ld_out + r, ld_out), i += 4;
+        if (i + 2 <= n_tok) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 2, out + i * ld_out + r, ld_out), i += 2;
+        if (i < n_tok) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 1, out + i * ld_out + r, ld_out);
+    }
+}
+
+#define K_KERNELS_AVX512(type, kind)                                                                                  \
+    float type##_dot_avx512(int64_t n, const void *w, const void *act) {                                              \
+        float out;                                                                                                    \
+        k_row_tile(kind, w, n / QK_K, act, 0, 1, &out, 0);                                                            \
+        return out;                                                                                                   \
+    }                                                                                                                 \
+    void type##_mul_mat_avx512(int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,                \
+                               size_t act_stride, int n_tok, float *out, int64_t ld_out) {                            \
+        k_mul_mat(kind, n, w, w_stride, n_rows, act, act_stride, n_tok, out, ld_out);                                 \
+    }
+
+K_KERNELS_AVX512(q4_K, K4)
+K_KERNELS_AVX512(q5_K, K5)
+K_KERNELS_AVX512(q6_K, K6)
