@@ -13,6 +13,7 @@ static void usage(FILE *out) {
             "                  [--repeat-penalty R] [--presence-penalty P] [--frequency-penalty F]\n"
             "                  [--seed S] [--threads N] [--ctx-size N] [--ignore-eos]\n"
             "  lamina serve [MODEL] [--host ADDR] [--port N] [--api-key KEY] ... (lamina serve --help)\n"
+            "  lamina chat [MODEL] [--system TEXT] [--temp T] [-n MAX_REPLY] [--chat-template FILE]\n"
             "  lamina tokenize [MODEL] [--json] [--no-bos] TEXT\n"
             "  lamina info [MODEL] [--cpu] [--kv] [--tensors]\n"
             "  lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
@@ -30,6 +31,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "perf")) return cmd_perf(argc - 1, argv + 1);
+    if (!strcmp(cmd, "chat")) return cmd_chat(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("lamina %s\n", lamina_version());
