@@ -68,7 +68,8 @@ def test_32_concurrent_streaming_clients(client, server):
 
 
 def open_stream(server, max_tokens=2000):
-    """A raw streaming request; returns the socket after the first chunks arrived."""
+    """A raw streaming request; returns the socket and what it read, once the
+    first chunks arrived."""
     host, port = server.hostport()
     sock = socket.create_connection((host, port), timeout=120)
     body = ('{"messages": [{"role": "user", "content": "Tell me a very long story."}], "stream": true, '
@@ -78,12 +79,12 @@ def open_stream(server, max_tokens=2000):
     got = b""
     while got.count(b"data: ") < 4:
         got += sock.recv(65536)
-    return sock
+    return sock, got
 
 
 def test_disconnect_mid_stream_cancels(server, client):
     before = metrics(server)
-    socks = [open_stream(server) for _ in range(3)]
+    socks = [open_stream(server)[0] for _ in range(3)]
     m = metrics(server)
     assert m["lamina_requests_running"] >= 1 and m["lamina_kv_blocks_used"] > 0
     for s in socks:
@@ -135,7 +136,8 @@ def test_sigterm_lets_running_requests_finish(fresh_server):
 
 def test_sigint_past_the_grace_period_cancels(fresh_server):
     s = fresh_server("--shutdown-timeout", "0")
-    sock = open_stream(s, max_tokens=3000)
+    sock, got = open_stream(s, max_tokens=3000)
+    assert b"error" not in got
     s.proc.send_signal(signal.SIGINT)
     rest = b""
     sock.settimeout(30)
@@ -145,6 +147,6 @@ def test_sigint_past_the_grace_period_cancels(fresh_server):
     except ConnectionResetError:
         pass
     sock.close()
-    assert b"shutting down" in rest and b"data: [DONE]" in rest
+    assert b"shutting down" in rest and b"data: [DONE]" in rest, (got, rest, s.stderr())
     assert s.proc.wait(30) == 0
     assert "cancelling 1 request" in s.stderr()
