@@ -14,6 +14,7 @@ static void usage(FILE *out) {
             "                  [--seed S] [--threads N] [--ctx-size N] [--ignore-eos]\n"
             "  lamina serve [MODEL] [--host ADDR] [--port N] [--api-key KEY] ... (lamina serve --help)\n"
             "  lamina chat [MODEL] [--system TEXT] [--temp T] [-n MAX_REPLY] [--chat-template FILE]\n"
+            "  lamina bench [--url URL] [--concurrency 1,4,16] [--num-prompts N] ... (lamina bench --help)\n"
             "  lamina tokenize [MODEL] [--json] [--no-bos] TEXT\n"
             "  lamina info [MODEL] [--cpu] [--kv] [--tensors]\n"
             "  lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
@@ -33,6 +34,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "perf")) return cmd_perf(argc - 1, argv + 1);
     if (!strcmp(cmd, "chat")) return cmd_chat(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("lamina %s\n", lamina_version());
         return 0;

@@ -8,6 +8,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_perf(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* models/SmolLM2-135M-Instruct.Q4_1.gguf next to the binary's project, or
  * $LAMINA_MODEL; the path setup installs */
