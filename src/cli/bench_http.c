@@ -64,7 +64,9 @@ bench_conn *bench_conn_create(const bench_opts *o) {
     if (!c) return NULL;
     c->o = o;
     c->curl = curl_easy_init();
+    /* "Expect:" off: no round trip waiting for 100-continue before a body */
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (h) h = curl_slist_append(h, "Expect:");
     if (h && o->api == BENCH_API_ANTHROPIC) h = curl_slist_append(h, "anthropic-version: 2023-06-01");
     if (h && o->api_key) {
         char line[1024];
