@@ -1,5 +1,6 @@
 #include "base/cpu.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,10 +29,14 @@ static cpu_level level_from_env(cpu_level best) {
     return want < best ? want : best;
 }
 
+static cpu_level active_level;
+static pthread_once_t active_once = PTHREAD_ONCE_INIT;
+
+static void choose_level(void) { active_level = level_from_env(cpu_level_detect()); }
+
 cpu_level cpu_level_active(void) {
-    static int cached = -1; /* benign race: every thread computes the same value */
-    if (cached < 0) cached = (int)level_from_env(cpu_level_detect());
-    return (cpu_level)cached;
+    pthread_once(&active_once, choose_level);
+    return active_level;
 }
 
 const char *cpu_level_name(cpu_level level) {

@@ -277,7 +277,7 @@ static bool advance(lm_engine *e, lm_seq *s, float *logits) {
     const int32_t tok = lm_sampler_sample(s->sampler, logits);
     const bool eog = tok_is_eog(e->vocab, tok);
     s->n_generated++;
-    e->stats.generated_tokens++;
+    e->n_generated++;
     if (eog && !s->ignore_eos) { /* the end token itself is counted but not shown */
         char *tail;
         size_t n;
@@ -383,9 +383,7 @@ static void step(lm_engine *e) {
         float *row = e->logits + (size_t)it->logits_row * n_vocab;
         if (!advance(e, s, row)) sched_remove_running(e, s);
     }
-    pthread_mutex_lock(&e->mu);
-    e->stats.steps++;
-    pthread_mutex_unlock(&e->mu);
+    e->n_steps++;
 }
 
 static void update_stats(lm_engine *e) {
@@ -395,6 +393,10 @@ static void update_stats(lm_engine *e) {
     e->stats.kv_blocks_total = kv_n_blocks(e->kv);
     e->stats.kv_blocks_used = kv_n_blocks(e->kv) - kv_n_free(e->kv);
     e->stats.kv_blocks_cached = kv_n_cached(e->kv);
+    e->stats.generated_tokens = e->n_generated;
+    e->stats.prefix_hit_tokens = e->n_prefix_hit;
+    e->stats.preemptions = e->n_preemptions;
+    e->stats.steps = e->n_steps;
     pthread_mutex_unlock(&e->mu);
 }
 

@@ -46,7 +46,9 @@ struct lm_engine {
     int n_inbox;
     atomic_int n_queued;    /* inbox + waiting, for the queue limit */
     uint64_t next_order;
-    lm_engine_stats stats;
+    lm_engine_stats stats;  /* published copy, under mu */
+    /* engine-thread counters, copied into stats after each step */
+    uint64_t n_generated, n_prefix_hit, n_preemptions, n_steps;
     /* engine-thread state */
     lm_seq **waiting;       /* FCFS; preempted sequences go back to the front */
     int n_waiting;

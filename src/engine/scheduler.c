@@ -37,7 +37,7 @@ static void preempt(lm_engine *e, lm_seq *s) {
     e->waiting[0] = s;
     e->n_waiting++;
     atomic_fetch_add(&e->n_queued, 1);
-    e->stats.preemptions++;
+    e->n_preemptions++;
 }
 
 /* the newest running sequence that is not S and not in this step, or NULL */
@@ -85,7 +85,7 @@ static void lookup_prefix(lm_engine *e, lm_seq *s) {
         s->n_computed = s->n_blocks * bs;
     }
     if (s->n_generated == 0) s->cached_tokens = s->n_computed;
-    e->stats.prefix_hit_tokens += (uint64_t)s->n_computed;
+    e->n_prefix_hit += (uint64_t)s->n_computed;
 }
 
 static int add_item(lm_engine *e, lm_seq *s, int len, int n_batch) {
