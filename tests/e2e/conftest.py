@@ -31,9 +31,9 @@ class Server:
 
     def __init__(self, args=(), env=None):
         if not LAMINA.exists():
-            pytest.skip(f"{LAMINA} not built")
+            pytest.fail(f"{LAMINA} not built (scripts/setup builds it)")
         if not DEFAULT_MODEL.exists():
-            pytest.skip(f"{DEFAULT_MODEL} not present (scripts/setup installs it)")
+            pytest.fail(f"{DEFAULT_MODEL} not present (scripts/setup installs it)")
         full_env = dict(os.environ)
         full_env.pop("LAMINA_API_KEY", None)
         full_env.update(env or {})
@@ -184,7 +184,7 @@ def reference():
     try:
         return Reference(DEFAULT_MODEL)
     except ImportError as e:
-        pytest.skip(f"reference packages missing: {e}")
+        pytest.fail(f"reference packages missing (scripts/setup installs them): {e}")
 
 
 class Response:

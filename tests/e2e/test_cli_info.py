@@ -41,7 +41,7 @@ def run_info(*args, cwd=REPO, env=None):
 
 def need(path):
     if not path.exists():
-        pytest.skip(f"{path} not present (scripts/setup installs it)")
+        pytest.fail(f"{path} not present (scripts/setup installs it)")
 
 
 def summary(stdout):
