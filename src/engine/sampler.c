@@ -20,7 +20,7 @@ struct lm_sampler {
 };
 
 lm_sampling lm_sampling_default(void) {
-    lm_sampling p = {0.8f, 40, 0.95f, 0.05f, 1.0f, 0.0f, 0.0f, 64, 0};
+    lm_sampling p = {0.8f, 40, 0.95f, 0.05f, 1.0f, 0.0f, 0.0f, 64, 0, NULL, 0};
     return p;
 }
 
@@ -39,6 +39,18 @@ lm_sampler *lm_sampler_create(const lm_sampling *params, int n_vocab) {
     if (!s) return NULL;
     s->p = *params;
     s->n_vocab = n_vocab;
+    if (params->n_logit_bias > 0) {
+        lm_logit_bias *copy = malloc(sizeof(lm_logit_bias) * (size_t)params->n_logit_bias);
+        if (!copy) {
+            free(s);
+            return NULL;
+        }
+        memcpy(copy, params->logit_bias, sizeof(lm_logit_bias) * (size_t)params->n_logit_bias);
+        s->p.logit_bias = copy;
+    } else {
+        s->p.logit_bias = NULL;
+        s->p.n_logit_bias = 0;
+    }
     s->rng = params->seed;
     s->history_cap = params->penalty_last_n < 0 ? 1 << 20 : params->penalty_last_n;
     /* a server holds many samplers over large vocabularies: greedy requests
@@ -60,6 +72,7 @@ void lm_sampler_free(lm_sampler *s) {
     free(s->history);
     free(s->counts);
     free(s->cand);
+    free((void *)s->p.logit_bias);
     free(s);
 }
 
@@ -124,6 +137,10 @@ static int sorted_candidates(lm_sampler *s, const float *logits) {
 
 int32_t lm_sampler_sample(lm_sampler *s, float *logits) {
     const lm_sampling *p = &s->p;
+    for (int i = 0; i < p->n_logit_bias; i++) {
+        const int32_t t = p->logit_bias[i].token;
+        if (t >= 0 && t < s->n_vocab) logits[t] += p->logit_bias[i].bias;
+    }
     apply_penalties(s, logits);
     if (p->temperature <= 0.0f) return lm_argmax(logits, s->n_vocab);
     if (!s->cand && !(s->cand = malloc(sizeof(candidate) * (size_t)s->n_vocab)))

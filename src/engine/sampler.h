@@ -1,6 +1,7 @@
 /* sampler.h - turning one row of logits into the next token.
  *
- * The chain, in llama.cpp's default order: logit bias, repetition/presence/
+ * The chain, in llama.cpp's default order: logit bias (token ids outside
+ * the vocabulary are ignored), repetition/presence/
  * frequency penalties over the last penalty_last_n tokens, top-k, top-p,
  * min-p, temperature, then a draw from the distribution with a per-sequence
  * RNG (same seed, same output). temperature <= 0 is greedy (argmax, ties to
@@ -10,6 +11,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+typedef struct lm_logit_bias {
+    int32_t token;
+    float bias;               /* added to the token's logit; -100 bans it in practice */
+} lm_logit_bias;
 
 typedef struct lm_sampling {
     float temperature;        /* <= 0: greedy */
@@ -21,6 +27,8 @@ typedef struct lm_sampling {
     float frequency_penalty;  /* 0: off */
     int penalty_last_n;       /* tokens of history the penalties see; -1: all */
     uint64_t seed;
+    const lm_logit_bias *logit_bias; /* (n_logit_bias), borrowed: lm_sampler_create copies it */
+    int n_logit_bias;
 } lm_sampling;
 
 /* llama.cpp's defaults: temp 0.8, top-k 40, top-p 0.95, min-p 0.05, no penalties */

@@ -67,6 +67,10 @@ int req_string(json_t *obj, const char *key, const char **out, srv_error *err) {
 }
 
 void req_gen_free(req_gen *g) {
+    free(g->bias);
+    g->bias = NULL;
+    g->sampling.logit_bias = NULL;
+    g->sampling.n_logit_bias = 0;
     for (int i = 0; i < g->n_stop; i++) free(g->stop[i]);
     free(g->stop);
     g->stop = NULL;
@@ -143,13 +147,36 @@ static int parse_penalties(json_t *body, req_gen *g, srv_error *err) {
     if (r) s->repetition_penalty = (float)x;
     if ((r = req_int(body, "seed", LLONG_MIN, LLONG_MAX, &k, err)) < 0) return -1;
     if (r) s->seed = (uint64_t)k;
+    return 0;
+}
+
+#define MAX_LOGIT_BIAS 1024 /* entries; OpenAI documents no limit, llama-server none either */
+
+/* "logit_bias": {"token id": bias in [-100, 100]} (OpenAI), into g->bias */
+static int parse_logit_bias(json_t *body, int n_vocab, req_gen *g, srv_error *err) {
     json_t *bias = json_object_get(body, "logit_bias");
-    if (bias && !json_is_null(bias)) {
-        if (!json_is_object(bias))
-            return srv_fail(err, SRV_ERR_INVALID, "logit_bias", "'logit_bias' must be an object of token id -> bias");
-        if (json_object_size(bias))
-            return srv_fail(err, SRV_ERR_INVALID, "logit_bias", "'logit_bias' is not supported by this server yet");
+    if (!bias || json_is_null(bias)) return 0;
+    if (!json_is_object(bias))
+        return srv_fail(err, SRV_ERR_INVALID, "logit_bias", "'logit_bias' must be an object of token id -> bias");
+    size_t n = json_object_size(bias);
+    if (n == 0) return 0;
+    if (n > MAX_LOGIT_BIAS)
+        return srv_fail(err, SRV_ERR_INVALID, "logit_bias", "'logit_bias' has %zu entries; at most %d", n,
+                        MAX_LOGIT_BIAS);
+    if (!(g->bias = malloc(sizeof(lm_logit_bias) * n))) return srv_fail(err, SRV_ERR_INTERNAL, NULL, "out of memory");
+    const char *key;
+    json_t *v;
+    json_object_foreach(bias, key, v) {
+        char *end;
+        long id = strtol(key, &end, 10);
+        if (!*key || *end || id < 0 || id >= n_vocab)
+            return srv_fail(err, SRV_ERR_INVALID, "logit_bias",
+                            "'logit_bias' key '%.40s' is not a token id in [0, %d)", key, n_vocab);
+        if (!json_is_number(v) || json_number_value(v) < -100 || json_number_value(v) > 100)
+            return srv_fail(err, SRV_ERR_INVALID, "logit_bias", "'logit_bias' values must be numbers in [-100, 100]");
+        g->bias[g->sampling.n_logit_bias++] = (lm_logit_bias){(int32_t)id, (float)json_number_value(v)};
     }
+    g->sampling.logit_bias = g->bias;
     return 0;
 }
 
@@ -177,7 +204,9 @@ int req_parse_openai(srv_server *srv, json_t *body, bool legacy, req_gen *g, srv
     gen_init(srv, g);
     long long k;
     int r;
-    if (parse_sampling(body, 2, g, err) || parse_penalties(body, g, err)) return -1;
+    if (parse_sampling(body, 2, g, err) || parse_penalties(body, g, err) ||
+        parse_logit_bias(body, tok_n_vocab(srv->vocab), g, err))
+        return -1;
     if (parse_stop(body, "stop", true, g, err)) return -1;
     if ((r = req_int(body, "max_tokens", 1, INT_MAX, &k, err)) < 0) return -1;
     if (r) g->max_tokens = (int)k;

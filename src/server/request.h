@@ -17,6 +17,7 @@ typedef struct req_gen {
     bool stream;
     bool include_usage;       /* stream_options.include_usage */
     bool ignore_eos;
+    lm_logit_bias *bias;      /* malloc'd entries behind sampling.logit_bias */
 } req_gen;
 
 /* Typed optional fields of OBJ. Each returns 1 when KEY is present and valid

@@ -184,6 +184,24 @@ def test_every_sampling_field_accepted(client):
     assert r.choices[0].finish_reason in ("stop", "length")
 
 
+def test_logit_bias_bans_and_forces_tokens(client, server):
+    plain = client.chat.completions.create(model="m", messages=QUESTION, temperature=0, max_tokens=4,
+                                           logprobs=True)
+    first = plain.choices[0].logprobs.content[0].token
+    ids = post(server, {"content": first, "add_special": False}, "/tokenize").json()["tokens"]
+    assert len(ids) == 1
+    # banning the greedy first token changes it
+    banned = client.chat.completions.create(model="m", messages=QUESTION, temperature=0, max_tokens=4,
+                                            logprobs=True, logit_bias={str(ids[0]): -100})
+    assert banned.choices[0].logprobs.content[0].token != first
+    # +100 on "=" makes it the greedy choice at every step
+    eq = post(server, {"content": "=", "add_special": False}, "/tokenize").json()["tokens"]
+    forced = client.chat.completions.create(model="m", messages=QUESTION, temperature=0, max_tokens=3,
+                                            logit_bias={str(eq[0]): 100})
+    assert forced.usage.completion_tokens == 3
+    assert forced.choices[0].message.content == "==="
+
+
 def test_logprobs_shape_and_values(client, reference):
     r = greedy(client, max_tokens=6, logprobs=True, top_logprobs=3)
     lp = r.choices[0].logprobs.content
@@ -263,7 +281,10 @@ def assert_openai_error(r, status, param=None, contains=None):
     ({"messages": QUESTION, "stop": [""]}, "stop", "empty"),
     ({"messages": QUESTION, "top_logprobs": 2}, "top_logprobs", "logprobs"),
     ({"messages": QUESTION, "logprobs": True, "top_logprobs": 21}, "top_logprobs", None),
-    ({"messages": QUESTION, "logit_bias": {"15": 5}}, "logit_bias", "not supported"),
+    ({"messages": QUESTION, "logit_bias": {"15": 101}}, "logit_bias", "[-100, 100]"),
+    ({"messages": QUESTION, "logit_bias": {"abc": 5}}, "logit_bias", "token id"),
+    ({"messages": QUESTION, "logit_bias": {"999999999": 5}}, "logit_bias", "token id"),
+    ({"messages": QUESTION, "logit_bias": [1]}, "logit_bias", "object"),
     ({"messages": QUESTION, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "tool"),
     ({"messages": QUESTION, "response_format": {"type": "json_object"}}, "response_format", None),
     ({"messages": QUESTION, "stream": "yes"}, "stream", "boolean"),

@@ -112,6 +112,17 @@ static void test_penalties(void) {
     lm_sampler_free(s);
 }
 
+static void test_logit_bias(void) {
+    lm_logit_bias bias[3] = {{0, -100.0f}, {3, 2.5f}, {99, 50.0f}}; /* id 99 is outside: ignored */
+    lm_sampling p = plain(0.0f);
+    p.logit_bias = bias;
+    p.n_logit_bias = 3;
+    lm_sampler *s = lm_sampler_create(&p, V);
+    bias[1].bias = -100.0f; /* the sampler keeps its own copy */
+    CHECK(draw(s) == 3, "bias 0 -> -100, 3 -> +2.5: token 3 (2.5) beats token 1 (1.0)");
+    lm_sampler_free(s);
+}
+
 static void test_seeds(void) {
     lm_sampling p = plain(1.0f);
     lm_sampler *a = lm_sampler_create(&p, V), *b = lm_sampler_create(&p, V);
@@ -136,6 +147,7 @@ int main(void) {
     test_distribution(0.5f);
     test_truncation();
     test_penalties();
+    test_logit_bias();
     test_seeds();
     return check_done("sampler");
 }
