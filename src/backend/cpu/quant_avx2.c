@@ -1,11 +1,9 @@
-/* quant_avx2.c - AVX2 kernels of the 32-element block types (q4_0, q4_1,
- * q5_0, q5_1, q8_0), the float types, and the activation quantizers
- * (q8_0, q8_1, q8_K, f16, bf16).
- *
- * Dots follow ggml's arch/x86/quants.c: unpack a block to 32 bytes, one
- * integer dot step (maddubs + madd), then an FMA with the block's combined
- * scale into 8 float lanes. Dequantization and the quantizers are bit-exact
- * with the scalar references (quant_legacy.c, quant_k.c, quant_float.c). */
+/* quant_avx2.c - AVX2 dequantization of the 32-element block types (q4_0,
+ * q4_1, q5_0, q5_1, q8_0), the float types (dequantize, dot), and the
+ * activation quantizers (q8_0, q8_1, q8_K, f16, bf16); the 32-element dots
+ * are in quant_legacy_avx2.c. Dequantization and the quantizers are
+ * bit-exact with the scalar references (quant_legacy.c, quant_k.c,
+ * quant_float.c). */
 #include "backend/cpu/quant_blocks.h"
 #include "backend/cpu/quant_impl.h"
 #include "backend/cpu/quant_x86.h"
@@ -26,16 +24,10 @@ void q4_1_dequant_avx2(const void *src, float *dst, int64_t n) {
         q_store_scaled32_add(dst, q_nibbles_32(x[i].qs), q_h2f(x[i].d), q_h2f(x[i].m));
 }
 
-/* the 32 five-bit values of a q5 block, in [0, 31] */
-static inline __m256i q5_unpack(const uint8_t *qs, const uint8_t *qh) {
-    const __m256i hi = _mm256_and_si256(q_bits_32(qh), _mm256_set1_epi8(0x10));
-    return _mm256_or_si256(q_nibbles_32(qs), hi);
-}
-
 void q5_0_dequant_avx2(const void *src, float *dst, int64_t n) {
     const block_q5_0 *x = src;
     for (int64_t i = 0; i < n / QK5_0; i++, dst += QK5_0) {
-        const __m256i q = _mm256_sub_epi8(q5_unpack(x[i].qs, x[i].qh), _mm256_set1_epi8(16));
+        const __m256i q = _mm256_sub_epi8(q_q5_32(x[i].qs, x[i].qh), _mm256_set1_epi8(16));
         q_store_scaled32(dst, q, q_h2f(x[i].d));
     }
 }
@@ -43,82 +35,13 @@ void q5_0_dequant_avx2(const void *src, float *dst, int64_t n) {
 void q5_1_dequant_avx2(const void *src, float *dst, int64_t n) {
     const block_q5_1 *x = src;
     for (int64_t i = 0; i < n / QK5_1; i++, dst += QK5_1)
-        q_store_scaled32_add(dst, q5_unpack(x[i].qs, x[i].qh), q_h2f(x[i].d), q_h2f(x[i].m));
+        q_store_scaled32_add(dst, q_q5_32(x[i].qs, x[i].qh), q_h2f(x[i].d), q_h2f(x[i].m));
 }
 
 void q8_0_dequant_avx2(const void *src, float *dst, int64_t n) {
     const block_q8_0 *x = src;
     for (int64_t i = 0; i < n / QK8_0; i++, dst += QK8_0)
         q_store_scaled32(dst, _mm256_loadu_si256((const __m256i *)x[i].qs), q_h2f(x[i].d));
-}
-
-/* ---- dots ---- */
-
-float q4_0_dot_avx2(int64_t n, const void *w, const void *act) {
-    const block_q4_0 *x = w;
-    const block_q8_0 *y = act;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(q_h2f(x[i].d) * q_h2f(y[i].d));
-        const __m256i qx = _mm256_sub_epi8(q_nibbles_32(x[i].qs), _mm256_set1_epi8(8));
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q_dot_s8s8(qx, qy)), acc);
-    }
-    return q_hsum_f32x8(acc);
-}
-
-float q4_1_dot_avx2(int64_t n, const void *w, const void *act) {
-    const block_q4_1 *x = w;
-    const block_q8_1 *y = act;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
-    for (int64_t i = 0; i < n / QK8_1; i++) {
-        summs += q_h2f(x[i].m) * q_h2f(y[i].s);
-        const __m256 d = _mm256_set1_ps(q_h2f(x[i].d) * q_h2f(y[i].d));
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q_dot_u8s8(q_nibbles_32(x[i].qs), qy)), acc);
-    }
-    return q_hsum_f32x8(acc) + summs;
-}
-
-float q5_0_dot_avx2(int64_t n, const void *w, const void *act) {
-    const block_q5_0 *x = w;
-    const block_q8_0 *y = act;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(q_h2f(x[i].d) * q_h2f(y[i].d));
-        const __m256i qx = _mm256_sub_epi8(q5_unpack(x[i].qs, x[i].qh), _mm256_set1_epi8(16));
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q_dot_s8s8(qx, qy)), acc);
-    }
-    return q_hsum_f32x8(acc);
-}
-
-float q5_1_dot_avx2(int64_t n, const void *w, const void *act) {
-    const block_q5_1 *x = w;
-    const block_q8_1 *y = act;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
-    for (int64_t i = 0; i < n / QK8_1; i++) {
-        summs += q_h2f(x[i].m) * q_h2f(y[i].s);
-        const __m256 d = _mm256_set1_ps(q_h2f(x[i].d) * q_h2f(y[i].d));
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q_dot_u8s8(q5_unpack(x[i].qs, x[i].qh), qy)), acc);
-    }
-    return q_hsum_f32x8(acc) + summs;
-}
-
-float q8_0_dot_avx2(int64_t n, const void *w, const void *act) {
-    const block_q8_0 *x = w;
-    const block_q8_0 *y = act;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(q_h2f(x[i].d) * q_h2f(y[i].d));
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q_dot_s8s8(qx, qy)), acc);
-    }
-    return q_hsum_f32x8(acc);
 }
 
 /* ---- activation quantizers ---- */

@@ -17,20 +17,10 @@
                 out[(int64_t)t * ld_out + r] = type##_dot_##level(n, (const char *)w + (size_t)r * w_stride,    \
                                                                   (const char *)act + (size_t)t * act_stride); \
     }
-#define MUL_MATS_FROM_DOTS(level)                                                                               \
+#define MUL_MATS_FROM_DOTS_FLOAT(level)                                                                          \
     MUL_MAT_FROM_DOT(f32, level)                                                                                \
     MUL_MAT_FROM_DOT(f16, level)                                                                                \
-    MUL_MAT_FROM_DOT(bf16, level)                                                                               \
-    MUL_MAT_FROM_DOT(q4_0, level)                                                                               \
-    MUL_MAT_FROM_DOT(q4_1, level)                                                                               \
-    MUL_MAT_FROM_DOT(q5_0, level)                                                                               \
-    MUL_MAT_FROM_DOT(q5_1, level)                                                                               \
-    MUL_MAT_FROM_DOT(q8_0, level)                                                                               \
-    MUL_MAT_FROM_DOT(q2_K, level)                                                                               \
-    MUL_MAT_FROM_DOT(q3_K, level)                                                                               \
-    MUL_MAT_FROM_DOT(q4_K, level)                                                                               \
-    MUL_MAT_FROM_DOT(q5_K, level)                                                                               \
-    MUL_MAT_FROM_DOT(q6_K, level)
+    MUL_MAT_FROM_DOT(bf16, level)
 
 #define KERNELS(act, type, dq, qa, dt, mm) \
     [type] = {.act_type = act, .dequantize = dq, .quantize_act = qa, .dot = dt, .mul_mat = mm}
@@ -55,11 +45,23 @@
         KERNELS(LM_Q8_K, LM_Q6_K, q6_K_dequant_##LVL, q8_K_quantize_##ACT, q6_K_dot_##HOT, q6_K_mul_mat_##HOT),     \
     }
 
-MUL_MATS_FROM_DOTS(ref)
+MUL_MATS_FROM_DOTS_FLOAT(ref)
+MUL_MAT_FROM_DOT(q4_0, ref)
+MUL_MAT_FROM_DOT(q4_1, ref)
+MUL_MAT_FROM_DOT(q5_0, ref)
+MUL_MAT_FROM_DOT(q5_1, ref)
+MUL_MAT_FROM_DOT(q8_0, ref)
+MUL_MAT_FROM_DOT(q2_K, ref)
+MUL_MAT_FROM_DOT(q3_K, ref)
+MUL_MAT_FROM_DOT(q4_K, ref)
+MUL_MAT_FROM_DOT(q5_K, ref)
+MUL_MAT_FROM_DOT(q6_K, ref)
 static const q_kernels TABLE_SCALAR[LM_DTYPE_COUNT] = LEVEL_TABLE(ref, ref, ref);
 
 #ifndef LAMINA_NO_X86
-MUL_MATS_FROM_DOTS(avx2)
+MUL_MATS_FROM_DOTS_FLOAT(avx2)
+MUL_MAT_FROM_DOT(q2_K, avx2)
+MUL_MAT_FROM_DOT(q3_K, avx2)
 
 static const q_kernels TABLE_AVX2[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx2, avx2);
 /* AVX-512: the AVX2 kernels with the 512-bit dots of the hot decode types */

@@ -185,83 +185,145 @@ float q3_K_dot_avx2(int64_t n, const void *w, const void *act) {
     return q_hsum_f32x8(acc);
 }
 
+/* ---- q4_K, q5_K, q6_K: dots and matrix products ----
+ * A super-block is unpacked once (eight vectors of 32 unsigned quants and
+ * their int16 scale vectors) and then dotted with up to 4 tokens, each by
+ * exactly the steps of its single dot:
+ *     q4_K, q5_K: acc_m -= (dmin_x d_y) float(mins . bsums)
+ *                 acc   += (d_x d_y) float(sum_g scale_g (q_g . y_g))
+ *     q6_K:       acc   += (d_y d_x) float(sum_g scale_g (q_g . y_g) - 32 scales . bsums)
+ * and the dot is hsum(acc + acc_m). */
+
+typedef enum { K4, K5, K6 } k_kind;
+
+typedef struct {
+    __m256i q[8];  /* unsigned quants of group g (32 elements) */
+    __m256i sc[8]; /* the int16 scale of each of their pairs */
+    __m256i mins;  /* q4_K/q5_K: each group's min twice (against its two bsums); q6_K: the 16 scales */
+    __m128 dd;     /* q4_K/q5_K: d, dmin */
+    float d;       /* q6_K: d */
+} k_weights;
+
 /* scale of group g as int16 over the vector, from the scale bytes of
- * q_k4_prepare in both lanes */
+ * q_k4_scales in both lanes */
 static inline __m256i k4_scale_at(__m256i sm, int g) { return _mm256_shuffle_epi8(sm, q_byte_to_words(g)); }
 
-float q4_K_dot_avx2(int64_t n, const void *w, const void *act) {
-    const block_q4_K *x = w;
-    const block_q8_K *y = act;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    __m256 acc_m = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        __m128 dm;
-        const __m256i sm = dup128(q_k4_prepare(&x[i].d, x[i].scales, y[i].d, y[i].bsums, &dm, &acc_m));
-        __m256i sumi = _mm256_setzero_si256();
-        Q_UNROLL
-        for (int j = 0; j < QK_K / 64; j++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            const __m256i q8l = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
-            const __m256i q8h = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
-            const __m256i pl = _mm256_maddubs_epi16(_mm256_and_si256(bits, m4), q8l);
-            const __m256i ph = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), q8h);
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k4_scale_at(sm, 2 * j), pl));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k4_scale_at(sm, 2 * j + 1), ph));
+static inline __attribute__((always_inline)) void unpack_k45(k_kind kind, const void *blk, k_weights *w) {
+    const block_q4_K *b4 = blk;
+    const block_q5_K *b5 = blk;
+    const lm_fp16 *d_dmin = kind == K4 ? &b4->d : &b5->d;
+    const uint8_t *qs = kind == K4 ? b4->qs : b5->qs;
+    uint32_t bits;
+    memcpy(&bits, d_dmin, 4);
+    w->dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)bits));
+    const __m128i sm128 = q_k4_scales(kind == K4 ? b4->scales : b5->scales);
+    /* each min twice, against the two bsums of its group */
+    w->mins = _mm256_cvtepu8_epi16(
+        _mm_shuffle_epi8(sm128, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+    const __m256i sm = dup128(sm128), m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i hbits = kind == K5 ? _mm256_loadu_si256((const __m256i *)b5->qh) : m4;
+    Q_UNROLL
+    for (int j = 0; j < QK_K / 64; j++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+        w->q[2 * j] = _mm256_and_si256(v, m4);
+        w->q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if (kind == K5) { /* bit g of qh[l] is bit 4 of element l of group g */
+            w->q[2 * j] = _mm256_or_si256(
+                w->q[2 * j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+            w->q[2 * j + 1] = _mm256_or_si256(
+                w->q[2 * j + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
         }
-        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), _mm256_cvtepi32_ps(sumi), acc);
+        w->sc[2 * j] = k4_scale_at(sm, 2 * j);
+        w->sc[2 * j + 1] = k4_scale_at(sm, 2 * j + 1);
     }
-    return q_hsum_f32x8(_mm256_add_ps(acc, acc_m));
+    w->d = 0.0f;
 }
 
-float q5_K_dot_avx2(int64_t n, const void *w, const void *act) {
-    const block_q5_K *x = w;
-    const block_q8_K *y = act;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
-    __m256 acc_m = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        __m128 dm;
-        const __m256i sm = dup128(q_k4_prepare(&x[i].d, x[i].scales, y[i].d, y[i].bsums, &dm, &acc_m));
-        const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].qh);
-        __m256i sumi = _mm256_setzero_si256();
-        Q_UNROLL
-        for (int j = 0; j < QK_K / 64; j++) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            const __m256i hl = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4);
-            const __m256i hh = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4);
-            const __m256i ql = _mm256_or_si256(_mm256_and_si256(bits, m4), hl);
-            const __m256i qh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), hh);
-            const __m256i q8l = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
-            const __m256i q8h = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k4_scale_at(sm, 2 * j), _mm256_maddubs_epi16(ql, q8l)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k4_scale_at(sm, 2 * j + 1), _mm256_maddubs_epi16(qh, q8h)));
-        }
-        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), _mm256_cvtepi32_ps(sumi), acc);
+static inline __attribute__((always_inline)) void unpack_k6(const block_q6_K *b, k_weights *w) {
+    w->d = q_h2f(b->d);
+    w->dd = _mm_setzero_ps();
+    w->mins = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    const __m256i scales[2] = {dup128(_mm256_castsi256_si128(w->mins)), dup128(_mm256_extracti128_si256(w->mins, 1))};
+    Q_UNROLL
+    for (int g = 0; g < 8; g++) {
+        w->q[g] = q6_group(b, g);
+        w->sc[g] = scale_pair(scales[g / 4], g % 4);
     }
-    return q_hsum_f32x8(_mm256_add_ps(acc, acc_m));
 }
 
-float q6_K_dot_avx2(int64_t n, const void *w, const void *act) {
-    const block_q6_K *x = w;
-    const block_q8_K *y = act;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * q_h2f(x[i].d);
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+static inline __attribute__((always_inline)) void k_fma(k_kind kind, const k_weights *w, const block_q8_K *y,
+                                                        __m256 *acc, __m256 *acc_m) {
+    const __m256i bsums = _mm256_loadu_si256((const __m256i *)y->bsums);
+    __m256i sumi = _mm256_setzero_si256();
+    Q_UNROLL
+    for (int g = 0; g < 8; g++) {
+        const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * g));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(w->sc[g], _mm256_maddubs_epi16(w->q[g], q8)));
+    }
+    if (kind == K6) {
         /* the quants are stored + 32: subtract 32 * scale * bsum per sub-block */
-        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), sc16), 5);
-        const __m256i scales[2] = {dup128(_mm256_castsi256_si128(sc16)), dup128(_mm256_extracti128_si256(sc16, 1))};
-        __m256i sumi = _mm256_setzero_si256();
-        Q_UNROLL
-        for (int g = 0; g < 8; g++) {
-            const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
-            const __m256i p16 = _mm256_maddubs_epi16(q6_group(&x[i], g), q8);
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale_pair(scales[g / 4], g % 4), p16));
-        }
-        sumi = _mm256_sub_epi32(sumi, offset);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, w->mins), 5));
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * w->d), _mm256_cvtepi32_ps(sumi), *acc);
+    } else {
+        const __m128 dm = _mm_mul_ps(w->dd, _mm_set1_ps(y->d));
+        const __m256i prod = _mm256_madd_epi16(w->mins, bsums);
+        *acc_m = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), _mm256_cvtepi32_ps(prod), *acc_m);
+        *acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), _mm256_cvtepi32_ps(sumi), *acc);
     }
-    return q_hsum_f32x8(acc);
 }
+
+static inline size_t k_block_bytes(k_kind kind) {
+    return kind == K4 ? sizeof(block_q4_K) : kind == K5 ? sizeof(block_q5_K) : sizeof(block_q6_K);
+}
+
+#define K_TILE 4
+
+/* one weight row x (nsb super-blocks) against n_tok (<= K_TILE) activation
+ * rows at act, act + act_stride, ...; results to out[0], out[ld], ... */
+static inline __attribute__((always_inline)) void k_row_tile(k_kind kind, const uint8_t *x, int64_t nsb,
+                                                             const uint8_t *act, size_t act_stride, int n_tok,
+                                                             float *out, int64_t ld) {
+    __m256 acc[K_TILE], acc_m[K_TILE];
+    Q_UNROLL
+    for (int i = 0; i < n_tok; i++) acc[i] = _mm256_setzero_ps(), acc_m[i] = _mm256_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        k_weights w;
+        if (kind == K6) unpack_k6((const block_q6_K *)(x + s * k_block_bytes(kind)), &w);
+        else unpack_k45(kind, x + s * k_block_bytes(kind), &w);
+        Q_UNROLL
+        for (int i = 0; i < n_tok; i++)
+            k_fma(kind, &w, (const block_q8_K *)(act + i * act_stride) + s, &acc[i], &acc_m[i]);
+    }
+    Q_UNROLL
+    for (int i = 0; i < n_tok; i++) out[i * ld] = q_hsum_f32x8(_mm256_add_ps(acc[i], acc_m[i]));
+}
+
+static inline __attribute__((always_inline)) void k_mul_mat(k_kind kind, int64_t n, const uint8_t *w, size_t w_stride,
+                                                            int n_rows, const uint8_t *act, size_t act_stride,
+                                                            int n_tok, float *out, int64_t ld_out) {
+    const int64_t nsb = n / QK_K;
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *x = w + (size_t)r * w_stride;
+        q_prefetch(x + Q_PREFETCH_BYTES, nsb * (int64_t)k_block_bytes(kind));
+        /* token tiles of 4, then 2, 1: each width is its own unrolled copy */
+        int i = 0;
+        for (; i + 4 <= n_tok; i += 4) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 4, out + i * ld_out + r, ld_out);
+        if (i + 2 <= n_tok) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 2, out + i * ld_out + r, ld_out), i += 2;
+        if (i < n_tok) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 1, out + i * ld_out + r, ld_out);
+    }
+}
+
+#define K_KERNELS_AVX2(type, kind)                                                                                    \
+    float type##_dot_avx2(int64_t n, const void *w, const void *act) {                                                \
+        float out;                                                                                                    \
+        k_row_tile(kind, w, n / QK_K, act, 0, 1, &out, 0);                                                            \
+        return out;                                                                                                   \
+    }                                                                                                                 \
+    void type##_mul_mat_avx2(int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,                  \
+                             size_t act_stride, int n_tok, float *out, int64_t ld_out) {                              \
+        k_mul_mat(kind, n, w, w_stride, n_rows, act, act_stride, n_tok, out, ld_out);                                 \
+    }
+
+K_KERNELS_AVX2(q4_K, K4)
+K_KERNELS_AVX2(q5_K, K5)
+K_KERNELS_AVX2(q6_K, K6)

@@ -371,7 +371,7 @@ static inline __attribute__((always_inline)) float legacy_dot(const legacy_type 
     return q_hsum_f32x16(acc);
 }
 
-#define TILE_TOKENS 8
+#define TILE_TOKENS 16
 
 /* one weight row x against n_tok (<= TILE_TOKENS) prepared token rows:
  * groups at pg, pg + ng, ..., quads at pq, pq + nq, ...; results to out[0],
@@ -419,6 +419,7 @@ static inline __attribute__((always_inline)) void legacy_mul_mat(const legacy_ty
     prep_quad pq[PREP_QUADS];
     int chunk = rs.ng ? (int)(PREP_GROUPS / rs.ng) : n_tok;
     if (rs.nq && chunk > PREP_QUADS / rs.nq) chunk = (int)(PREP_QUADS / rs.nq);
+    if (chunk > TILE_TOKENS) chunk -= chunk % TILE_TOKENS; /* whole tiles */
     for (int t0 = 0; t0 < n_tok; t0 += chunk) {
         const int tn = n_tok - t0 < chunk ? n_tok - t0 : chunk;
         for (int i = 0; i < tn; i++)
@@ -427,9 +428,10 @@ static inline __attribute__((always_inline)) void legacy_mul_mat(const legacy_ty
             const uint8_t *x = w + (size_t)r * w_stride;
             q_prefetch(x + Q_PREFETCH_BYTES, rs.x_row);
             float *o = out + (int64_t)t0 * ld_out + r;
-            /* token tiles of 8, then 4, 2, 1: each width is its own unrolled copy */
+            /* token tiles of 16, then 8, 4, 2, 1: each width is its own unrolled copy */
             int i = 0;
-            for (; i + 8 <= tn; i += 8) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 8, o + i * ld_out, ld_out);
+            for (; i + 16 <= tn; i += 16) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 16, o + i * ld_out, ld_out);
+            if (i + 8 <= tn) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 8, o + i * ld_out, ld_out), i += 8;
             if (i + 4 <= tn) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 4, o + i * ld_out, ld_out), i += 4;
             if (i + 2 <= tn) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 2, o + i * ld_out, ld_out), i += 2;
             if (i < tn) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 1, o + i * ld_out, ld_out);

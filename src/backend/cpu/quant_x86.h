@@ -12,8 +12,9 @@
 #include "base/fp16.h"
 
 /* Fully unrolls a short fixed loop so that per-iteration constants (shift
- * counts, shuffle masks) fold into immediates and constant loads. */
-#define Q_UNROLL _Pragma("GCC unroll 8")
+ * counts, shuffle masks) fold into immediates and constant loads, and the
+ * accumulators of a token tile stay in registers. */
+#define Q_UNROLL _Pragma("GCC unroll 16")
 
 /* Rows stream from memory one after the other; the hardware prefetcher alone
  * leaves the kernels waiting on DRAM, so each row asks for the bytes this far
@@ -79,6 +80,12 @@ static inline __m256i q_bits_32(const uint8_t *p) {
     return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
 }
 
+/* the 32 five-bit values of a q5 block, in [0, 31] */
+static inline __m256i q_q5_32(const uint8_t *qs, const uint8_t *qh) {
+    const __m256i hi = _mm256_and_si256(q_bits_32(qh), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(q_nibbles_32(qs), hi);
+}
+
 /* unsigned bytes u times signed bytes s, summed in groups of 4 -> 8 int32.
  * maddubs saturates at 16 bits; callers keep |u| * 127 * 2 < 32768. */
 static inline __m256i q_dot_u8s8(__m256i u, __m256i s) {
@@ -139,23 +146,6 @@ static inline __m128i q_k4_scales(const uint8_t *packed) {
         _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
         _mm_and_si128(_mm_srli_epi16(a, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
     return _mm_or_si128(low, _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)));
-}
-
-/* The per-super-block part of the q4_K / q5_K dots. d_dmin: the block's
- * adjacent d and dmin; yd, bsums: the q8_K block's. Sets *dm to (d * yd,
- * dmin * yd, ...), subtracts dmin * yd * sum(mins[g] * bsums of group g)
- * from the 8 lanes of *acc_m, returns q_k4_scales. */
-static inline __m128i q_k4_prepare(const lm_fp16 *d_dmin, const uint8_t *scales, float yd, const int16_t *bsums,
-                                   __m128 *dm, __m256 *acc_m) {
-    uint32_t bits;
-    memcpy(&bits, d_dmin, 4);
-    *dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)bits)), _mm_set1_ps(yd));
-    const __m128i sm = q_k4_scales(scales);
-    /* each min twice, against the two bsums of its group */
-    const __m128i mins2 = _mm_shuffle_epi8(sm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
-    const __m256i prod = _mm256_madd_epi16(_mm256_cvtepu8_epi16(mins2), _mm256_loadu_si256((const __m256i *)bsums));
-    *acc_m = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(*dm)), _mm256_cvtepi32_ps(prod), *acc_m);
-    return sm;
 }
 
 /* byte-shuffle mask picking byte b into the low byte of every 16-bit word
