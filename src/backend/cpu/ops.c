@@ -32,9 +32,10 @@ void op_quantize_rows(uint32_t weight_type, const float *x, int n_tokens, int64_
     for (long t = t0; t < t1; t++) k->quantize_act(x + t * ne0, (char *)xq + t * row, ne0);
 }
 
-/* Weight bytes per mul_mat call: the kernel passes over its rows once per
- * chunk of tokens it prepares, so they should stay in L2 meanwhile. */
-#define MATMUL_CHUNK_BYTES (128 * 1024)
+/* Weight bytes per mul_mat call: the kernel prepares the activations once
+ * per call and passes over its rows once per chunk of tokens, so the rows
+ * should stay in L2 meanwhile. */
+#define MATMUL_CHUNK_BYTES (256 * 1024)
 
 void op_matmul(const cpu_matrix *w, const void *xq, int n_tokens, float *y, int64_t ld_y, int ith, int nth) {
     const q_kernels *k = q_get_kernels(w->type);

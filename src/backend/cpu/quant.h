@@ -1,4 +1,4 @@
-/* quant.h - quantized tensor formats: dequantization and dot products.
+/* quant.h - quantized tensor formats: dequantization, dots, matrix products.
  *
  * The block layouts are those of GGUF files (ggml's block_q4_0, block_q4_K,
  * ...), bit for bit. A matrix-vector product W x is computed as in ggml: the
@@ -20,7 +20,8 @@
  * Row lengths n must be multiples of the type's block size (f32/f16/bf16: any
  * n). Rows may sit anywhere a GGUF file puts them (2-byte alignment, 4 for
  * f32); q8_K activation rows need 4-byte alignment. Kernels are pure
- * functions and the tables immutable: safe from any thread. */
+ * functions and the tables immutable: safe from any thread. mul_mat keeps
+ * its scratch (prepared activations) on the stack, at most 64 KiB. */
 #ifndef LAMINA_BACKEND_CPU_QUANT_H
 #define LAMINA_BACKEND_CPU_QUANT_H
 
