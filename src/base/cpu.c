@@ -29,14 +29,32 @@ static cpu_level level_from_env(cpu_level best) {
     return want < best ? want : best;
 }
 
-static cpu_level active_level;
-static pthread_once_t active_once = PTHREAD_ONCE_INIT;
+/* what the CPU offers and what we use, settled once for all threads */
+static cpu_level best_level, active_level;
+static bool has_vnni;
+static pthread_once_t levels_once = PTHREAD_ONCE_INIT;
 
-static void choose_level(void) { active_level = level_from_env(cpu_level_detect()); }
+static void choose_levels(void) {
+    best_level = cpu_level_detect();
+    active_level = level_from_env(best_level);
+#if defined(__x86_64__) || defined(__i386__)
+    has_vnni = __builtin_cpu_supports("avx512vnni");
+#endif
+}
 
 cpu_level cpu_level_active(void) {
-    pthread_once(&active_once, choose_level);
+    pthread_once(&levels_once, choose_levels);
     return active_level;
+}
+
+cpu_level cpu_level_best(void) {
+    pthread_once(&levels_once, choose_levels);
+    return best_level;
+}
+
+bool cpu_has_avx512_vnni(void) {
+    pthread_once(&levels_once, choose_levels);
+    return has_vnni;
 }
 
 const char *cpu_level_name(cpu_level level) {

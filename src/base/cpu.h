@@ -6,6 +6,8 @@
 #ifndef LAMINA_BASE_CPU_H
 #define LAMINA_BASE_CPU_H
 
+#include <stdbool.h>
+
 typedef enum cpu_level {
     CPU_SCALAR = 0,
     CPU_AVX2 = 1,   /* AVX2 + FMA + F16C */
@@ -17,6 +19,10 @@ typedef enum cpu_level {
 cpu_level cpu_level_detect(void);
 /* level in force: detect() lowered by LAMINA_CPU_LEVEL; computed once */
 cpu_level cpu_level_active(void);
+/* detect(), computed once (thread-safe) */
+cpu_level cpu_level_best(void);
+/* AVX-512 VNNI (vpdpbusd), computed once */
+bool cpu_has_avx512_vnni(void);
 const char *cpu_level_name(cpu_level level);
 /* number of physical cores (>= 1), for the default thread count */
 int cpu_physical_cores(void);

@@ -205,7 +205,7 @@ static void print_tensors(const gguf_file *f) {
 
 static void print_cpu(void) {
     printf("%-17s%s (best detected: %s)\n", "cpu level:", cpu_level_name(cpu_level_active()),
-           cpu_level_name(cpu_level_detect()));
+           cpu_level_name(cpu_level_best()));
 }
 
 int cmd_info(int argc, char **argv) {

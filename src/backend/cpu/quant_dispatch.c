@@ -68,10 +68,8 @@ static const q_kernels TABLE_AVX2[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx2, avx2
 static const q_kernels TABLE_AVX512[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx512, avx2);
 
 static const q_kernels *level_table(cpu_level level) {
-    static int have = -1; /* benign race: every thread computes the same value */
-    if (have < 0) have = (int)cpu_level_detect();
-    if ((int)level > have) level = (cpu_level)have;
-    if (level >= CPU_AVX512 && __builtin_cpu_supports("avx512vnni")) return TABLE_AVX512;
+    if (level > cpu_level_best()) level = cpu_level_best();
+    if (level >= CPU_AVX512 && cpu_has_avx512_vnni()) return TABLE_AVX512;
     if (level >= CPU_AVX2) return TABLE_AVX2;
     return TABLE_SCALAR;
 }
