@@ -399,6 +399,21 @@ static inline __attribute__((always_inline)) void row_tile(const legacy_type *t,
     for (int i = 0; i < n_tok; i++) out[i * ld] = q_hsum_f32x16(acc[i]);
 }
 
+/* every row against n_tok prepared tokens: one loop per tile width, with the
+ * index vectors and shape in locals, keeps the tile in registers */
+static inline __attribute__((always_inline)) void rows_tiled(const legacy_type *t, const quad_index *ix,
+                                                             const row_shape *rs, const uint8_t *w, size_t w_stride,
+                                                             int n_rows, const prep_group *pg, const prep_quad *pq,
+                                                             int n_tok, float *out, int64_t ld) {
+    const quad_index lix = *ix;
+    const row_shape lrs = *rs;
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *x = w + (size_t)r * w_stride;
+        q_prefetch(x + Q_PREFETCH_BYTES, lrs.x_row);
+        row_tile(t, &lix, &lrs, x, pg, pq, n_tok, out + r, ld);
+    }
+}
+
 /* prepared activations on the stack: groups (56 KiB) and tail quads (8 KiB) */
 #define PREP_GROUPS 89
 #define PREP_QUADS 32
@@ -424,18 +439,14 @@ static inline __attribute__((always_inline)) void legacy_mul_mat(const legacy_ty
         const int tn = n_tok - t0 < chunk ? n_tok - t0 : chunk;
         for (int i = 0; i < tn; i++)
             prep_row(t, &ix, &rs, act + (size_t)(t0 + i) * act_stride, pg + i * rs.ng, pq + i * rs.nq);
-        for (int r = 0; r < n_rows; r++) {
-            const uint8_t *x = w + (size_t)r * w_stride;
-            q_prefetch(x + Q_PREFETCH_BYTES, rs.x_row);
-            float *o = out + (int64_t)t0 * ld_out + r;
-            /* token tiles of 16, then 8, 4, 2, 1: each width is its own unrolled copy */
-            int i = 0;
-            for (; i + 16 <= tn; i += 16) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 16, o + i * ld_out, ld_out);
-            if (i + 8 <= tn) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 8, o + i * ld_out, ld_out), i += 8;
-            if (i + 4 <= tn) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 4, o + i * ld_out, ld_out), i += 4;
-            if (i + 2 <= tn) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 2, o + i * ld_out, ld_out), i += 2;
-            if (i < tn) row_tile(t, &ix, &rs, x, pg + i * rs.ng, pq + i * rs.nq, 1, o + i * ld_out, ld_out);
-        }
+        /* token tiles of 16, then 8, 4, 2, 1: each width is its own unrolled copy */
+        float *o = out + (int64_t)t0 * ld_out;
+        int i = 0;
+        for (; i + 16 <= tn; i += 16) rows_tiled(t, &ix, &rs, w, w_stride, n_rows, pg + i * rs.ng, pq + i * rs.nq, 16, o + i * ld_out, ld_out);
+        if (i + 8 <= tn) rows_tiled(t, &ix, &rs, w, w_stride, n_rows, pg + i * rs.ng, pq + i * rs.nq, 8, o + i * ld_out, ld_out), i += 8;
+        if (i + 4 <= tn) rows_tiled(t, &ix, &rs, w, w_stride, n_rows, pg + i * rs.ng, pq + i * rs.nq, 4, o + i * ld_out, ld_out), i += 4;
+        if (i + 2 <= tn) rows_tiled(t, &ix, &rs, w, w_stride, n_rows, pg + i * rs.ng, pq + i * rs.nq, 2, o + i * ld_out, ld_out), i += 2;
+        if (i < tn) rows_tiled(t, &ix, &rs, w, w_stride, n_rows, pg + i * rs.ng, pq + i * rs.nq, 1, o + i * ld_out, ld_out);
     }
 }
 
