@@ -102,6 +102,8 @@ fi
 
 stamp=$(date -u +%Y%m%d-%H%M%S)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+lamina_commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
+lamina_built=$(date -u -r "$LAMINA" +%Y-%m-%dT%H:%M:%SZ)
 raw_dir=$REF_DIR/bench-$stamp.d
 mkdir -p "$raw_dir"
 IFS=, read -r -a model_list <<<"$models"
@@ -198,7 +200,7 @@ out_json=$REF_DIR/bench-$stamp.json
     --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     --cpu-model "$cpu_model" --n-cpus "$(nproc)" \
     --lamina-cpu "$lamina_cpu" --load-before "$load_before" --load-after "$load_after" \
-    --lamina-commit "$(git describe --always --dirty 2>/dev/null || echo unknown)" \
+    --lamina-commit "$lamina_commit (tree at start; $LAMINA built $lamina_built)" \
     --llama-cpp-source "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION sdist (vendor/llama.cpp)" \
     --llama-cmd "$LLAMA_BENCH -m MODEL -p $n_prompt -n $n_gen -t T -r $reps -o json" \
     --lamina-cmd "$LAMINA perf MODEL -p $n_prompt -n $n_gen -t T -r $reps" \

@@ -167,6 +167,7 @@ def main():
 
     print("machine: %s (%s CPUs); lamina %s" % (args.cpu_model, args.n_cpus, args.lamina_cpu))
     print("load average (1/5/15 min): %s before, %s after" % (args.load_before, args.load_after))
+    print("lamina: %s" % args.lamina_commit)
     print("llama.cpp: %s" % args.llama_cpp_source)
     print("llama.cpp command: %s" % args.llama_cmd)
     print("lamina command:    %s" % args.lamina_cmd)
