@@ -109,18 +109,26 @@ static int read_ids(json_t *arr, int32_t *out, int cap) {
     return n;
 }
 
-static void check_logits_file(const char *file) {
+/* Loads fixture FILE and opens the model it names into *r; NULL (with a
+ * failed check) if either cannot be had. The caller frees both. */
+static json_t *open_fixture(const char *file, runner *r) {
     json_error_t jerr;
     json_t *root = json_load_file(file, 0, &jerr);
     CHECK(root != NULL, "%s: %s", file, jerr.text);
-    if (!root) return;
+    if (!root) return NULL;
     const char *model_path = json_string_value(json_object_get(root, "model"));
-    runner r;
-    if (!model_path || runner_open(&r, model_path)) {
+    if (!model_path || runner_open(r, model_path)) {
         CHECK(0, "%s: cannot run model %s", file, model_path ? model_path : "(none)");
         json_decref(root);
-        return;
+        return NULL;
     }
+    return root;
+}
+
+static void check_logits_file(const char *file) {
+    runner r;
+    json_t *root = open_fixture(file, &r);
+    if (!root) return;
     const int n_vocab = r.model->hp.n_vocab;
     const float tol = tolerance_of(root, float_weights(r.model));
     CHECK(tol > 0.0f, "%s: no self_divergence recorded (regenerate with scripts/gen_fixtures.py)", file);
@@ -180,18 +188,9 @@ static float greedy_tolerance(const char *greedy_file, bool float_model) {
 }
 
 static void check_greedy_file(const char *file) {
-    json_error_t jerr;
-    json_t *root = json_load_file(file, 0, &jerr);
-    CHECK(root != NULL, "%s: %s", file, jerr.text);
-    if (!root) return;
-
-    const char *model_path = json_string_value(json_object_get(root, "model"));
     runner r;
-    if (!model_path || runner_open(&r, model_path)) {
-        CHECK(0, "%s: cannot run model %s", file, model_path ? model_path : "(none)");
-        json_decref(root);
-        return;
-    }
+    json_t *root = open_fixture(file, &r);
+    if (!root) return;
     const float tol = greedy_tolerance(file, float_weights(r.model));
     CHECK(tol > 0.0f, "%s: the model's logits fixture has no self_divergence", file);
     lm_error err = {{0}};
