@@ -20,8 +20,9 @@
 # replaced (or appended) with the table and the commands.
 #
 # Before each server run the script waits (up to --max-wait seconds) until
-# the machine is at least --min-idle percent idle, and it records the load
-# average and the CPU that other processes took while the run went on.
+# the machine is at least --min-idle percent idle and no other CPU benchmark
+# (llama-bench, lamina perf) runs, and it records the load average and the
+# CPU that other processes took while the run went on.
 #
 # usage: bench/run_serving_bench.sh [--model M.gguf] [--threads 2] [--reps 3]
 #                                   [--concurrency 1,4,16] [--num-prompts 32]
@@ -140,11 +141,18 @@ idle_percent() { # percent of the machine idle over the next second
     echo $((100 * (i1 - i0) / (b1 - b0 + i1 - i0 > 0 ? b1 - b0 + i1 - i0 : 1)))
 }
 
+# another CPU benchmark (bench/run_bench.sh's llama-bench or lamina perf):
+# two of them side by side on two cores ruin each other's numbers
+other_benchmark() {
+    pgrep -x llama-bench >/dev/null || pgrep -f '(^|/)lamina perf ' >/dev/null
+}
+
 wait_quiet() { # -> global quiet_idle, quiet_waited (seconds)
     quiet_waited=0
     quiet_idle=$(idle_percent)
-    while ((quiet_idle < min_idle && quiet_waited < max_wait)); do
-        ((quiet_waited == 0)) && log "machine ${quiet_idle}% idle (< ${min_idle}%): waiting up to ${max_wait}s"
+    while { ((quiet_idle < min_idle)) || other_benchmark; } && ((quiet_waited < max_wait)); do
+        ((quiet_waited == 0)) &&
+            log "machine ${quiet_idle}% idle (want ${min_idle}%) or another benchmark running: waiting up to ${max_wait}s"
         sleep 4
         quiet_waited=$((quiet_waited + 5))
         quiet_idle=$(idle_percent)
