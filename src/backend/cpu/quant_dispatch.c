@@ -64,7 +64,7 @@ MUL_MAT_FROM_DOT(q2_K, avx2)
 MUL_MAT_FROM_DOT(q3_K, avx2)
 
 static const q_kernels TABLE_AVX2[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx2, avx2);
-/* AVX-512: the AVX2 kernels with the 512-bit dots of the hot decode types */
+/* AVX-512: the AVX2 kernels with the 512-bit dots and mul_mats of the hot decode types */
 static const q_kernels TABLE_AVX512[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx512, avx2);
 
 static const q_kernels *level_table(cpu_level level) {
