@@ -263,6 +263,9 @@ run_side() {
 
 # --- runs ----------------------------------------------------------------------
 
+# what is measured: the tree now and when the binary was built from it
+tree=$(git describe --always --dirty 2>/dev/null || echo unknown)
+lamina_built=$(date -u -r "$lamina" +"%Y-%m-%d %H:%M UTC")
 stamp=$(date -u +%Y%m%d-%H%M%S)
 raw_dir=$REF_DIR/serving-$stamp.d
 mkdir -p "$raw_dir"
@@ -348,9 +351,8 @@ loads = [float(q[4]) for q in quiet]
 others = [float(q[5]) for q in quiet]
 idle = [int(q[2]) for q in quiet]
 
-import datetime, os, subprocess
+import datetime, os
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
-commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 md = []
@@ -359,7 +361,8 @@ md.append(f"Measured {date} by \`bench/run_serving_bench.sh\` on {cpu}, {os.cpu_
           f"engineers' builds: 1-minute load average at the start of the {len(quiet)} server runs "
           f"{min(loads):.2f}-{max(loads):.2f} (median {med(loads):.2f}), machine idle before them "
           f"{min(idle)}-{max(idle)}%, other processes took {min(others):.2f}-{max(others):.2f} cores "
-          f"(median {med(others):.2f}) while they ran. lamina {commit}; llama.cpp from the "
+          f"(median {med(others):.2f}) while they ran. lamina: tree $tree at the start, \`$lamina\` built "
+          f"$lamina_built; llama.cpp from the "
           f"llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION sdist.\n")
 md.append(f"Model \`$model\`, $threads threads each. \`lamina bench\` drives both servers the same way: "
           f"$num_prompts streamed requests per concurrency level, prompts of $input_len token ids "
@@ -371,6 +374,8 @@ md.append("| --- | ---: | ---: | ---: |")
 for r in rows:
     md.append("| " + " | ".join(r) + " |")
 md.append("")
+md.append("Throughput: higher is better; TTFT and ITL (inter-token latency): lower is better. The last column is "
+          "lamina's median over llama-server's.\n")
 def verdict(ok):
     return "met" if ok else "not met"
 r_ours = med(ratio["lamina"])
