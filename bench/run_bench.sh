@@ -17,7 +17,7 @@
 #
 # usage: bench/run_bench.sh [--models A.gguf,B.gguf] [--threads 1,2]
 #                           [--rounds 3] [--reps 5] [-p 128] [-n 64]
-#                           [--min-idle 90] [--max-wait 600]
+#                           [--min-idle 90] [--max-wait 600] [--lamina build/lamina]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,7 +29,7 @@ SDIST_DIR=$REF_DIR/sdist
 SRC_DIR=$REF_DIR/src/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp
 BUILD_DIR=$REF_DIR/llama.cpp
 LLAMA_BENCH=$BUILD_DIR/bin/llama-bench
-LAMINA=build/lamina
+LAMINA=${LAMINA:-build/lamina}
 PIP=.venv/bin/pip
 PYTHON=.venv/bin/python
 
@@ -58,6 +58,7 @@ while [ $# -gt 0 ]; do
     -n) n_gen=$2; shift 2 ;;
     --min-idle) min_idle=$2; shift 2 ;;
     --max-wait) max_wait=$2; shift 2 ;;
+    --lamina) LAMINA=$2; shift 2 ;;
     --build-only) build_only=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run_bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
