@@ -395,7 +395,7 @@ md.append("    $cmd_lamina")
 md.append("    $cmd_bench")
 md.append("    $cmd_warm")
 md.append("")
-text = "\n".join(md) + "\n"
+text = "\n".join(md).rstrip("\n") + "\n"
 out_md.write_text(text)
 print(text)
 EOF
