@@ -107,7 +107,9 @@ static size_t ready_length(const uint8_t *bytes, size_t n, size_t *held) {
     return out;
 }
 
-/* writes the ready part of BYTES to OUT, invalid bytes as U+FFFD */
+/* writes the ready part of BYTES (all N of them, as ready_length saw them:
+ * whether a byte is invalid can depend on the held tail after it) to OUT,
+ * invalid bytes as U+FFFD */
 static void write_ready(const uint8_t *bytes, size_t n, char *out) {
     size_t at = 0;
     for (size_t i = 0; i < n;) {
@@ -149,7 +151,7 @@ int tok_stream_push(const tok_vocab *v, tok_stream *s, int32_t id, char *out, in
     } else if (ready > (size_t)(cap < 0 ? 0 : cap)) {
         rc = (int)ready; /* too small: nothing consumed */
     } else {
-        write_ready(bytes, total - held, out);
+        write_ready(bytes, total, out);
         memcpy(s->pending, bytes + total - held, held);
         s->n_pending = (int)held;
         if (n > 0) s->strip_leading_space = false;
