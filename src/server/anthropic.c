@@ -10,12 +10,15 @@
  * Stream events, in order: message_start, content_block_start, ping,
  * content_block_delta (text_delta)..., content_block_stop, message_delta
  * (stop_reason, stop_sequence, usage), message_stop; an error mid-stream is
- * an `error` event instead of the closing ones. */
+ * an `error` event instead of the closing ones.
+ *
+ * Both endpoints read their request with prep_messages (handlers.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "server/gen.h"
+#include "server/handlers.h"
 #include "server/prompt.h"
 #include "server/request.h"
 #include "server/sse.h"
@@ -173,20 +176,27 @@ static int messages_tokens(const srv_server *srv, json_t *body, int32_t **ids, i
     return rc;
 }
 
+int prep_messages(const srv_request *req, bool count_only, prep_request *out, srv_error *err) {
+    srv_server *srv = req->srv;
+    *out = (prep_request){0};
+    if (srv_parse_body(req, &out->body, err) || srv_resolve_model(srv, out->body, &out->model, err) ||
+        (!count_only && req_parse_anthropic(srv, out->body, &out->g, err)) ||
+        messages_tokens(srv, out->body, &out->ids, &out->n_ids, err) ||
+        (!count_only && req_fit_context(srv, out->n_ids, "messages", &out->g, err))) {
+        prep_request_free(out);
+        return -1;
+    }
+    return 0;
+}
+
 int h_messages(srv_request *req, srv_reply *out, srv_error *err) {
     srv_server *srv = req->srv;
-    json_t *body = NULL;
-    int32_t *ids = NULL;
-    int n_ids = 0, rc = -1;
-    req_gen g = {0};
-    msg_run *r = NULL;
-    const char *model;
-    if (srv_parse_body(req, &body, err) || srv_resolve_model(srv, body, &model, err)) goto done;
-    if (req_parse_anthropic(srv, body, &g, err) || messages_tokens(srv, body, &ids, &n_ids, err)) goto done;
-    if (req_fit_context(srv, n_ids, "messages", &g, err)) goto done;
-    r = calloc(1, sizeof(*r));
+    prep_request in;
+    if (prep_messages(req, false, &in, err)) return -1;
+    int rc = -1;
+    msg_run *r = calloc(1, sizeof(*r));
     if (r) {
-        r->model = strdup(model);
+        r->model = strdup(in.model);
         r->job = gen_job_create(srv, req->fd, 1);
     }
     if (!r || !r->model || !r->job) {
@@ -194,17 +204,17 @@ int h_messages(srv_request *req, srv_reply *out, srv_error *err) {
         goto done;
     }
     r->srv = srv;
-    r->n_prompt = n_ids;
+    r->n_prompt = in.n_ids;
     strbuf_init(&r->text);
     srv_new_id(srv, "msg_", r->id, sizeof(r->id));
     lm_request_params params;
-    req_params(&g, ids, n_ids, 0, &params);
+    req_params(&in.g, in.ids, in.n_ids, 0, &params);
     if (gen_job_submit(r->job, 0, &params, err)) goto done;
-    r->stops = g.stop;
-    r->n_stops = g.n_stop;
-    g.stop = NULL;
-    g.n_stop = 0;
-    if (g.stream) {
+    r->stops = in.g.stop;
+    r->n_stops = in.g.n_stop;
+    in.g.stop = NULL;
+    in.g.n_stop = 0;
+    if (in.g.stream) {
         sse_sink sink = {r, stream_begin, stream_event, stream_end, stream_free};
         out->stream = sse_stream_create(srv, r->job, sink);
         r = NULL;
@@ -214,22 +224,14 @@ int h_messages(srv_request *req, srv_reply *out, srv_error *err) {
     }
 done:
     msg_run_free(r);
-    free(ids);
-    req_gen_free(&g);
-    json_decref(body);
+    prep_request_free(&in);
     return rc;
 }
 
 int h_count_tokens(srv_request *req, srv_reply *out, srv_error *err) {
-    json_t *body = NULL;
-    int32_t *ids = NULL;
-    int n_ids = 0, rc = -1;
-    const char *model;
-    if (srv_parse_body(req, &body, err) || srv_resolve_model(req->srv, body, &model, err)) goto done;
-    if (messages_tokens(req->srv, body, &ids, &n_ids, err)) goto done;
-    rc = srv_reply_json(out, json_pack("{s:i}", "input_tokens", n_ids), err);
-done:
-    free(ids);
-    json_decref(body);
+    prep_request in;
+    if (prep_messages(req, true, &in, err)) return -1;
+    int rc = srv_reply_json(out, json_pack("{s:i}", "input_tokens", in.n_ids), err);
+    prep_request_free(&in);
     return rc;
 }

@@ -1,17 +1,17 @@
 /* completions.c - POST /v1/completions (legacy): "prompt" as a string, a
  * list of strings, a list of token ids or a list of such lists; echo;
  * logprobs in the legacy shape; n choices per prompt. "suffix" (fill in the
- * middle) and "best_of" > n are refused with a 400 rather than ignored. */
+ * middle) and "best_of" > n are refused with a 400 rather than ignored.
+ * Every prompt is tokenized and checked (prep_completions, see handlers.h)
+ * before any is submitted. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/handlers.h"
 #include "server/openai.h"
 #include "server/prompt.h"
 #include "server/strbuf.h"
-
-#define MAX_PROMPTS 64
-#define MAX_CHOICES_TOTAL 128 /* prompts x n */
 
 /* one prompt of the request: text to tokenize, or token ids as given */
 typedef struct prompt_in {
@@ -41,8 +41,8 @@ static int split_prompts(json_t *body, prompt_in *ps, int *n, srv_error *err) {
         return srv_fail(err, SRV_ERR_INVALID, "prompt",
                         "'prompt' must be a string, a list of strings, a list of token ids or a list of lists of "
                         "token ids");
-    if (json_array_size(p) > MAX_PROMPTS)
-        return srv_fail(err, SRV_ERR_INVALID, "prompt", "'prompt' has more than %d prompts", MAX_PROMPTS);
+    if (json_array_size(p) > PREP_MAX_PROMPTS)
+        return srv_fail(err, SRV_ERR_INVALID, "prompt", "'prompt' has more than %d prompts", PREP_MAX_PROMPTS);
     for (size_t i = 0; i < json_array_size(p); i++) {
         json_t *e = json_array_get(p, i);
         if (!json_is_string(e) && !is_token_list(e))
@@ -91,61 +91,79 @@ static int reject_unsupported(json_t *body, const req_gen *g, bool echo, srv_err
     return 0;
 }
 
-/* tokenizes, checks and submits prompt P of the run */
-static int submit_prompt(srv_request *req, oai_run *run, int p, const prompt_in *in, bool echo, req_gen *g,
-                         int max_tokens_given, srv_error *err) {
-    int32_t *ids = NULL;
-    int n_ids = 0, rc = -1;
-    if (prompt_ids(req->srv, in, &ids, &n_ids, err)) goto done;
+/* the ids of prompt IN, checked against the context, with its echo text */
+static int prep_prompt_one(const srv_server *srv, const prompt_in *in, bool echo, req_gen *g, int max_tokens_given,
+                           prep_prompt *out, srv_error *err) {
+    if (prompt_ids(srv, in, &out->ids, &out->n_ids, err)) return -1;
     g->max_tokens = max_tokens_given;
-    if (req_fit_context(req->srv, n_ids, in->field, g, err)) goto done;
-    if (echo) {
-        int ok;
-        if (json_is_string(in->value)) {
-            ok = oai_run_set_echo(run, p, json_string_value(in->value), json_string_length(in->value), err);
-        } else {
-            strbuf text;
-            strbuf_init(&text);
-            prompt_detokenize(req->srv->vocab, ids, n_ids, &text);
-            ok = oai_run_set_echo(run, p, text.data ? text.data : "", text.len, err);
-            strbuf_free(&text);
-        }
-        if (ok) goto done;
+    if (req_fit_context(srv, out->n_ids, in->field, g, err)) return -1;
+    out->max_tokens = g->max_tokens;
+    if (!echo) return 0;
+    strbuf text;
+    strbuf_init(&text);
+    if (json_is_string(in->value)) strbuf_append(&text, json_string_value(in->value), json_string_length(in->value));
+    else prompt_detokenize(srv->vocab, out->ids, out->n_ids, &text);
+    out->echo_len = text.len;
+    out->echo = strbuf_take(&text);
+    if (!out->echo) return srv_fail(err, SRV_ERR_INTERNAL, NULL, "out of memory");
+    return 0;
+}
+
+void prep_legacy_request_free(prep_legacy_request *p) {
+    for (int i = 0; i < PREP_MAX_PROMPTS; i++) {
+        free(p->prompts[i].ids);
+        free(p->prompts[i].echo);
     }
-    rc = oai_run_submit(run, p, ids, n_ids, g, err);
-done:
-    free(ids);
-    return rc;
+    req_gen_free(&p->g);
+    json_decref(p->body);
+    memset(p, 0, sizeof(*p));
+}
+
+static int prep_all(const srv_request *req, prep_legacy_request *out, srv_error *err) {
+    srv_server *srv = req->srv;
+    prompt_in prompts[PREP_MAX_PROMPTS];
+    if (srv_parse_body(req, &out->body, err) || srv_resolve_model(srv, out->body, &out->model, err)) return -1;
+    if (req_parse_openai(srv, out->body, true, &out->g, err) || req_bool(out->body, "echo", &out->echo, err) < 0)
+        return -1;
+    if (reject_unsupported(out->body, &out->g, out->echo, err) ||
+        split_prompts(out->body, prompts, &out->n_prompts, err))
+        return -1;
+    if (out->n_prompts * out->g.n > PREP_MAX_CHOICES_TOTAL)
+        return srv_fail(err, SRV_ERR_INVALID, "n", "prompts x n = %d exceeds %d choices per request",
+                        out->n_prompts * out->g.n, PREP_MAX_CHOICES_TOTAL);
+    int max_tokens_given = out->g.max_tokens;
+    for (int p = 0; p < out->n_prompts; p++)
+        if (prep_prompt_one(srv, &prompts[p], out->echo, &out->g, max_tokens_given, &out->prompts[p], err)) return -1;
+    out->g.max_tokens = max_tokens_given;
+    return 0;
+}
+
+int prep_completions(const srv_request *req, prep_legacy_request *out, srv_error *err) {
+    memset(out, 0, sizeof(*out));
+    if (prep_all(req, out, err)) {
+        prep_legacy_request_free(out);
+        return -1;
+    }
+    return 0;
 }
 
 int h_completions(srv_request *req, srv_reply *out, srv_error *err) {
-    srv_server *srv = req->srv;
-    json_t *body = NULL;
-    req_gen g = {0};
-    int rc = -1, n_prompts = 0;
-    bool echo = false;
-    prompt_in prompts[MAX_PROMPTS];
-    const char *model;
-    if (srv_parse_body(req, &body, err) || srv_resolve_model(srv, body, &model, err)) goto done;
-    if (req_parse_openai(srv, body, true, &g, err) || req_bool(body, "echo", &echo, err) < 0) goto done;
-    if (reject_unsupported(body, &g, echo, err) || split_prompts(body, prompts, &n_prompts, err)) goto done;
-    if (n_prompts * g.n > MAX_CHOICES_TOTAL) {
-        srv_fail(err, SRV_ERR_INVALID, "n", "prompts x n = %d exceeds %d choices per request", n_prompts * g.n,
-                 MAX_CHOICES_TOTAL);
-        goto done;
-    }
-    oai_run *run = oai_run_create(req, true, model, n_prompts, &g, err);
+    prep_legacy_request in;
+    if (prep_completions(req, &in, err)) return -1;
+    int rc = -1;
+    oai_run *run = oai_run_create(req, true, in.model, in.n_prompts, &in.g, err);
     if (!run) goto done;
-    int max_tokens_given = g.max_tokens;
-    for (int p = 0; p < n_prompts; p++) {
-        if (submit_prompt(req, run, p, &prompts[p], echo, &g, max_tokens_given, err)) {
+    for (int p = 0; p < in.n_prompts; p++) {
+        const prep_prompt *pp = &in.prompts[p];
+        in.g.max_tokens = pp->max_tokens;
+        if ((pp->echo && oai_run_set_echo(run, p, pp->echo, pp->echo_len, err)) ||
+            oai_run_submit(run, p, pp->ids, pp->n_ids, &in.g, err)) {
             oai_run_free(run);
             goto done;
         }
     }
-    rc = oai_run_finish(run, g.stream, out, err);
+    rc = oai_run_finish(run, in.g.stream, out, err);
 done:
-    req_gen_free(&g);
-    json_decref(body);
+    prep_legacy_request_free(&in);
     return rc;
 }
