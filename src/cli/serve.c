@@ -38,8 +38,11 @@ static void serve_usage(FILE *out) {
             "                    [--max-queue N] [--kv-cache-mib N] [--no-prefix-cache] [--cors-origin ORIGIN]\n"
             "                    [--log-format text|json] [--chat-template FILE] [--strict-model]\n"
             "                    [--max-tokens-default N] [--max-body-size BYTES[K|M]] [--shutdown-timeout S]\n"
+            "                    [--max-header-size BYTES[K]] [--max-connections N] [--max-messages N]\n"
+            "                    [--read-timeout S] [--idle-timeout S] [--request-timeout S]\n"
             "  defaults: 127.0.0.1:8000, the default model, key from LAMINA_API_KEY if set,\n"
-            "  name = the model file's stem, 8M body limit, 10 s shutdown grace\n");
+            "  name = the model file's stem, 8M body, 16K headers, 256 connections, 4096 messages,\n"
+            "  30 s to send a request, 120 s idle, no request time limit, 10 s shutdown grace\n");
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, int *out) {
@@ -99,6 +102,17 @@ static int parse_value_flag(serve_args *a, const char *f, const char *val) {
     else if (!strcmp(f, "--max-tokens-default")) return parse_int(f, val, 1, 1 << 20, &c->max_tokens_default);
     else if (!strcmp(f, "--shutdown-timeout")) return parse_int(f, val, 0, 3600, &c->shutdown_grace_s);
     else if (!strcmp(f, "--max-body-size")) return parse_size(f, val, &c->max_body_bytes);
+    else if (!strcmp(f, "--max-header-size")) {
+        if (parse_size(f, val, &c->max_header_bytes)) return -1;
+        if (c->max_header_bytes < 1024 || c->max_header_bytes > (1u << 20)) {
+            fprintf(stderr, "lamina serve: --max-header-size must be between 1K and 1M, got '%s'\n", val);
+            return -1;
+        }
+    } else if (!strcmp(f, "--max-connections")) return parse_int(f, val, 1, 65536, &c->max_connections);
+    else if (!strcmp(f, "--max-messages")) return parse_int(f, val, 1, 1 << 20, &c->max_messages);
+    else if (!strcmp(f, "--read-timeout")) return parse_int(f, val, 1, 86400, &c->read_timeout_s);
+    else if (!strcmp(f, "--idle-timeout")) return parse_int(f, val, 1, 86400, &c->idle_timeout_s);
+    else if (!strcmp(f, "--request-timeout")) return parse_int(f, val, 0, 86400 * 7, &c->request_timeout_s);
     else if (!strcmp(f, "--kv-cache-mib")) {
         int mib;
         if (parse_int(f, val, 1, 1 << 20, &mib)) return -1;
@@ -125,6 +139,11 @@ static int parse_args(int argc, char **argv, serve_args *a) {
     c->api_key = getenv("LAMINA_API_KEY");
     if (c->api_key && !*c->api_key) c->api_key = NULL;
     c->max_body_bytes = 8u << 20;
+    c->max_header_bytes = 16u << 10;
+    c->max_connections = 256;
+    c->max_messages = 4096;
+    c->read_timeout_s = 30;
+    c->idle_timeout_s = 120;
     c->shutdown_grace_s = 10;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];

@@ -88,9 +88,7 @@ static int collect(msg_run *r, srv_reply *out, srv_error *err) {
         memset(&ev, 0, sizeof(ev));
         gen_status st = gen_job_next(r->job, &i, &ev);
         if (st == GEN_FINISHED) break;
-        if (st == GEN_CANCELLED)
-            return srv_fail(err, SRV_ERR_UNAVAILABLE, NULL,
-                            gen_job_client_gone(r->job) ? "the client disconnected" : "the server is shutting down");
+        if (st == GEN_CANCELLED) return gen_job_cancel_error(r->job, err);
         apply_event(r, &ev, true);
         lm_event_clear(&ev);
     }
@@ -138,10 +136,11 @@ static void stream_error(strbuf *out, srv_err_kind kind, const char *message) {
     free(s);
 }
 
-static void stream_end(void *ctx, bool cancelled, strbuf *out) {
+static void stream_end(void *ctx, const srv_error *cancel, strbuf *out) {
     msg_run *r = ctx;
-    if (cancelled) {
-        stream_error(out, SRV_ERR_OVERLOADED, "the server is shutting down");
+    if (cancel) {
+        /* shutdown as overloaded_error: Anthropic's clients retry those */
+        stream_error(out, cancel->kind == SRV_ERR_UNAVAILABLE ? SRV_ERR_OVERLOADED : cancel->kind, cancel->message);
         return;
     }
     if (r->error) {

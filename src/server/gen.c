@@ -34,6 +34,8 @@ struct gen_job {
     int n_finished;
     int next;          /* round-robin start */
     bool client_gone;
+    bool timed_out;    /* ran past --request-timeout */
+    double deadline;   /* monotonic seconds; 0 = none */
     gen_choice *choices; /* (n_choices) */
 };
 
@@ -54,6 +56,7 @@ gen_job *gen_job_create(srv_server *srv, int fd, int n_choices) {
     j->srv = srv;
     j->fd = fd;
     j->n_choices = n_choices;
+    if (srv->cfg.request_timeout_s > 0) j->deadline = now_s() + srv->cfg.request_timeout_s;
     atomic_fetch_add(&srv->in_flight, 1);
     return j;
 }
@@ -129,8 +132,9 @@ static void account(gen_job *j, int i, const lm_event *ev) {
 gen_status gen_job_next(gen_job *j, int *i, lm_event *ev) {
     for (;;) {
         if (j->n_finished == j->n_choices) return GEN_FINISHED;
-        if (j->client_gone || atomic_load(&j->srv->cancel_all) || peer_hung_up(j->fd)) {
-            if (!atomic_load(&j->srv->cancel_all)) j->client_gone = true;
+        if (j->deadline > 0 && !j->timed_out && now_s() > j->deadline) j->timed_out = true;
+        if (j->client_gone || j->timed_out || atomic_load(&j->srv->cancel_all) || peer_hung_up(j->fd)) {
+            if (!j->timed_out && !atomic_load(&j->srv->cancel_all)) j->client_gone = true;
             cancel_all(j);
             return GEN_CANCELLED;
         }
@@ -158,6 +162,14 @@ gen_status gen_job_next(gen_job *j, int *i, lm_event *ev) {
 }
 
 bool gen_job_client_gone(const gen_job *j) { return j->client_gone; }
+
+int gen_job_cancel_error(const gen_job *j, srv_error *err) {
+    if (j->client_gone) return srv_fail(err, SRV_ERR_UNAVAILABLE, NULL, "the client disconnected");
+    if (j->timed_out)
+        return srv_fail(err, SRV_ERR_DEADLINE, NULL, "generation ran longer than %d s (--request-timeout)",
+                        j->srv->cfg.request_timeout_s);
+    return srv_fail(err, SRV_ERR_UNAVAILABLE, NULL, "the server is shutting down");
+}
 
 int gen_job_prompt_tokens(const gen_job *j) {
     int n = 0;

@@ -25,7 +25,7 @@ int gen_job_submit(gen_job *j, int i, const lm_request_params *params, srv_error
 typedef enum gen_status {
     GEN_EVENT = 1,     /* *ev filled for choice *i (the caller lm_event_clear()s it) */
     GEN_FINISHED = 0,  /* every choice has had its DONE or ERROR */
-    GEN_CANCELLED = -1 /* client gone or shutdown: all aborted */
+    GEN_CANCELLED = -1 /* client gone, past --request-timeout, or shutdown: all aborted */
 } gen_status;
 
 /* Blocks until the next event of any choice (while checking the client
@@ -34,6 +34,8 @@ gen_status gen_job_next(gen_job *j, int *i, lm_event *ev);
 
 /* true once gen_job_next() returned GEN_CANCELLED because the client left */
 bool gen_job_client_gone(const gen_job *j);
+/* why gen_job_next() returned GEN_CANCELLED, as the error to answer; -1 */
+int gen_job_cancel_error(const gen_job *j, srv_error *err);
 /* sums over the choices' DONE events, for the request log */
 int gen_job_prompt_tokens(const gen_job *j);
 int gen_job_completion_tokens(const gen_job *j);

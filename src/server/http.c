@@ -26,6 +26,7 @@
 
 #include "lamina.h"
 #include "server/auth.h"
+#include "server/conns.h"
 #include "server/metrics.h"
 #include "server/router.h"
 #include "server/sse.h"
@@ -33,8 +34,9 @@
 #include "server/strbuf.h"
 
 #define STREAM_BLOCK 16384       /* bytes per content-reader call */
-#define CONNECTION_TIMEOUT_S 300 /* idle keep-alive connections are closed after this */
 #define CANCEL_WAIT_S 5          /* after the grace period: time for aborted requests to unwind */
+#define REAP_EVERY_MS 250        /* how often the main thread enforces read deadlines */
+#define EXTRA_CONNECTIONS 16     /* accepted beyond --max-connections, to answer them 503 */
 
 /* per-request state, from the first header callback to the completion callback */
 typedef struct conn_ctx {
@@ -42,6 +44,7 @@ typedef struct conn_ctx {
     strbuf body;
     bool too_large;     /* the body went past the limit: it is read and dropped */
     bool streaming;     /* an SSE reply: the stream writes the log line */
+    srv_error refused;  /* set (message != "") when the head failed a check: the body is dropped */
     int status;         /* 0 until a response is queued */
     int prompt_tokens, completion_tokens;
     char method[8];
@@ -145,7 +148,8 @@ static enum MHD_Result queue_body(srv_server *srv, struct MHD_Connection *conn, 
     add_common_headers(srv, r, content_type ? content_type : "application/json");
     if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (status == 413) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (status == 413 || status == 431 || status == 408 || c->refused.message[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     metrics_count_request(srv->metrics, endpoint, status);
@@ -211,6 +215,38 @@ static int connection_fd(struct MHD_Connection *conn) {
     return ci ? (int)ci->connect_fd : -1;
 }
 
+static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    size_t *n = cls;
+    *n += strlen(key) + (value ? strlen(value) : 0) + 4; /* "key: value\r\n" */
+    return MHD_YES;
+}
+
+static conn_entry *conn_entry_of(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* the checks that need only the request line and headers: header size,
+ * connection limit, read deadline; 0 or -1 with ERR filled */
+static int check_request_head(srv_server *srv, struct MHD_Connection *conn, const char *url, srv_error *err) {
+    size_t n = strlen(url);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_bytes, &n);
+    if (n > srv->cfg.max_header_bytes)
+        return srv_fail(err, SRV_ERR_HEADERS, NULL,
+                        "the request line and headers take %zu bytes, more than %zu (--max-header-size)", n,
+                        srv->cfg.max_header_bytes);
+    int open = conns_active(srv->conns);
+    if (open > srv->cfg.max_connections)
+        return srv_fail(err, SRV_ERR_OVERLOADED, NULL, "too many open connections (%d, --max-connections %d)", open,
+                        srv->cfg.max_connections);
+    return 0;
+}
+
+/* the read deadline of the request on CONN has passed */
+static bool read_overdue(srv_server *srv, struct MHD_Connection *conn) {
+    return conns_overdue(srv->conns, conn_entry_of(conn), srv_now());
+}
+
 static enum MHD_Result dispatch(srv_server *srv, struct MHD_Connection *conn, conn_ctx *c, const char *url,
                                 const char *method) {
     if (!strcmp(method, "OPTIONS")) return queue_preflight(srv, conn, c);
@@ -221,6 +257,8 @@ static enum MHD_Result dispatch(srv_server *srv, struct MHD_Connection *conn, co
     srv_api api = route ? route->api : router_api_of_path(url);
     srv_error err;
     memset(&err, 0, sizeof(err));
+    conns_request_read(srv->conns, conn_entry_of(conn));
+    if (c->refused.message[0]) return queue_error(srv, conn, c, endpoint, api, &c->refused, NULL);
     if (c->too_large) {
         srv_fail(&err, SRV_ERR_TOO_LARGE, NULL, "the request body is larger than %zu bytes (--max-body-size)",
                  srv->cfg.max_body_bytes);
@@ -271,9 +309,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(c->method, sizeof(c->method), "%s", method);
         snprintf(c->path, sizeof(c->path), "%s", url);
         *con_cls = c;
+        if (check_request_head(srv, conn, url, &c->refused)) strbuf_free(&c->body);
         return MHD_YES;
     }
     if (*upload_data_size) {
+        if (!c->refused.message[0] && read_overdue(srv, conn))
+            srv_fail(&c->refused, SRV_ERR_SLOW_CLIENT, NULL,
+                     "the request did not arrive within %d s (--read-timeout)", srv->cfg.read_timeout_s);
+        if (c->refused.message[0]) {
+            *upload_data_size = 0; /* read and dropped */
+            return MHD_YES;
+        }
         if (!c->too_large && c->body.len + *upload_data_size > srv->cfg.max_body_bytes) {
             c->too_large = true;
             strbuf_free(&c->body);
@@ -298,6 +344,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     strbuf_free(&c->body);
     free(c);
     *con_cls = NULL;
+    int wait_s = srv->cfg.read_timeout_s > srv->cfg.idle_timeout_s ? srv->cfg.read_timeout_s : srv->cfg.idle_timeout_s;
+    conns_request_done(srv->conns, conn_entry_of(conn), srv_now() + wait_s);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    srv_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        *socket_context = conns_open(srv->conns, connection_fd(conn), srv_now() + srv->cfg.read_timeout_s);
+    else conns_close(srv->conns, *socket_context);
 }
 
 /* ---- listening and lifetime ---- */
@@ -434,18 +490,22 @@ int server_run(const srv_config *cfg, lm_engine *engine, const tok_vocab *vocab,
     srv->vocab = vocab;
     srv->tmpl = tmpl;
     srv->metrics = metrics_create();
+    srv->conns = conns_create();
     init_identity(srv);
     char why[256];
     int port = 0;
-    int fd = srv->metrics ? open_listener(cfg->host, cfg->port, &port, why, sizeof(why)) : -1;
-    if (!srv->metrics) snprintf(why, sizeof(why), "out of memory");
+    int fd = srv->metrics && srv->conns ? open_listener(cfg->host, cfg->port, &port, why, sizeof(why)) : -1;
+    if (!srv->metrics || !srv->conns) snprintf(why, sizeof(why), "out of memory");
     struct MHD_Daemon *d = NULL;
     if (fd >= 0) {
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
                          MHD_USE_AUTO | MHD_USE_ERROR_LOG;
         d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                             srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+                             srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+                             (unsigned)cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+                             (unsigned)(cfg->max_connections + EXTRA_CONNECTIONS), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                             cfg->max_header_bytes * 2 + 32768, MHD_OPTION_END);
         if (!d) {
             snprintf(why, sizeof(why), "libmicrohttpd could not start on %s:%d", cfg->host, port);
             close(fd);
@@ -454,13 +514,16 @@ int server_run(const srv_config *cfg, lm_engine *engine, const tok_vocab *vocab,
     if (!d) {
         fprintf(stderr, "lamina serve: %s\n", why);
         metrics_free(srv->metrics);
+        conns_free(srv->conns);
         free(srv);
         return 1;
     }
     print_start_line(srv, cfg->host, port);
-    int sig = wait_signal(-1);
+    int sig;
+    while (!(sig = wait_signal(REAP_EVERY_MS))) conns_reap(srv->conns, srv_now());
     shutdown_server(srv, d, sig);
     metrics_free(srv->metrics);
+    conns_free(srv->conns);
     free(srv);
     return 0;
 }

@@ -264,9 +264,7 @@ static int collect(oai_run *r, srv_reply *out, srv_error *err) {
         memset(&ev, 0, sizeof(ev));
         gen_status st = gen_job_next(r->job, &i, &ev);
         if (st == GEN_FINISHED) break;
-        if (st == GEN_CANCELLED)
-            return srv_fail(err, SRV_ERR_UNAVAILABLE, NULL,
-                            gen_job_client_gone(r->job) ? "the client disconnected" : "the server is shutting down");
+        if (st == GEN_CANCELLED) return gen_job_cancel_error(r->job, err);
         apply_event(r, i, &ev, true);
         lm_event_clear(&ev);
     }
@@ -331,12 +329,10 @@ static void stream_event(void *ctx, int i, const lm_event *ev, strbuf *out) {
     free(s);
 }
 
-static void stream_end(void *ctx, bool cancelled, strbuf *out) {
+static void stream_end(void *ctx, const srv_error *cancel, strbuf *out) {
     oai_run *r = ctx;
-    if (cancelled) {
-        srv_error e;
-        srv_fail(&e, SRV_ERR_UNAVAILABLE, NULL, "the server is shutting down");
-        char *s = srv_error_json(&e, SRV_API_OPENAI);
+    if (cancel) {
+        char *s = srv_error_json(cancel, SRV_API_OPENAI);
         if (s) strbuf_printf(out, "data: %s\n\n", s);
         free(s);
     } else if (r->include_usage) {

@@ -25,6 +25,9 @@ int srv_error_status(srv_err_kind kind, srv_api api) {
     case SRV_ERR_NOT_FOUND: return 404;
     case SRV_ERR_METHOD: return 405;
     case SRV_ERR_TOO_LARGE: return 413;
+    case SRV_ERR_HEADERS: return 431;
+    case SRV_ERR_SLOW_CLIENT: return 408;
+    case SRV_ERR_DEADLINE: return 504;
     case SRV_ERR_OVERLOADED: return api == SRV_API_ANTHROPIC ? 529 : 503;
     case SRV_ERR_UNAVAILABLE: return 503;
     case SRV_ERR_INTERNAL: return 500;
@@ -39,6 +42,12 @@ static void openai_type(srv_err_kind kind, const char **type, const char **code)
     switch (kind) {
     case SRV_ERR_AUTH: *code = "invalid_api_key"; break;
     case SRV_ERR_TOO_LARGE: *code = "request_too_large"; break;
+    case SRV_ERR_HEADERS: *code = "request_header_fields_too_large"; break;
+    case SRV_ERR_SLOW_CLIENT: *code = "request_timeout"; break;
+    case SRV_ERR_DEADLINE:
+        *type = "server_error";
+        *code = "timeout";
+        break;
     case SRV_ERR_OVERLOADED:
         *type = "server_error";
         *code = "queue_full";
@@ -56,7 +65,9 @@ static const char *anthropic_type(srv_err_kind kind) {
     switch (kind) {
     case SRV_ERR_AUTH: return "authentication_error";
     case SRV_ERR_NOT_FOUND: return "not_found_error";
-    case SRV_ERR_TOO_LARGE: return "request_too_large";
+    case SRV_ERR_TOO_LARGE:
+    case SRV_ERR_HEADERS: return "request_too_large";
+    case SRV_ERR_DEADLINE: return "timeout_error";
     case SRV_ERR_OVERLOADED: return "overloaded_error";
     case SRV_ERR_UNAVAILABLE:
     case SRV_ERR_INTERNAL: return "api_error";

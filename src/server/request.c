@@ -7,6 +7,7 @@
 #include <string.h>
 
 #define MAX_STOP 16      /* stop strings per request */
+#define MAX_STOP_BYTES 1024 /* bytes per stop string */
 #define MAX_CHOICES 64   /* n */
 #define MAX_TOP_LOGPROBS LM_MAX_TOP_LOGPROBS
 
@@ -92,6 +93,8 @@ static int add_stop(req_gen *g, const char *field, json_t *s, srv_error *err) {
                         json_type_name(s));
     if (json_string_length(s) == 0)
         return srv_fail(err, SRV_ERR_INVALID, field, "'%s' must not contain an empty string", field);
+    if (json_string_length(s) > MAX_STOP_BYTES)
+        return srv_fail(err, SRV_ERR_INVALID, field, "'%s' has a string longer than %d bytes", field, MAX_STOP_BYTES);
     if (g->n_stop == MAX_STOP)
         return srv_fail(err, SRV_ERR_INVALID, field, "'%s' has more than %d strings", field, MAX_STOP);
     if (!g->stop) g->stop = calloc(MAX_STOP, sizeof(char *));
@@ -200,10 +203,21 @@ static int reject_unsupported_openai(json_t *body, srv_error *err) {
     return 0;
 }
 
+/* --max-messages: a chat request's "messages" list may not be longer */
+static int check_message_count(const srv_server *srv, json_t *body, srv_error *err) {
+    json_t *m = json_object_get(body, "messages");
+    size_t n = json_is_array(m) ? json_array_size(m) : 0;
+    if (srv->cfg.max_messages > 0 && n > (size_t)srv->cfg.max_messages)
+        return srv_fail(err, SRV_ERR_INVALID, "messages", "'messages' has %zu messages, more than %d (--max-messages)",
+                        n, srv->cfg.max_messages);
+    return 0;
+}
+
 int req_parse_openai(srv_server *srv, json_t *body, bool legacy, req_gen *g, srv_error *err) {
     gen_init(srv, g);
     long long k;
     int r;
+    if (!legacy && check_message_count(srv, body, err)) return -1;
     if (parse_sampling(body, 2, g, err) || parse_penalties(body, g, err) ||
         parse_logit_bias(body, tok_n_vocab(srv->vocab), g, err))
         return -1;
@@ -248,12 +262,14 @@ int req_parse_anthropic(srv_server *srv, json_t *body, req_gen *g, srv_error *er
     gen_init(srv, g);
     long long k;
     int r;
+    if (check_message_count(srv, body, err)) return -1;
     if (parse_sampling(body, 1, g, err)) return -1;
     if (parse_stop(body, "stop_sequences", false, g, err)) return -1;
     if ((r = req_int(body, "max_tokens", 1, INT_MAX, &k, err)) < 0) return -1;
     if (!r) return srv_fail(err, SRV_ERR_INVALID, "max_tokens", "max_tokens: Field required");
     g->max_tokens = (int)k;
-    if (req_bool(body, "stream", &g->stream, err) < 0) return -1;
+    if (req_bool(body, "stream", &g->stream, err) < 0 || req_bool(body, "ignore_eos", &g->ignore_eos, err) < 0)
+        return -1;
     json_t *tools = json_object_get(body, "tools");
     if (tools && json_is_array(tools) && json_array_size(tools))
         return srv_fail(err, SRV_ERR_INVALID, "tools", "tools: not supported, this server has no tool use yet");

@@ -24,6 +24,12 @@ typedef struct srv_config {
     bool log_json;           /* request log lines as JSON objects (else text) */
     bool strict_model;       /* 404 for a "model" other than served_name */
     size_t max_body_bytes;   /* larger request bodies get 413 */
+    size_t max_header_bytes; /* larger request headers (with the URL) get 431 */
+    int max_connections;     /* open connections beyond it get 503 and are closed */
+    int max_messages;        /* chat messages per request (400 beyond) */
+    int read_timeout_s;      /* a whole request must arrive within this (408 / closed) */
+    int idle_timeout_s;      /* a connection silent this long is closed */
+    int request_timeout_s;   /* generation time per request; 0 = unbounded (504 / error event) */
     int max_tokens_default;  /* when a request gives none; 0 = the rest of the context */
     int shutdown_grace_s;    /* seconds in-flight requests may finish after SIGINT/SIGTERM */
     int n_ctx;               /* tokens of one sequence (the engine's) */

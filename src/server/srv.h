@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "server/server.h"
 
+typedef struct conns conns;
 typedef struct srv_metrics srv_metrics;
 typedef struct srv_template srv_template;
 typedef struct sse_stream sse_stream;
@@ -30,6 +31,7 @@ typedef struct srv_server {
     const tok_vocab *vocab;
     const srv_template *tmpl;  /* the chat template */
     srv_metrics *metrics;
+    conns *conns;              /* open connections: limit and read deadlines */
     char fingerprint[32];      /* system_fingerprint: "fp_" + hash of version and model */
     time_t started;            /* seconds since the epoch */
     uint64_t id_seed;          /* random, mixed into response ids */
@@ -48,6 +50,9 @@ typedef enum srv_err_kind {
     SRV_ERR_NOT_FOUND,   /* 404 */
     SRV_ERR_METHOD,      /* 405 */
     SRV_ERR_TOO_LARGE,   /* 413 */
+    SRV_ERR_HEADERS,     /* 431: request headers too large */
+    SRV_ERR_SLOW_CLIENT, /* 408: the request did not arrive within --read-timeout */
+    SRV_ERR_DEADLINE,    /* 504: generation ran past --request-timeout */
     SRV_ERR_OVERLOADED,  /* 503 (OpenAI) / 529 (Anthropic): queue full */
     SRV_ERR_UNAVAILABLE, /* 503: shutting down */
     SRV_ERR_INTERNAL,    /* 500 */

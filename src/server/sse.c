@@ -87,7 +87,9 @@ static bool produce(sse_stream *s) {
         s->client_gone = true;
         return false;
     }
-    s->sink.end(s->sink.ctx, st == GEN_CANCELLED, &s->out);
+    srv_error cancel;
+    if (st == GEN_CANCELLED) gen_job_cancel_error(s->job, &cancel);
+    s->sink.end(s->sink.ctx, st == GEN_CANCELLED ? &cancel : NULL, &s->out);
     return true;
 }
 

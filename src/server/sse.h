@@ -20,9 +20,10 @@ typedef struct sse_sink {
     void *ctx;
     void (*begin)(void *ctx, strbuf *out);
     void (*event)(void *ctx, int choice, const lm_event *ev, strbuf *out);
-    /* after the last event; CANCELLED: the server is shutting down (the
-     * client is gone when its socket hung up: then nothing is written) */
-    void (*end)(void *ctx, bool cancelled, strbuf *out);
+    /* after the last event; CANCEL (else NULL): why generation was cut
+     * short - shutdown or --request-timeout (when the client is gone, its
+     * socket hung up, nothing is written and end is not called) */
+    void (*end)(void *ctx, const srv_error *cancel, strbuf *out);
     void (*free)(void *ctx);
 } sse_sink;
 
