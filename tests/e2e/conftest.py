@@ -97,7 +97,21 @@ class Server:
 
     def close(self):
         self.stop()
+        log = self.stderr()
         os.unlink(self.log.name)
+        assert_no_sanitizer_report(log)
+
+
+# Reports of a sanitized build (LAMINA_BIN=build-asan/lamina): a leak or
+# memory error at any time, including the exit after SIGTERM, fails the test
+# that owned the server.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "WARNING: ThreadSanitizer")
+
+
+def assert_no_sanitizer_report(log):
+    for mark in SANITIZER_MARKS:
+        i = log.find(mark)
+        assert i < 0, f"sanitizer report in the server log:\n{log[max(0, i - 200):i + 4000]}"
 
 
 def start_server(*args, env=None):
@@ -111,6 +125,7 @@ def server():
     code = s.stop()
     log = s.stderr()
     os.unlink(s.log.name)
+    assert_no_sanitizer_report(log)
     assert code == 0, f"lamina serve exited with {code}:\n{log[-4000:]}"
 
 
