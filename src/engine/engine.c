@@ -393,6 +393,8 @@ static void update_stats(lm_engine *e) {
     e->stats.kv_blocks_total = kv_n_blocks(e->kv);
     e->stats.kv_blocks_used = kv_n_blocks(e->kv) - kv_n_free(e->kv);
     e->stats.kv_blocks_cached = kv_n_cached(e->kv);
+    /* audited only when idle: it walks every block */
+    if (e->n_running == 0 && e->stats.waiting == 0 && kv_cache_check(e->kv)) e->stats.kv_audit_failed = true;
     e->stats.generated_tokens = e->n_generated;
     e->stats.prefix_hit_tokens = e->n_prefix_hit;
     e->stats.preemptions = e->n_preemptions;

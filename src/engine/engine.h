@@ -112,6 +112,7 @@ typedef struct lm_engine_stats {
     int kv_blocks_total;
     int kv_blocks_used;         /* referenced by a sequence */
     int kv_blocks_cached;       /* free but holding a reusable prefix */
+    bool kv_audit_failed;       /* once idle, the free list disagreed with the reference counts */
     uint64_t prefix_hit_tokens; /* prompt tokens served from the cache, total */
     uint64_t prompt_tokens;     /* prompt tokens submitted, total */
     uint64_t generated_tokens;  /* tokens generated, total */

@@ -2,9 +2,11 @@
  *
  * Batch invariance: a request's greedy output is token-for-token the same
  * whether it runs alone, beside 15 others, with the prefix cache on or off,
- * and whatever chunk size its prefill is split into. Stress: many requests
- * of random lengths with random aborts and a pool small enough to force
- * preemption; every completed one equals its solo run and no block leaks. */
+ * and whatever chunk size its prefill is split into. Stress: 200 requests
+ * of random lengths, a quarter abandoned before their first token and a
+ * quarter in mid-stream, over a pool small enough to force preemption; every
+ * request's tokens equal its solo run's and no block leaks (the free list
+ * agrees with the reference counts, and every block is free at the end). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,10 +70,12 @@ static lm_request_params greedy_params(const int32_t *prompt, int n, int max_tok
     return p;
 }
 
-static void collect(lm_handle *h, result *r) {
+/* reads H's events until it finishes, or until it gave MAX_EVENTS tokens
+ * (a client that leaves mid-stream); then releases it */
+static void collect_some(lm_handle *h, result *r, int max_events) {
     memset(r, 0, sizeof(*r));
     lm_event ev;
-    while (engine_next_event(h, &ev, 60000) == 1) {
+    while (r->n_tokens < max_events && engine_next_event(h, &ev, 60000) == 1) {
         if (ev.kind == LM_EVENT_TOKEN) {
             if (r->n_tokens < 64) r->tokens[r->n_tokens++] = ev.token;
             strncat(r->text, ev.text ? ev.text : "", sizeof(r->text) - strlen(r->text) - 1);
@@ -87,6 +91,16 @@ static void collect(lm_handle *h, result *r) {
     engine_release(h);
 }
 
+static void collect(lm_handle *h, result *r) { collect_some(h, r, 1 << 30); }
+
+/* a request cut short (max_tokens M, or abandoned after M tokens) saw the
+ * first M tokens of its solo run */
+static void expect_prefix(const result *solo, const result *r, int m, const char *what, int i) {
+    CHECK(r->n_tokens == m && !memcmp(solo->tokens, r->tokens, sizeof(int32_t) * m),
+          "%s %d: %d tokens, not the first %d of the solo run", what, i, r->n_tokens, m);
+    CHECK(!strncmp(solo->text, r->text, strlen(r->text)), "%s %d: text '%s' is not a prefix of '%s'", what, i,
+          r->text, solo->text);
+}
 static void run_all(lm_engine *e, fixture *f, result *out, int n, const int *which) {
     lm_handle *h[N_PROMPTS * 4];
     for (int i = 0; i < n; i++) {
@@ -111,6 +125,7 @@ static void wait_idle_and_check_blocks(lm_engine *e, const char *what) {
         if (st.running == 0 && st.waiting == 0 && st.kv_blocks_used == 0) break;
         usleep(10000);
     }
+    CHECK(!st.kv_audit_failed, "%s: the K/V free list disagrees with the reference counts", what);
     CHECK(st.kv_blocks_used == 0 && st.running == 0 && st.waiting == 0,
           "%s: leaked state: %d blocks used, %d running, %d waiting", what, st.kv_blocks_used, st.running,
           st.waiting);
@@ -164,26 +179,40 @@ int main(void) {
     for (int i = 0; i < N_PROMPTS; i++) expect_same(&solo[i], &got[i], "chunk 7", i);
     engine_free(e);
 
-    /* 5. stress: a pool of ~2 contexts, 48 requests, a third aborted early */
+    /* 5. stress: a pool of ~2 contexts, 200 requests of random lengths; a
+     * quarter abandoned at once, a quarter after a few tokens */
+    enum { N_STRESS = 200 };
     const size_t per_token = (size_t)30 * 3 * 64 * 2 * sizeof(lm_fp16); /* layers x kv heads x dims x (K, V) */
     e = start(&f, true, 64, 2 * 256 * per_token + 16 * 1024);
-    lm_handle *h[48];
-    int which[48];
+    static lm_handle *h[N_STRESS];
+    int which[N_STRESS], max_tokens[N_STRESS], leave_after[N_STRESS];
     srand(11);
-    for (int i = 0; i < 48; i++) {
+    for (int i = 0; i < N_STRESS; i++) {
         which[i] = rand() % N_PROMPTS;
-        lm_request_params p = greedy_params(f.prompts[which[i]], f.n_prompt[which[i]], GEN_TOKENS);
+        max_tokens[i] = 1 + rand() % GEN_TOKENS;
+        int fate = rand() % 4;
+        leave_after[i] = fate == 0 ? 0 : fate == 1 ? rand() % max_tokens[i] : max_tokens[i];
+        lm_request_params p = greedy_params(f.prompts[which[i]], f.n_prompt[which[i]], max_tokens[i]);
         CHECK(engine_submit(e, &p, &h[i], &err) == LM_SUBMIT_OK, "stress submit: %s", err.msg);
     }
-    for (int i = 0; i < 48; i++) {
-        if (i % 3 == 1) {
-            engine_release(h[i]); /* a client that went away */
+    int n_completed = 0, n_left = 0;
+    for (int i = 0; i < N_STRESS; i++) {
+        if (leave_after[i] == 0) {
+            engine_release(h[i]); /* a client that went away before its first token */
             continue;
         }
         result r;
-        collect(h[i], &r);
-        expect_same(&solo[which[i]], &r, "stress", which[i]);
+        if (leave_after[i] == max_tokens[i]) collect(h[i], &r);
+        else collect_some(h[i], &r, leave_after[i]);
+        expect_prefix(&solo[which[i]], &r, leave_after[i], "stress", i);
+        if (leave_after[i] == max_tokens[i]) {
+            CHECK(r.done && r.finish == LM_FINISH_LENGTH, "stress %d: did not finish by length", i);
+            n_completed++;
+        } else {
+            n_left++;
+        }
     }
+    printf("stress: %d requests, %d completed, %d left mid-stream\n", N_STRESS, n_completed, n_left);
     lm_engine_stats st;
     engine_stats(e, &st);
     printf("stress: %llu preemptions, %llu steps\n", (unsigned long long)st.preemptions, (unsigned long long)st.steps);
