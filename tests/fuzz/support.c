@@ -9,11 +9,11 @@
 #include "engine/sequence.h"
 #include "server/prompt.h"
 
-/* Allocation failures return NULL as glibc's do, so that the code's own
- * out-of-memory paths run instead of ASan stopping the process (a huge
- * request for memory is then a finding only if it is used: the RSS limit). */
+/* An allocation of more than 2 GiB fails, and failures return NULL as
+ * glibc's do, so that the code's own out-of-memory paths run instead of ASan
+ * stopping the process (or poisoning shadow for a huge untouched calloc). */
 const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+const char *__asan_default_options(void) { return "allocator_may_return_null=1:max_allocation_size_mb=2048"; }
 
 void fz_fail(const char *fmt, ...) {
     va_list ap;
