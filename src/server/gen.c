@@ -129,7 +129,8 @@ static void account(gen_job *j, int i, const lm_event *ev) {
                                                                           : "stop");
 }
 
-gen_status gen_job_next(gen_job *j, int *i, lm_event *ev) {
+gen_status gen_job_next(gen_job *j, int *i, lm_event *ev, double max_wait_s) {
+    double give_up = max_wait_s > 0 ? now_s() + max_wait_s : 0;
     for (;;) {
         if (j->n_finished == j->n_choices) return GEN_FINISHED;
         if (j->deadline > 0 && !j->timed_out && now_s() > j->deadline) j->timed_out = true;
@@ -158,6 +159,7 @@ gen_status gen_job_next(gen_job *j, int *i, lm_event *ev) {
             *i = waiting_on;
             return GEN_EVENT;
         }
+        if (give_up > 0 && now_s() > give_up) return GEN_IDLE;
     }
 }
 

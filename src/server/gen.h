@@ -23,14 +23,18 @@ void gen_job_free(gen_job *j);
 int gen_job_submit(gen_job *j, int i, const lm_request_params *params, srv_error *err);
 
 typedef enum gen_status {
+    GEN_IDLE = 2,      /* no event within the caller's MAX_WAIT_S */
     GEN_EVENT = 1,     /* *ev filled for choice *i (the caller lm_event_clear()s it) */
     GEN_FINISHED = 0,  /* every choice has had its DONE or ERROR */
     GEN_CANCELLED = -1 /* client gone, past --request-timeout, or shutdown: all aborted */
 } gen_status;
 
 /* Blocks until the next event of any choice (while checking the client
- * socket and the server's cancel flag every few milliseconds). */
-gen_status gen_job_next(gen_job *j, int *i, lm_event *ev);
+ * socket and the server's cancel flag every few milliseconds), or, when
+ * MAX_WAIT_S > 0, at most that long (then GEN_IDLE: a stream sends a
+ * keep-alive so that the connection's idle timeout does not cut it while
+ * the request waits in the queue). */
+gen_status gen_job_next(gen_job *j, int *i, lm_event *ev, double max_wait_s);
 
 /* true once gen_job_next() returned GEN_CANCELLED because the client left */
 bool gen_job_client_gone(const gen_job *j);

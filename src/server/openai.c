@@ -262,7 +262,7 @@ static int collect(oai_run *r, srv_reply *out, srv_error *err) {
         int i;
         lm_event ev;
         memset(&ev, 0, sizeof(ev));
-        gen_status st = gen_job_next(r->job, &i, &ev);
+        gen_status st = gen_job_next(r->job, &i, &ev, 0);
         if (st == GEN_FINISHED) break;
         if (st == GEN_CANCELLED) return gen_job_cancel_error(r->job, err);
         apply_event(r, i, &ev, true);

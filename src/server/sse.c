@@ -65,6 +65,14 @@ void sse_stream_set_log(sse_stream *s, const char *method, const char *path, dou
     s->t_start = t_start;
 }
 
+/* seconds without an event after which a stream sends a keep-alive comment:
+ * well within --idle-timeout, which would otherwise close a stream whose
+ * request waits in the queue (and within common proxies' 60 s) */
+static double keepalive_s(const srv_server *srv) {
+    double t = srv->cfg.idle_timeout_s / 2.0;
+    return t > 15 ? 15 : t > 0 ? t : 15;
+}
+
 /* formats more output; false at the end (or when the client is gone) */
 static bool produce(sse_stream *s) {
     if (!s->begun) {
@@ -76,7 +84,11 @@ static bool produce(sse_stream *s) {
     int choice;
     lm_event ev;
     memset(&ev, 0, sizeof(ev));
-    gen_status st = gen_job_next(s->job, &choice, &ev);
+    gen_status st = gen_job_next(s->job, &choice, &ev, keepalive_s(s->srv));
+    if (st == GEN_IDLE) {
+        strbuf_puts(&s->out, ": keep-alive\n\n"); /* an SSE comment: clients ignore it */
+        return true;
+    }
     if (st == GEN_EVENT) {
         s->sink.event(s->sink.ctx, choice, &ev, &s->out);
         lm_event_clear(&ev);

@@ -228,3 +228,35 @@ def test_request_timeout(fresh_server):
     assert request(s, "POST", "/v1/chat/completions", CHAT).status_code == 200
     m = request(s, "GET", "/metrics").text
     assert "lamina_kv_blocks_used 0" in m
+
+
+def test_queued_stream_outlives_the_idle_timeout(fresh_server):
+    """A stream whose request waits in the queue longer than --idle-timeout
+    is kept open with SSE keep-alive comments and completes (found by the
+    soak: the connection used to be cut without an error or [DONE])."""
+    s = fresh_server("--max-num-seqs", "1", "--idle-timeout", "2")
+    host, port = s.hostport()
+
+    def post(body):
+        sock = socket.create_connection((host, port), timeout=300)
+        b = json.dumps(body).encode()
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b))
+        return sock
+
+    def read_all(sock):
+        got = b""
+        while data := sock.recv(65536):
+            got += data
+        return got
+
+    busy = post({"messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 600,
+                 "ignore_eos": True})
+    time.sleep(0.3)
+    t0 = time.time()
+    queued = post({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": True})
+    got = read_all(queued)
+    waited = time.time() - t0
+    assert read_all(busy).startswith(b"HTTP/1.1 200")
+    assert waited > 3, f"the busy request finished too soon ({waited:.1f} s) to test anything"
+    assert b": keep-alive" in got and b"data: [DONE]" in got, got[-300:]
