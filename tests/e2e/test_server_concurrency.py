@@ -150,3 +150,25 @@ def test_sigint_past_the_grace_period_cancels(fresh_server):
     assert b"shutting down" in rest and b"data: [DONE]" in rest, (got, rest, s.stderr())
     assert s.proc.wait(30) == 0
     assert "cancelling 1 request" in s.stderr()
+
+
+def test_second_signal_ends_the_grace_period_at_once(fresh_server):
+    s = fresh_server("--shutdown-timeout", "300")
+    sock, got = open_stream(s, max_tokens=3000)
+    assert b"error" not in got
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert s.alive()  # the first signal waits for the stream
+    t0 = time.time()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(10) == 0
+    assert time.time() - t0 < 6
+    rest = b""
+    sock.settimeout(10)
+    try:
+        while data := sock.recv(65536):
+            rest += data
+    except ConnectionResetError:
+        pass
+    sock.close()
+    assert b"shutting down" in rest, rest[-500:]
