@@ -16,8 +16,10 @@ import soak  # noqa: E402
 
 
 def test_soak_short():
-    # 50 s of new requests, then the ones in flight drain: about a minute of load on 2 cores
-    cfg = soak.Config(duration=50, clients=16, binary=str(LAMINA), pool="small", request_timeout=120)
+    # 50 s of new requests, then the ones in flight drain: about a minute of load on 2 cores;
+    # 28 MiB (79 blocks) rather than 32 so that 16 clients surely run the pool short (preemption)
+    cfg = soak.Config(duration=50, clients=16, binary=str(LAMINA), pool="small", kv_cache_mib=28,
+                      request_timeout=120)
     summary = soak.run(cfg)
     soak.print_summary(summary)
     assert summary["passed"], "soak failed:\n" + "\n".join(summary["failures"]) + \

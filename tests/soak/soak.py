@@ -75,6 +75,10 @@ class Server:
         args = [str(binary), "serve", "--port", "0", "--ctx-size", cfg.ctx_size, "--kv-cache-mib", cfg.kv_cache_mib,
                 "--max-body-size", cfg.max_body, "--max-queue", cfg.max_queue, "--api-key", soak_kinds.API_KEY,
                 "--shutdown-timeout", cfg.shutdown_timeout]
+        if "--max-connections" in subprocess.run([str(binary), "serve", "--help"], capture_output=True,
+                                                 text=True, timeout=60).stdout:
+            # each client holds up to 5 connections (4 SDK clients, 1 raw): stay clear of the limit
+            args += ["--max-connections", max(256, 8 * cfg.clients)]
         self.proc = subprocess.Popen(list(map(str, args)), cwd=REPO, env=env, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True)
         line = self._start_line()
@@ -183,12 +187,13 @@ class Stats:
 class Client(threading.Thread):
     """One soak client: a loop of random request kinds until the deadline."""
 
-    def __init__(self, i, cfg, server, pool, refs, stats, deadline, stop):
+    def __init__(self, i, cfg, server, pool, refs, stats, stop):
         super().__init__(name=f"soak-client-{i}", daemon=True)
         self.index, self.n_clients, self.rng = i, cfg.clients, random.Random(cfg.seed * 1000003 + i)
         self.worker = soak_kinds.Worker(server.url, server.host, server.port, pool, refs, cfg.request_timeout,
                                         cfg.max_body)
-        self.stats, self.deadline, self.stop = stats, deadline, stop
+        self.stats, self.stop = stats, stop
+        self.deadline = None      # monotonic time after which no request starts (set before start())
         self.current = None       # (kind, monotonic start) of the request in progress
         self.names = list(soak_kinds.KINDS)
         self.weights = [soak_kinds.KINDS[k][1] for k in self.names]
@@ -231,7 +236,10 @@ def monitor(server, clients, stats, cfg, t_start, samples, stop, done):
             return
         now = time.monotonic()
         if "warm" not in samples and now - t_start >= warmup:
-            samples["warm"] = {"rss_kib": server.rss_kib(), "fds": server.fds(), "at_s": round(now - t_start, 1)}
+            try:
+                samples["warm"] = {"rss_kib": server.rss_kib(), "fds": server.fds(), "at_s": round(now - t_start, 1)}
+            except OSError:
+                continue  # it just died: the next round says so
         for c in clients:
             cur = c.current
             if cur and now - cur[1] > 2 * cfg.request_timeout and (c.name, cur[1]) not in flagged:
@@ -302,10 +310,16 @@ def run(cfg):
         except soak_pool.ReferenceMismatch as x:
             stats.fail(f"references: {x}", first=True)
             refs = None
+        except Exception as x:  # the server died or hung before the load
+            stats.fail(f"references: {type(x).__name__}: {x}", first=True)
+            refs = None
         summary["references_s"] = round(time.monotonic() - t_begin, 1)
         if refs is not None:
             samples["idle"] = {"rss_kib": server.rss_kib(), "fds": settle_fds(server, 0, timeout=1)}
-            metrics_end = load(cfg, server, pool, refs, stats, samples, summary)
+            try:
+                metrics_end = load(cfg, server, pool, refs, stats, samples, summary)
+            except OSError as x:  # /proc or /metrics unreadable: the server is gone
+                stats.fail(f"after the load: {type(x).__name__}: {x}", first=True)
     finally:
         if server.alive():
             exit_code = server.stop(cfg.shutdown_timeout + 30)
@@ -330,9 +344,10 @@ def run(cfg):
 def load(cfg, server, pool, refs, stats, samples, summary):
     """The load phase and the checks right after it; returns the final metrics."""
     stop, done = threading.Event(), threading.Event()
+    clients = [Client(i, cfg, server, pool, refs, stats, stop) for i in range(cfg.clients)]
     t_start = time.monotonic()
-    clients = [Client(i, cfg, server, pool, refs, stats, t_start + cfg.duration, stop) for i in range(cfg.clients)]
     for c in clients:
+        c.deadline = t_start + cfg.duration
         c.start()
     watch = threading.Thread(target=monitor, args=(server, clients, stats, cfg, t_start, samples, stop, done),
                              daemon=True)

@@ -6,8 +6,8 @@ the server answers to it alone, one request at a time, before the load
 starts; under load every completed request of the pool must give exactly
 that text, finish reason and token counts (the engine is batch-invariant).
 
-Some entries share long common prefixes (a ~450-token system prompt or
-document), so that under load the prefix cache is hit and, with a small K/V
+Some entries share long common prefixes (a system prompt or document of
+370-480 tokens), so that under load the prefix cache is hit and, with a small K/V
 pool, its blocks are evicted and recomputed."""
 
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ PREFIX_QUESTIONS = ["Can I return a book after 30 days?", "When is the library o
 
 
 def handbook(name, n_rules):
-    """A long, deterministic system prompt (about 15 tokens a rule)."""
+    """A long, deterministic system prompt (about 28 tokens a rule)."""
     topics = ["loans", "returns", "fines", "opening hours", "quiet zones", "printing", "study rooms",
               "lost cards", "children's corner", "donations", "rare books", "computers", "food", "events"]
     rules = [f"{i + 1}. About {topics[i % len(topics)]}: members of the {name} follow rule {i + 1} "
@@ -93,12 +93,12 @@ def build_pool(size="full"):
     for seed, q in seeds:
         pool.append(Entry(f"sampled{seed}", "chat", 16, seed=seed,
                           turns=[{"role": "user", "content": SHORT_QUESTIONS[q]}]))
-    books = [handbook("Lamina City Library", 30), handbook("Old Town Reading Room", 24)]
+    books = [handbook("Lamina City Library", 16), handbook("Old Town Reading Room", 13)]
     for b, text in enumerate(books[:1] if small else books):
         for i, q in enumerate(PREFIX_QUESTIONS[:3] if small else PREFIX_QUESTIONS):
             pool.append(Entry(f"prefix{b}.{i}", "chat", 16, system=text, prefix=True,
                               turns=[{"role": "user", "content": q}]))
-    doc = handbook("Riverside Archive", 28)
+    doc = handbook("Riverside Archive", 15)
     for i, q in enumerate(PREFIX_QUESTIONS[:2] if small else PREFIX_QUESTIONS):
         pool.append(Entry(f"prefix-cmpl{i}", "completion", 16, prefix=True,
                           prompt=f"{doc}\n\nQuestion: {q}\nAnswer:"))
