@@ -42,7 +42,7 @@ struct lm_forward {
     float *up;      /* (T, n_ff) */
     float *proj;    /* (T, n_embd) sublayer output */
     void *xq[MAX_ACT_TYPES]; /* (T, row bytes) quantized activations */
-    float *scores;  /* (n_threads, max_ctx) attention scratch */
+    float *scores;  /* (n_threads, GQA group, max_ctx) attention scratch */
     const lm_fp16 **kv_ptrs; /* (n_threads, 2 * max_ctx) K and V row pointers */
     int max_threads; /* threads the attention scratch is sized for */
     /* the run in progress */
@@ -205,7 +205,7 @@ static void attention(lm_forward *fw, const lm_layer *L, int il, int ith, int nt
     const int hd = hp->head_dim, hdv = hp->head_dim_v, kv_dim = hp->n_head_kv * hd;
     const int v_dim = hp->n_head_kv * hdv, group = hp->n_head / hp->n_head_kv;
     const int bs = fw->kv->block_size;
-    float *scores = fw->scores + (size_t)ith * fw->max_ctx;
+    float *scores = fw->scores + (size_t)ith * group * fw->max_ctx;
     const lm_fp16 **kp = fw->kv_ptrs + (size_t)ith * 2 * fw->max_ctx, **vp = kp + fw->max_ctx;
     const long n_pairs = (long)fw->batch->n_tokens * hp->n_head_kv;
     long p0, p1;
@@ -225,12 +225,10 @@ static void attention(lm_forward *fw, const lm_layer *L, int il, int ith, int nt
             }
         }
         /* the query heads of a GQA group share the K/V rows gathered above */
-        for (int g = 0; g < group; g++) {
-            const int h = kvh * group + g;
-            op_attend(fw->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv,
-                      fw->q + (size_t)t * hp->n_head * hd + (size_t)h * hd, kp, vp, n_kv, hd, hp->attn_scale,
-                      hp->attn_softcap, scores);
-        }
+        const int h = kvh * group;
+        op_attend(fw->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv,
+                  fw->q + (size_t)t * hp->n_head * hd + (size_t)h * hd, group, kp, vp, n_kv, hd, hp->attn_scale,
+                  hp->attn_softcap, scores);
     }
     tp_barrier(fw->pool);
 }
@@ -326,7 +324,7 @@ int lm_forward_run(lm_forward *fw, tp_pool *pool, const lm_kv *kv, const lm_batc
     if (nth > fw->max_threads) { /* attention scratch is per thread: grow it to this pool */
         free(fw->scores);
         free(fw->kv_ptrs);
-        fw->scores = malloc((size_t)nth * fw->max_ctx * sizeof(float));
+        fw->scores = malloc((size_t)nth * (fw->m->hp.n_head / fw->m->hp.n_head_kv) * fw->max_ctx * sizeof(float));
         fw->kv_ptrs = malloc((size_t)nth * 2 * fw->max_ctx * sizeof(lm_fp16 *));
         fw->max_threads = fw->scores && fw->kv_ptrs ? nth : 0;
         if (!fw->max_threads) {

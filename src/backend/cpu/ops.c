@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/cpu/quant.h"
+#include "base/cpu.h"
 #include "base/threadpool.h"
 
 void op_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps, int ith, int nth) {
@@ -84,8 +85,15 @@ void op_gelu_mul(float *y, const float *g, const float *u, int n) {
     }
 }
 
-void op_attend(float *out, const float *q, const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv,
-               int head_dim, float scale, float softcap, float *scratch) {
+#ifndef LAMINA_NO_X86
+void op_attend_group_avx2(float *out, const float *q, int n_heads, const lm_fp16 *const *keys,
+                          const lm_fp16 *const *values, int n_kv, int head_dim, float scale, float softcap,
+                          float *scratch);
+#endif
+
+/* one head, the reference (and the path without AVX2) */
+static void attend_one(float *out, const float *q, const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv,
+                       int head_dim, float scale, float softcap, float *scratch) {
     /* Q and the attention weights are rounded to f16 before they meet the f16
      * cache, as llama.cpp's K*Q and V*softmax products do (f16 x f16 dots
      * with f32 sums); it costs nothing and keeps us within its tolerance. */
@@ -107,4 +115,17 @@ void op_attend(float *out, const float *q, const lm_fp16 *const *keys, const lm_
     memset(out, 0, sizeof(float) * (size_t)head_dim);
     for (int j = 0; j < n_kv; j++)
         op_axpy_f16(out, lm_fp16_to_fp32(lm_fp32_to_fp16(scratch[j] * inv)), values[j], head_dim);
+}
+
+void op_attend(float *out, const float *q, int n_heads, const lm_fp16 *const *keys, const lm_fp16 *const *values,
+               int n_kv, int head_dim, float scale, float softcap, float *scratch) {
+#ifndef LAMINA_NO_X86
+    if (cpu_level_active() >= CPU_AVX2 && head_dim % 8 == 0) {
+        op_attend_group_avx2(out, q, n_heads, keys, values, n_kv, head_dim, scale, softcap, scratch);
+        return;
+    }
+#endif
+    for (int g = 0; g < n_heads; g++)
+        attend_one(out + (size_t)g * head_dim, q + (size_t)g * head_dim, keys, values, n_kv, head_dim, scale, softcap,
+                   scratch + (size_t)g * n_kv);
 }

@@ -45,11 +45,14 @@ void op_gelu_mul(float *y, const float *g, const float *u, int n);
 
 #define OP_MAX_HEAD_DIM 1024 /* the model loader rejects larger heads */
 
-/* Attention of one query head over n_kv cached positions.
- * q (head_dim); keys[j] / values[j]: pointers to f16 vectors of the
- * positions, (n_kv); scratch (n_kv); out (head_dim). softcap 0 = none. */
-void op_attend(float *out, const float *q, const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv,
-               int head_dim, float scale, float softcap, float *scratch);
+/* Attention of N_HEADS adjacent query heads of one GQA group (they share
+ * one K/V head) over n_kv cached positions. q (n_heads, head_dim) and out
+ * (n_heads, head_dim), heads contiguous; keys[j] / values[j]: pointers to
+ * the f16 K and V vectors of position j, (n_kv); scratch (n_heads, n_kv).
+ * softcap 0 = none. Each K and V row is converted once for the whole group;
+ * every head's result is bit-identical to attending it alone. */
+void op_attend(float *out, const float *q, int n_heads, const lm_fp16 *const *keys, const lm_fp16 *const *values,
+               int n_kv, int head_dim, float scale, float softcap, float *scratch);
 
 /* dot of f32 x with f16 y, n elements */
 float op_dot_f32_f16(const float *x, const lm_fp16 *y, int n);

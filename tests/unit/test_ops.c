@@ -1,0 +1,99 @@
+/* test_ops.c - the f16 attention kernel against its one-head definition.
+ *
+ * op_attend handles the query heads of a GQA group together (each K/V row
+ * converted once for all of them). Every head's output must be
+ * bit-identical to attending it alone with the dot / axpy helpers in the
+ * order op_attend documents, on every dispatch level, for group sizes 1..9,
+ * head sizes 8..256 and 1..300 positions, with and without a softcap.
+ * The level is fixed per process (LAMINA_CPU_LEVEL), so the test runs
+ * itself once per level the CPU has. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend/cpu/ops.h"
+#include "base/cpu.h"
+#include "check.h"
+
+static float frand(void) { return (float)rand() / (float)RAND_MAX * 2.0f - 1.0f; }
+static float round16(float x) { return lm_fp16_to_fp32(lm_fp32_to_fp16(x)); }
+
+/* one head, exactly as the reference path of op_attend defines it */
+static void attend_alone(float *out, const float *q, const lm_fp16 *const *k, const lm_fp16 *const *v, int n_kv, int hd,
+                         float scale, float softcap, float *w) {
+    float q16[1024];
+    for (int i = 0; i < hd; i++) q16[i] = round16(q[i]);
+    float max = -INFINITY;
+    for (int j = 0; j < n_kv; j++) {
+        float s = op_dot_f32_f16(q16, k[j], hd) * scale;
+        if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
+        w[j] = s;
+        if (s > max) max = s;
+    }
+    double sum = 0.0;
+    for (int j = 0; j < n_kv; j++) {
+        w[j] = expf(w[j] - max);
+        sum += w[j];
+    }
+    const float inv = (float)(1.0 / sum);
+    memset(out, 0, sizeof(float) * (size_t)hd);
+    for (int j = 0; j < n_kv; j++) op_axpy_f16(out, round16(w[j] * inv), v[j], hd);
+}
+
+static void run_level(cpu_level level) {
+    static const int head_dims[] = {8, 64, 128, 256};
+    static const int n_kvs[] = {1, 2, 7, 16, 33, 300};
+    srand(7);
+    int cases = 0;
+    for (int a = 0; a < 4; a++)
+        for (int g = 1; g <= 9; g++)
+            for (int b = 0; b < 6; b++) {
+                const int hd = head_dims[a], n_kv = n_kvs[b];
+                const float softcap = (g % 3 == 0) ? 30.0f : 0.0f;
+                lm_fp16 *kv = malloc(sizeof(lm_fp16) * (size_t)2 * n_kv * hd);
+                const lm_fp16 **k = malloc(sizeof(*k) * (size_t)n_kv), **v = malloc(sizeof(*v) * (size_t)n_kv);
+                float *q = malloc(sizeof(float) * (size_t)g * hd), *out = malloc(sizeof(float) * (size_t)g * hd);
+                float *ref = malloc(sizeof(float) * (size_t)hd), *scratch = malloc(sizeof(float) * (size_t)g * n_kv);
+                for (int i = 0; i < 2 * n_kv * hd; i++) kv[i] = lm_fp32_to_fp16(frand() * 3.0f);
+                for (int j = 0; j < n_kv; j++) { /* positions scattered, as blocks of the paged cache are */
+                    k[j] = kv + (size_t)((j * 7) % n_kv) * hd;
+                    v[j] = kv + (size_t)n_kv * hd + (size_t)((j * 5 + 1) % n_kv) * hd;
+                }
+                for (int i = 0; i < g * hd; i++) q[i] = frand() * 2.0f;
+                for (int i = 0; i < g * hd; i++) out[i] = NAN; /* every element must be written */
+                op_attend(out, q, g, k, v, n_kv, hd, 0.125f, softcap, scratch);
+                for (int h = 0; h < g; h++) {
+                    attend_alone(ref, q + (size_t)h * hd, k, v, n_kv, hd, 0.125f, softcap, scratch);
+                    CHECK(!memcmp(ref, out + (size_t)h * hd, sizeof(float) * (size_t)hd),
+                          "%s: group %d head %d, head_dim %d, %d positions: differs from attending alone",
+                          cpu_level_name(level), g, h, hd, n_kv);
+                }
+                cases++;
+                free(kv), free(k), free(v), free(q), free(out), free(ref), free(scratch);
+            }
+    printf("%s: %d attention cases\n", cpu_level_name(level), cases);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) { /* a child: the level in force is the one asked for */
+        run_level(cpu_level_active());
+        return check_done("ops");
+    }
+    int failed = 0;
+    for (int level = CPU_SCALAR; level <= (int)cpu_level_best(); level++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            setenv("LAMINA_CPU_LEVEL", cpu_level_name((cpu_level)level), 1);
+            execl("/proc/self/exe", argv[0], "child", (char *)NULL);
+            _exit(127);
+        }
+        int status = 0;
+        CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork/wait for level %s", cpu_level_name((cpu_level)level));
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "level %s failed (status %d)",
+              cpu_level_name((cpu_level)level), status);
+        failed |= !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    return check_done("ops") || failed;
+}
