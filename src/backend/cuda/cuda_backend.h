@@ -1,0 +1,125 @@
+/* cuda_backend.h - the CUDA backend's C interface: devices, device memory,
+ * quantized weight matrices on the GPU and y = W x over a batch of tokens.
+ *
+ * Plain C, callable whether or not CUDA is compiled in: without LAMINA_CUDA
+ * every function exists (cuda_stub.c) and fails with "CUDA not compiled in",
+ * so callers need no #ifdefs. With it, every CUDA call is checked and a
+ * failure fills the lm_error with the call, the file:line and CUDA's own
+ * name and text for the error; every kernel launch is followed by
+ * cudaGetLastError.
+ *
+ * Weights: lm_cuda_matrix_upload takes a matrix in GGUF layout (rows rows
+ * of q_row_size(type, cols) bytes, ggml's blocks) and keeps it on the
+ * device repacked into two planes per matrix (docs/cuda.md): the quant bits
+ * of every block, 16-byte aligned so each thread streams them with 16-byte
+ * loads, and the block scales. Nothing on the host refers to it afterwards.
+ *
+ * Products: lm_cuda_matmul computes y (n_tokens, rows) = x (n_tokens, cols)
+ * times W^T, f32 in and out, on the context's stream (asynchronous: call
+ * lm_cuda_sync before reading y on the host). Two methods:
+ *   LM_CUDA_PATH_VEC   the activations are quantized once per call exactly
+ *                      as the CPU kernels quantize them (q8_0 / q8_1 blocks
+ *                      of 32, q8_K blocks of 256, f16), then each weight row
+ *                      is dotted with them in integer arithmetic (dp4a): the
+ *                      same integer sums as the CPU's dot, so results agree
+ *                      with it up to the order of float additions. Reads the
+ *                      weights once per 8 tokens: the decode path.
+ *   LM_CUDA_PATH_GEMM  W is dequantized to f16 into scratch and x rounded to
+ *                      f16, then cuBLAS multiplies them on the tensor cores
+ *                      with f32 accumulation: the path for larger batches.
+ *   LM_CUDA_PATH_AUTO  VEC up to lm_cuda_vec_max_tokens(type) tokens, else GEMM.
+ *
+ * Threads: a context belongs to one thread at a time. Matrices and device
+ * buffers belong to the context they were made with and must be freed
+ * before it. */
+#ifndef LAMINA_BACKEND_CUDA_BACKEND_H
+#define LAMINA_BACKEND_CUDA_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "base/error.h"
+
+/* true when this build has the CUDA backend (LAMINA_CUDA=ON) */
+bool lm_cuda_compiled(void);
+
+typedef struct lm_cuda_device_info {
+    char name[256];
+    int major, minor;   /* compute capability */
+    int sm_count;       /* streaming multiprocessors */
+    size_t total_mem;   /* bytes */
+    size_t free_mem;    /* bytes, at the time of the query */
+    int l2_bytes;       /* L2 cache, bytes */
+    int mem_bus_bits;   /* memory bus width, bits */
+} lm_cuda_device_info;
+
+/* number of CUDA devices (0 when the driver sees none; that is no error) */
+int lm_cuda_device_count(int *count, lm_error *err);
+int lm_cuda_device_query(int device, lm_cuda_device_info *info, lm_error *err);
+
+/* A device, a stream, a cuBLAS handle and the per-call scratch (grown on
+ * demand, kept until the context is freed). */
+typedef struct lm_cuda_ctx lm_cuda_ctx;
+
+/* NULL on failure (no device, compute capability below 8.0, ...) */
+lm_cuda_ctx *lm_cuda_ctx_create(int device, lm_error *err);
+void lm_cuda_ctx_free(lm_cuda_ctx *ctx);
+/* waits for everything queued on the context's stream */
+int lm_cuda_sync(lm_cuda_ctx *ctx, lm_error *err);
+/* the context's cudaStream_t, as a pointer (for callers that time or
+ * capture it with the CUDA runtime themselves) */
+void *lm_cuda_stream(lm_cuda_ctx *ctx);
+
+/* Device memory of the context's device. alloc: NULL on failure; free(NULL)
+ * is a no-op. upload / download are synchronous. */
+void *lm_cuda_alloc(lm_cuda_ctx *ctx, size_t bytes, lm_error *err);
+void lm_cuda_free(lm_cuda_ctx *ctx, void *dev);
+int lm_cuda_upload(lm_cuda_ctx *ctx, void *dst_dev, const void *src, size_t bytes, lm_error *err);
+int lm_cuda_download(lm_cuda_ctx *ctx, void *dst, const void *src_dev, size_t bytes, lm_error *err);
+
+/* A weight matrix on the device. */
+typedef struct lm_cuda_matrix lm_cuda_matrix;
+
+/* the weight types lm_cuda_matrix_upload takes: q4_0, q4_1, q8_0, q4_K,
+ * q5_K, q6_K, f16 */
+bool lm_cuda_type_supported(uint32_t type);
+
+/* DATA: ROWS rows of q_row_size(TYPE, COLS) bytes, GGUF layout. COLS must
+ * be a multiple of the type's block (32 or 256; 32 for f16). Returns NULL
+ * on failure. Freed with lm_cuda_matrix_free. */
+lm_cuda_matrix *lm_cuda_matrix_upload(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t cols, const void *data,
+                                      lm_error *err);
+/* a device-side copy of M (for benchmarks that must not time the L2) */
+lm_cuda_matrix *lm_cuda_matrix_clone(lm_cuda_ctx *ctx, const lm_cuda_matrix *m, lm_error *err);
+void lm_cuda_matrix_free(lm_cuda_matrix *m);
+/* bytes M takes on the device */
+size_t lm_cuda_matrix_bytes(const lm_cuda_matrix *m);
+
+typedef enum lm_cuda_path {
+    LM_CUDA_PATH_AUTO = 0,
+    LM_CUDA_PATH_VEC = 1,
+    LM_CUDA_PATH_GEMM = 2,
+} lm_cuda_path;
+
+/* the largest batch LM_CUDA_PATH_AUTO sends to the VEC path for TYPE */
+int lm_cuda_vec_max_tokens(uint32_t type);
+
+/* y_dev (n_tokens, rows) f32 = x_dev (n_tokens, cols) f32 times W^T, both
+ * contiguous device buffers; asynchronous on the context's stream. */
+int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev, int n_tokens, float *y_dev,
+                   lm_cuda_path path, lm_error *err);
+
+/* Benchmark knob: threads that share one row in the VEC kernels (16, 32 or
+ * 128), 0 for the built-in choice by row length. */
+int lm_cuda_set_vec_threads(lm_cuda_ctx *ctx, int threads_per_row, lm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,388 @@
+/* cuda_matmul.cu - y = W x on the GPU: activation preparation, the VEC
+ * kernels (integer dots, the decode path), the GEMM path (dequantize to f16,
+ * cuBLAS), and lm_cuda_matmul which picks one.
+ *
+ * VEC kernel: a block of 128 threads; TPR threads share a row (TPR = 16, 32
+ * or 128, so a block holds 8, 4 or 1 rows). Each thread walks its row's
+ * 16-byte units with stride TPR, decodes each once and dots it with up to NT
+ * tokens' activations (NT = 1, 2, 4, 8), keeping NT partial sums; the row's
+ * threads then add their sums (shuffles, and shared memory across the 4
+ * warps when TPR = 128). A batch of more than 8 tokens runs in launches of 8.
+ * No atomics: every output is computed in one fixed order, so results are
+ * the same from run to run. */
+#include <stdio.h>
+
+#include "backend/cuda/cuda_internal.cuh"
+
+extern "C" {
+#include "base/dtype.h"
+}
+
+#define VEC_BLOCK 128   /* threads per block of the VEC kernels */
+#define VEC_TOKENS 8    /* most tokens per VEC launch */
+#define ACT_BLOCK 256   /* threads per block of the activation kernels */
+/* units of a row a VEC thread has in flight at once (the loop's unroll) */
+#ifndef LAMINA_CUDA_VEC_UNROLL
+#define LAMINA_CUDA_VEC_UNROLL 2
+#endif
+#define PRAGMA(x) _Pragma(#x)
+#define UNROLL(n) PRAGMA(unroll n)
+
+/* ---- activations ---- */
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+    return v;
+}
+
+__device__ __forceinline__ int warp_sum_int(int v, int width) {
+    for (int off = width / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+/* q8_0 / q8_1 blocks of 32, one warp per block, bit for bit the CPU's
+ * (q8_1_quantize_ref: d = amax / 127, q = round-half-even(x * 127 / amax)) */
+__global__ void __launch_bounds__(ACT_BLOCK) act_q8_32_kernel(const float *__restrict__ x, int64_t n_blocks,
+                                                              int8_t *__restrict__ q, float *__restrict__ d,
+                                                              float *__restrict__ s, int *__restrict__ sum) {
+    const int64_t blk = (int64_t)blockIdx.x * (ACT_BLOCK / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x & 31;
+    if (blk >= n_blocks) return; /* whole warps */
+    const float v = x[blk * 32 + lane];
+    const float amax = warp_max(fabsf(v));
+    const float dd = amax / 127;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const int qi = __float2int_rn(v * id);
+    q[blk * 32 + lane] = (int8_t)qi;
+    const int total = warp_sum_int(qi, 32);
+    if (lane == 0) {
+        d[blk] = __half2float(__float2half_rn(dd));
+        s[blk] = __half2float(__float2half_rn((float)total * dd));
+        sum[blk] = total;
+    }
+}
+
+/* q8_K super-blocks of 256, one warp each, lane l holding elements 8l..8l+7;
+ * bit for bit q8_K_quantize_ref: the scale comes from the first element of
+ * largest magnitude, with its sign. */
+__global__ void __launch_bounds__(ACT_BLOCK) act_q8_K_kernel(const float *__restrict__ x, int64_t n_super,
+                                                             int8_t *__restrict__ q, float *__restrict__ d,
+                                                             int *__restrict__ sum) {
+    const int64_t sb = (int64_t)blockIdx.x * (ACT_BLOCK / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x & 31;
+    if (sb >= n_super) return; /* whole warps */
+    const float4 *x4 = reinterpret_cast<const float4 *>(x + sb * 256 + 8 * lane);
+    const float4 v0 = x4[0], v1 = x4[1];
+    const float v[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+    float lane_amax = 0.0f;
+    for (int i = 0; i < 8; i++) lane_amax = fmaxf(lane_amax, fabsf(v[i]));
+    const float amax = warp_max(lane_amax);
+    int qi[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float scale = 0.0f;
+    if (amax != 0.0f) { /* warp-uniform */
+        float mine = 0.0f;
+        bool has = false;
+        for (int i = 0; i < 8; i++) {
+            if (!has && fabsf(v[i]) == amax) {
+                mine = v[i];
+                has = true;
+            }
+        }
+        const unsigned owners = __ballot_sync(0xffffffffu, has);
+        const float max = __shfl_sync(0xffffffffu, mine, __ffs(owners) - 1);
+        const float iscale = -127.f / max;
+        for (int i = 0; i < 8; i++) qi[i] = min(__float2int_rn(iscale * v[i]), 127);
+        scale = 1 / iscale;
+    }
+    uint32_t packed[2] = {0, 0};
+    int lane_sum = 0;
+    for (int i = 0; i < 8; i++) {
+        packed[i / 4] |= (uint32_t)(qi[i] & 0xFF) << (8 * (i % 4));
+        lane_sum += qi[i];
+    }
+    *reinterpret_cast<uint2 *>(q + sb * 256 + 8 * lane) = make_uint2(packed[0], packed[1]);
+    const int group_sum = warp_sum_int(lane_sum, 4); /* 4 lanes per block of 32 */
+    if ((lane & 3) == 0) {
+        d[sb * 8 + lane / 4] = scale;
+        sum[sb * 8 + lane / 4] = group_sum;
+    }
+}
+
+/* f32 -> f16 (round to nearest even, as the CPU's f16 activations), 8 per thread */
+__global__ void __launch_bounds__(ACT_BLOCK) act_f16_kernel(const float *__restrict__ x, int64_t n8,
+                                                            __half *__restrict__ h) {
+    const int64_t i = (int64_t)blockIdx.x * ACT_BLOCK + threadIdx.x;
+    if (i >= n8) return;
+    const float4 *x4 = reinterpret_cast<const float4 *>(x) + 2 * i;
+    const float4 a = x4[0], b = x4[1];
+    __half2 out[4] = {__floats2half2_rn(a.x, a.y), __floats2half2_rn(a.z, a.w), __floats2half2_rn(b.x, b.y),
+                      __floats2half2_rn(b.z, b.w)};
+    *reinterpret_cast<int4 *>(h + 8 * i) = *reinterpret_cast<const int4 *>(out);
+}
+
+static unsigned grid_for(int64_t items, int per_block) { return (unsigned)((items + per_block - 1) / per_block); }
+
+/* prepares x (n_tok, cols) for the VEC kernels of a layout: fills ACT */
+static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int n_tok, int64_t cols, cu_act *act,
+                       lm_error *err) {
+    const int64_t n = (int64_t)n_tok * cols, n32 = n / 32;
+    memset(act, 0, sizeof(*act));
+    act->cols = cols;
+    if (l->act == CU_ACT_F16) {
+        if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)) return -1;
+        act->h = (const __half *)ctx->act_h.ptr;
+        act_f16_kernel<<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(x, n / 8, (__half *)ctx->act_h.ptr);
+        CU_LAUNCHED("act_f16_kernel");
+        return 0;
+    }
+    if (cu_scratch_reserve(&ctx->act_q, (size_t)n, err) || cu_scratch_reserve(&ctx->act_d, (size_t)n32 * 4, err) ||
+        cu_scratch_reserve(&ctx->act_s, (size_t)n32 * 4, err) || cu_scratch_reserve(&ctx->act_sum, (size_t)n32 * 4, err))
+        return -1;
+    act->q = (const int8_t *)ctx->act_q.ptr;
+    act->d = (const float *)ctx->act_d.ptr;
+    act->s = (const float *)ctx->act_s.ptr;
+    act->sum = (const int *)ctx->act_sum.ptr;
+    if (l->act == CU_ACT_Q8_32) {
+        act_q8_32_kernel<<<grid_for(n32, ACT_BLOCK / 32), ACT_BLOCK, 0, ctx->stream>>>(
+            x, n32, (int8_t *)ctx->act_q.ptr, (float *)ctx->act_d.ptr, (float *)ctx->act_s.ptr, (int *)ctx->act_sum.ptr);
+        CU_LAUNCHED("act_q8_32_kernel");
+    } else {
+        act_q8_K_kernel<<<grid_for(n / 256, ACT_BLOCK / 32), ACT_BLOCK, 0, ctx->stream>>>(
+            x, n / 256, (int8_t *)ctx->act_q.ptr, (float *)ctx->act_d.ptr, (int *)ctx->act_sum.ptr);
+        CU_LAUNCHED("act_q8_K_kernel");
+    }
+    return 0;
+}
+
+/* ---- VEC kernels ---- */
+
+/* f16 weights: a unit is 8 halves; the dot of 8 products in f32 */
+template <int NT>
+__device__ __forceinline__ void f16_unit(const uint8_t *wb, int u, const cu_act &a, int n_tok, float *acc) {
+    const int4 wv = cu_ld16(wb + 16 * (int64_t)u);
+    const __half2 *w2 = reinterpret_cast<const __half2 *>(&wv);
+    float2 w[4];
+    for (int k = 0; k < 4; k++) w[k] = __half22float2(w2[k]);
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t < n_tok) {
+            const int4 xv = cu_ld16(a.h + (int64_t)t * a.cols + 8 * (int64_t)u);
+            const __half2 *x2 = reinterpret_cast<const __half2 *>(&xv);
+            float r = acc[t];
+            for (int k = 0; k < 4; k++) {
+                const float2 xf = __half22float2(x2[k]);
+                r = fmaf(w[k].x, xf.x, r);
+                r = fmaf(w[k].y, xf.y, r);
+            }
+            acc[t] = r;
+        }
+    }
+}
+
+template <int T, int TPR, int NT>
+__global__ void __launch_bounds__(VEC_BLOCK) vec_kernel(const cu_mat w, const cu_act a, int n_tok,
+                                                        float *__restrict__ y) {
+    constexpr int ROWS = VEC_BLOCK / TPR;
+    const int64_t row = (int64_t)blockIdx.x * ROWS + threadIdx.x / TPR;
+    const int sub = threadIdx.x % TPR;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    if (row < w.rows) {
+        const uint8_t *wb = w.body + row * w.blocks * cu_traits<T>::body;
+        const uint8_t *wh = w.hdr + row * w.blocks * cu_traits<T>::hdr;
+        UNROLL(LAMINA_CUDA_VEC_UNROLL)
+        for (int u = sub; u < w.units; u += TPR) {
+            if constexpr (T == CU_F16) {
+                f16_unit<NT>(wb, u, a, n_tok, acc);
+            } else {
+                cu_unit x;
+                cu_decode<T>(wb, wh, u, &x);
+#pragma unroll
+                for (int t = 0; t < NT; t++)
+                    if (t < n_tok) acc[t] += cu_unit_dot<T>(&x, &a, t);
+            }
+        }
+    }
+    /* every thread reaches the shuffles, rows past the end with zeros */
+    constexpr int WIDTH = TPR < 32 ? TPR : 32;
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+        for (int off = WIDTH / 2; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], off);
+    if constexpr (TPR <= 32) {
+        if (sub == 0 && row < w.rows) {
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (t < n_tok) y[(int64_t)t * w.rows + row] = acc[t];
+        }
+    } else {
+        __shared__ float part[VEC_BLOCK / 32][NT];
+        const int warp = threadIdx.x / 32;
+        if ((threadIdx.x & 31) == 0) {
+#pragma unroll
+            for (int t = 0; t < NT; t++) part[warp][t] = acc[t];
+        }
+        __syncthreads();
+        if (threadIdx.x < n_tok && row < w.rows) {
+            float r = 0.0f;
+            for (int k = 0; k < VEC_BLOCK / 32; k++) r += part[k][threadIdx.x];
+            y[(int64_t)threadIdx.x * w.rows + row] = r;
+        }
+    }
+}
+
+typedef void (*vec_fn)(const cu_mat, const cu_act, int, float *);
+
+template <int T, int TPR> static vec_fn vec_pick_nt(int nt) {
+    if (nt <= 1) return vec_kernel<T, TPR, 1>;
+    if (nt <= 2) return vec_kernel<T, TPR, 2>;
+    if (nt <= 4) return vec_kernel<T, TPR, 4>;
+    return vec_kernel<T, TPR, 8>;
+}
+
+template <int T> static vec_fn vec_pick(int tpr, int nt) {
+    if (tpr == 16) return vec_pick_nt<T, 16>(nt);
+    if (tpr == 32) return vec_pick_nt<T, 32>(nt);
+    return vec_pick_nt<T, 128>(nt);
+}
+
+static vec_fn vec_kernel_for(int type_index, int tpr, int nt) {
+    switch (type_index) {
+    case CU_Q4_0: return vec_pick<CU_Q4_0>(tpr, nt);
+    case CU_Q4_1: return vec_pick<CU_Q4_1>(tpr, nt);
+    case CU_Q8_0: return vec_pick<CU_Q8_0>(tpr, nt);
+    case CU_Q4_K: return vec_pick<CU_Q4_K>(tpr, nt);
+    case CU_Q5_K: return vec_pick<CU_Q5_K>(tpr, nt);
+    case CU_Q6_K: return vec_pick<CU_Q6_K>(tpr, nt);
+    default: return vec_pick<CU_F16>(tpr, nt);
+    }
+}
+
+/* threads per row by row length in units: enough threads to cover a short
+ * row, a whole block of them for a long one */
+static int vec_threads_for(int units) {
+    if (units <= 16) return 16;
+    if (units <= 48) return 32;
+    return 128;
+}
+
+static int matmul_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
+                      lm_error *err) {
+    cu_act act;
+    if (prepare_act(ctx, w->layout, x, n_tok, w->view.cols, &act, err)) return -1;
+    const int tpr = ctx->vec_threads ? ctx->vec_threads : vec_threads_for(w->view.units);
+    const unsigned grid = grid_for(w->view.rows, VEC_BLOCK / tpr);
+    for (int t0 = 0; t0 < n_tok; t0 += VEC_TOKENS) {
+        const int nt = n_tok - t0 < VEC_TOKENS ? n_tok - t0 : VEC_TOKENS;
+        cu_act part = act;
+        const int64_t off = (int64_t)t0 * w->view.cols;
+        if (act.q) {
+            part.q += off;
+            part.d += off / 32;
+            part.s += off / 32;
+            part.sum += off / 32;
+        }
+        if (act.h) part.h += off;
+        vec_kernel_for(w->type_index, tpr, nt)<<<grid, VEC_BLOCK, 0, ctx->stream>>>(w->view, part, nt,
+                                                                                    y + (int64_t)t0 * w->view.rows);
+        CU_LAUNCHED("vec_kernel");
+    }
+    return 0;
+}
+
+/* ---- GEMM path: dequantize to f16, then cuBLAS ---- */
+
+/* one thread per unit: its runs of 16 elements, each element exactly the
+ * CPU's dequantized float, rounded to f16 */
+template <int T>
+__global__ void __launch_bounds__(256) dequant_kernel(const cu_mat w, __half *__restrict__ out) {
+    const int64_t n = w.rows * w.units;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t row = i / w.units;
+        const int u = (int)(i % w.units);
+        cu_unit x;
+        cu_decode<T>(w.body + row * w.blocks * cu_traits<T>::body, w.hdr + row * w.blocks * cu_traits<T>::hdr, u, &x);
+#pragma unroll
+        for (int r = 0; r < cu_traits<T>::runs; r++) {
+            float scale, offset;
+            cu_run_scale<T>(&x, r, &scale, &offset);
+            __half2 v[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                v[k] = __floats2half2_rn(cu_sub_rn(cu_mul_rn(scale, cu_unit_q(&x, r, 2 * k)), offset),
+                                         cu_sub_rn(cu_mul_rn(scale, cu_unit_q(&x, r, 2 * k + 1)), offset));
+            int4 *dst = reinterpret_cast<int4 *>(out + row * w.cols + (r ? x.e1 : x.e0));
+            dst[0] = *reinterpret_cast<const int4 *>(&v[0]);
+            dst[1] = *reinterpret_cast<const int4 *>(&v[4]);
+        }
+    }
+}
+
+static int dequant_f16(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, __half *out, lm_error *err) {
+    const int64_t n = w->view.rows * w->view.units;
+    const int64_t max_grid = (int64_t)ctx->sm_count * 16;
+    const unsigned grid = (unsigned)(grid_for(n, 256) < max_grid ? grid_for(n, 256) : max_grid);
+    switch (w->type_index) {
+    case CU_Q4_0: dequant_kernel<CU_Q4_0><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
+    case CU_Q4_1: dequant_kernel<CU_Q4_1><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
+    case CU_Q8_0: dequant_kernel<CU_Q8_0><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
+    case CU_Q4_K: dequant_kernel<CU_Q4_K><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
+    case CU_Q5_K: dequant_kernel<CU_Q5_K><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
+    case CU_Q6_K: dequant_kernel<CU_Q6_K><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
+    default: lm_error_set(err, "CUDA: no dequantization kernel for %s", w->layout->name); return -1;
+    }
+    CU_LAUNCHED("dequant_kernel");
+    return 0;
+}
+
+static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
+                       lm_error *err) {
+    const int64_t rows = w->view.rows, cols = w->view.cols, n = (int64_t)n_tok * cols;
+    if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)) return -1;
+    act_f16_kernel<<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(x, n / 8, (__half *)ctx->act_h.ptr);
+    CU_LAUNCHED("act_f16_kernel");
+    const __half *wh = (const __half *)w->view.body;
+    if (w->type_index != CU_F16) {
+        if (cu_scratch_reserve(&ctx->w_h, (size_t)(rows * cols) * sizeof(__half), err)) return -1;
+        if (dequant_f16(ctx, w, (__half *)ctx->w_h.ptr, err)) return -1;
+        wh = (const __half *)ctx->w_h.ptr;
+    }
+    /* column-major view: W is (cols x rows) with ld cols, so op(W) = W^T is
+     * (rows x cols); x is (cols x n_tok); y is (rows x n_tok) with ld rows */
+    const float alpha = 1.0f, beta = 0.0f;
+    CUBLAS_TRY(cublasGemmEx(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows, n_tok, (int)cols, &alpha, wh, CUDA_R_16F,
+                            (int)cols, ctx->act_h.ptr, CUDA_R_16F, (int)cols, &beta, y, CUDA_R_32F, (int)rows,
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+/* ---- the entry point ---- */
+
+extern "C" int lm_cuda_vec_max_tokens(uint32_t type) {
+    (void)type;
+    return 16;
+}
+
+extern "C" int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev, int n_tokens,
+                              float *y_dev, lm_cuda_path path, lm_error *err) {
+    if (!ctx || !w || !x_dev || !y_dev || n_tokens < 1) {
+        lm_error_set(err, "CUDA: matmul needs a context, a matrix, x, y and n_tokens >= 1 (got %d)", n_tokens);
+        return -1;
+    }
+    if (w->ctx != ctx) {
+        lm_error_set(err, "CUDA: matmul with a matrix of another context");
+        return -1;
+    }
+    if (w->view.rows > INT32_MAX || w->view.cols > INT32_MAX) {
+        lm_error_set(err, "CUDA: a %lld x %lld matrix is beyond cuBLAS's int sizes", (long long)w->view.rows,
+                     (long long)w->view.cols);
+        return -1;
+    }
+    CU_TRY(cudaSetDevice(ctx->device));
+    if (path == LM_CUDA_PATH_AUTO)
+        path = n_tokens <= lm_cuda_vec_max_tokens(w->layout->lm_type) ? LM_CUDA_PATH_VEC : LM_CUDA_PATH_GEMM;
+    if (path == LM_CUDA_PATH_VEC) return matmul_vec(ctx, w, x_dev, n_tokens, y_dev, err);
+    if (path == LM_CUDA_PATH_GEMM) return matmul_gemm(ctx, w, x_dev, n_tokens, y_dev, err);
+    lm_error_set(err, "CUDA: unknown matmul path %d", (int)path);
+    return -1;
+}

@@ -1,0 +1,94 @@
+/* cuda_stub.c - the CUDA backend's functions in a build without CUDA: each
+ * fails with one message, so callers need no #ifdefs. With LAMINA_CUDA the
+ * .cu files of this directory define them instead and this file is empty.
+ * (The build has -Wno-unused-parameter.) */
+#ifndef LAMINA_CUDA
+
+#include "backend/cuda/cuda_backend.h"
+
+#define NOT_COMPILED "CUDA not compiled in (configure with -DLAMINA_CUDA=ON)"
+
+bool lm_cuda_compiled(void) { return false; }
+
+int lm_cuda_device_count(int *count, lm_error *err) {
+    if (count) *count = 0;
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_device_query(int device, lm_cuda_device_info *info, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+lm_cuda_ctx *lm_cuda_ctx_create(int device, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return NULL;
+}
+
+void lm_cuda_ctx_free(lm_cuda_ctx *ctx) {}
+
+int lm_cuda_sync(lm_cuda_ctx *ctx, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+void *lm_cuda_stream(lm_cuda_ctx *ctx) {
+    return NULL;
+}
+
+void *lm_cuda_alloc(lm_cuda_ctx *ctx, size_t bytes, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return NULL;
+}
+
+void lm_cuda_free(lm_cuda_ctx *ctx, void *dev) {
+}
+
+int lm_cuda_upload(lm_cuda_ctx *ctx, void *dst_dev, const void *src, size_t bytes, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_download(lm_cuda_ctx *ctx, void *dst, const void *src_dev, size_t bytes, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+bool lm_cuda_type_supported(uint32_t type) {
+    return false;
+}
+
+lm_cuda_matrix *lm_cuda_matrix_upload(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t cols, const void *data,
+                                      lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return NULL;
+}
+
+lm_cuda_matrix *lm_cuda_matrix_clone(lm_cuda_ctx *ctx, const lm_cuda_matrix *m, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return NULL;
+}
+
+void lm_cuda_matrix_free(lm_cuda_matrix *m) {}
+
+size_t lm_cuda_matrix_bytes(const lm_cuda_matrix *m) {
+    return 0;
+}
+
+int lm_cuda_vec_max_tokens(uint32_t type) {
+    return 0;
+}
+
+int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev, int n_tokens, float *y_dev,
+                   lm_cuda_path path, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_set_vec_threads(lm_cuda_ctx *ctx, int threads_per_row, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+#endif

@@ -1,0 +1,602 @@
+/* test_cuda_quant.c - the CUDA matmul kernels against the CPU kernels, and
+ * (--bench) their speed.
+ *
+ * Test: for every GPU weight type, on random matrices quantized with the
+ * project's reference quantizers (odd row counts included) and random
+ * activations (gaussian, outliers, an all-zero block), for n_tokens in
+ * {1, 2, 3, 7, 16, 64, 512} (the largest shapes with fewer), y = W x on the
+ * GPU by each path against the CPU:
+ *   VEC   vs the CPU's own mul_mat (activations quantized the same way on
+ *         both sides, so the integer sums agree): |gpu - cpu| <= 1e-5 of the
+ *         sum of |terms|, sum_j |w_j x_j| (the bound the CPU levels are held
+ *         to against each other in tests/unit/test_quant.c);
+ *   GEMM  vs a double-precision product of the CPU's dequantized weights
+ *         and x, both rounded to f16 as the GPU rounds them: within 1e-4 of
+ *         the sum of |terms| (f32 accumulation on the tensor cores); and vs
+ *         the CPU's mul_mat, whose int8 activations differ from f16 ones by
+ *         design: ||gpu - cpu|| <= 3e-2 ||sum |terms|||;
+ *   AUTO  bit for bit the path it picks; every path twice gives the same
+ *         bits (no atomics).
+ * The output buffer and a guard after it are poisoned (NaN bytes) before
+ * every run: each output must be written (finite) and the guard untouched.
+ * The VEC path is also run with every threads-per-row choice. A device
+ * count of 0 exits 77 (ctest: skipped).
+ *
+ * Bench (--bench): the device-to-device copy bandwidth, then for each shape
+ * and type the median time of one call over many (a CUDA graph of calls,
+ * rotating over copies of the weights that together exceed 3x the L2 so
+ * that DRAM is measured, timed with events), as GB/s of GGUF weight bytes
+ * and % of the copy bandwidth (decode), and TFLOP/s (batches). */
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/quant.h"
+#include "backend/cuda/cuda_backend.h"
+#include "base/dtype.h"
+#include "base/fp16.h"
+
+#define VEC_TOL 1e-5
+#define GEMM_TOL 1e-4
+#define GEMM_VS_Q8_TOL 3e-2
+
+static const uint32_t TYPES[] = {LM_Q4_0, LM_Q4_1, LM_Q8_0, LM_Q4_K, LM_Q5_K, LM_Q6_K, LM_F16};
+#define N_TYPES (sizeof(TYPES) / sizeof(TYPES[0]))
+
+static int n_pass, n_fail;
+
+#define CHECK(cond, ...)                                                                                             \
+    do {                                                                                                             \
+        if (cond) {                                                                                                  \
+            n_pass++;                                                                                                \
+        } else {                                                                                                     \
+            n_fail++;                                                                                                \
+            fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);                                         \
+            fprintf(stderr, __VA_ARGS__);                                                                            \
+            fputc('\n', stderr);                                                                                     \
+        }                                                                                                            \
+    } while (0)
+
+/* CUDA runtime calls of the test itself: a failure ends the program */
+#define CK(call)                                                                                                     \
+    do {                                                                                                             \
+        const cudaError_t e_ = (call);                                                                               \
+        if (e_ != cudaSuccess) {                                                                                     \
+            fprintf(stderr, "%s:%d: %s failed: %s (%s)\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_),        \
+                    cudaGetErrorName(e_));                                                                           \
+            exit(1);                                                                                                 \
+        }                                                                                                            \
+    } while (0)
+/* lamina calls: a failure ends the program with the library's message */
+#define LM(call)                                                                                                     \
+    do {                                                                                                             \
+        if ((call) != 0) {                                                                                           \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, err.msg);                           \
+            exit(1);                                                                                                 \
+        }                                                                                                            \
+    } while (0)
+
+static lm_error err;
+
+/* ---- random data ---- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint32_t rng_u32(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+static float rng_uniform(void) { return (rng_u32() >> 8) * (1.0f / 16777216.0f); }
+
+static float rng_gauss(void) {
+    const float u1 = rng_uniform() + 1e-7f, u2 = rng_uniform();
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+}
+
+/* gaussian * SCALE with outliers (every 61st element x8) and, in rows of
+ * 512 or more, the block [256, 512) all zero */
+static void fill(float *x, int64_t rows, int64_t cols, float scale) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = x + r * cols;
+        for (int64_t i = 0; i < cols; i++) row[i] = scale * ((i % 61 == 7) ? 8.0f * rng_gauss() : rng_gauss());
+        if (cols >= 512 && r % 3 == 1)
+            for (int64_t i = 256; i < 512; i++) row[i] = 0.0f;
+    }
+}
+
+static void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return p;
+}
+
+static int64_t block_of(uint32_t type) { return type == LM_F16 ? 32 : lm_dtype_block_size(type); }
+
+/* ---- one GPU run, poisoned ---- */
+
+/* runs W x by PATH into a poisoned buffer; HOST gets n_tok * rows floats;
+ * returns the number of outputs left unwritten (or not finite) and checks
+ * the guard after them */
+static int64_t gpu_run(lm_cuda_ctx *ctx, const lm_cuda_matrix *m, const float *x_dev, float *y_dev, int64_t rows,
+                       int n_tok, lm_cuda_path path, float *host, const char *what) {
+    const size_t n = (size_t)rows * (size_t)n_tok, guard = 64;
+    CK(cudaMemset(y_dev, 0xFF, (n + guard) * sizeof(float)));
+    CK(cudaDeviceSynchronize());
+    LM(lm_cuda_matmul(ctx, m, x_dev, n_tok, y_dev, path, &err));
+    LM(lm_cuda_sync(ctx, &err));
+    float *all = xmalloc((n + guard) * sizeof(float));
+    LM(lm_cuda_download(ctx, all, y_dev, (n + guard) * sizeof(float), &err));
+    int64_t unwritten = 0, guard_hit = 0;
+    for (size_t i = 0; i < n; i++) unwritten += !isfinite(all[i]);
+    for (size_t i = n; i < n + guard; i++) {
+        uint32_t bits;
+        memcpy(&bits, &all[i], 4);
+        guard_hit += bits != 0xFFFFFFFFu;
+    }
+    CHECK(guard_hit == 0, "%s: %lld floats written past the output", what, (long long)guard_hit);
+    memcpy(host, all, n * sizeof(float));
+    free(all);
+    return unwritten;
+}
+
+/* ---- correctness ---- */
+
+typedef struct {
+    double worst_vec, worst_gemm, worst_gemm_q8;
+    int cases;
+} type_stats;
+
+/* max over outputs of |got - want| / mag, and the index where it is */
+static double worst_ratio(const float *got, const float *want, const double *want_d, const double *mag, size_t n,
+                          size_t *at) {
+    double worst = 0.0;
+    *at = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double ref = want ? (double)want[i] : want_d[i];
+        const double e = fabs((double)got[i] - ref) / (mag[i] + 1e-30);
+        if (!(e <= worst)) {
+            worst = e;
+            *at = i;
+        }
+    }
+    return worst;
+}
+
+/* ||got - want|| / ||mag|| */
+static double norm_rel(const float *got, const float *want, const double *mag, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+        den += mag[i] * mag[i];
+    }
+    return sqrt(num / (den + 1e-300));
+}
+
+static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t cols, const int *n_list, int n_count,
+                       bool sweep, type_stats *st) {
+    const q_kernels *k = q_get_kernels(type);
+    const size_t row_bytes = q_row_size(type, cols);
+    const int n_max = n_list[n_count - 1];
+    float *w = xmalloc((size_t)(rows * cols) * sizeof(float));
+    uint8_t *gguf = xmalloc(row_bytes * (size_t)rows);
+    fill(w, rows, cols, 0.05f);
+    for (int64_t r = 0; r < rows; r++) q_quantize_ref(type, w + r * cols, gguf + r * row_bytes, cols);
+    /* the CPU's dequantized weights, and as the GPU's GEMM path rounds them */
+    float *deq = w, *deq16 = xmalloc((size_t)(rows * cols) * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) k->dequantize(gguf + r * row_bytes, deq + r * cols, cols);
+    for (int64_t i = 0; i < rows * cols; i++) deq16[i] = lm_fp16_to_fp32(lm_fp32_to_fp16(deq[i]));
+
+    float *x = xmalloc((size_t)n_max * (size_t)cols * sizeof(float));
+    float *x16 = xmalloc((size_t)n_max * (size_t)cols * sizeof(float));
+    fill(x, n_max, cols, 1.0f);
+    for (int64_t i = 0; i < n_max * cols; i++) x16[i] = lm_fp16_to_fp32(lm_fp32_to_fp16(x[i]));
+    const size_t act_bytes = q_row_size(k->act_type, cols);
+    uint8_t *act = xmalloc(act_bytes * (size_t)n_max);
+    for (int t = 0; t < n_max; t++) k->quantize_act(x + (int64_t)t * cols, act + (size_t)t * act_bytes, cols);
+
+    lm_cuda_matrix *m = lm_cuda_matrix_upload(ctx, type, rows, cols, gguf, &err);
+    LM(m ? 0 : -1);
+    float *x_dev = lm_cuda_alloc(ctx, (size_t)n_max * (size_t)cols * sizeof(float), &err);
+    float *y_dev = lm_cuda_alloc(ctx, ((size_t)n_max * (size_t)rows + 64) * sizeof(float), &err);
+    LM(x_dev && y_dev ? 0 : -1);
+    LM(lm_cuda_upload(ctx, x_dev, x, (size_t)n_max * (size_t)cols * sizeof(float), &err));
+
+    const size_t out_max = (size_t)n_max * (size_t)rows;
+    float *ref_q = xmalloc(out_max * sizeof(float)), *vec = xmalloc(out_max * sizeof(float));
+    float *gemm = xmalloc(out_max * sizeof(float)), *again = xmalloc(out_max * sizeof(float));
+    double *ref16 = xmalloc(out_max * sizeof(double)), *mag = xmalloc(out_max * sizeof(double));
+    const char *name = lm_dtype_name(type);
+
+    /* the CPU's outputs for all n_max tokens: a token's result does not
+     * depend on the others in its batch (bit for bit, quant.h), so the first
+     * n of them are the reference of every batch of n */
+    k->mul_mat(cols, gguf, row_bytes, (int)rows, act, act_bytes, n_max, ref_q, rows);
+    for (int t = 0; t < n_max; t++) {
+        const float *xt = x + (int64_t)t * cols, *x16t = x16 + (int64_t)t * cols;
+        for (int64_t r = 0; r < rows; r++) {
+            const float *wr = deq + r * cols, *w16r = deq16 + r * cols;
+            double s16 = 0.0, sm = 0.0;
+            for (int64_t i = 0; i < cols; i++) {
+                s16 += (double)w16r[i] * x16t[i];
+                sm += fabs((double)wr[i] * xt[i]);
+            }
+            ref16[(size_t)t * rows + r] = s16;
+            mag[(size_t)t * rows + r] = sm;
+        }
+    }
+    for (int c = 0; c < n_count; c++) {
+        const int n = n_list[c];
+        const size_t n_out = (size_t)n * (size_t)rows;
+        char what[128];
+        size_t at;
+        /* VEC */
+        snprintf(what, sizeof(what), "%s %lldx%lld n=%d vec", name, (long long)rows, (long long)cols, n);
+        int64_t bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, vec, what);
+        CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
+        double e = worst_ratio(vec, ref_q, NULL, mag, n_out, &at);
+        CHECK(e <= VEC_TOL, "%s: |gpu - cpu| = %.3g of sum |terms| at token %zu row %zu (gpu %.9g, cpu %.9g)", what,
+              e, at / rows, at % rows, vec[at], ref_q[at]);
+        if (e > st->worst_vec) st->worst_vec = e;
+        gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, again, what);
+        CHECK(memcmp(vec, again, n_out * sizeof(float)) == 0, "%s: two runs differ", what);
+        /* GEMM */
+        snprintf(what, sizeof(what), "%s %lldx%lld n=%d gemm", name, (long long)rows, (long long)cols, n);
+        bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, gemm, what);
+        CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
+        e = worst_ratio(gemm, NULL, ref16, mag, n_out, &at);
+        CHECK(e <= GEMM_TOL, "%s: |gpu - f16 reference| = %.3g of sum |terms| at token %zu row %zu (gpu %.9g, ref %.9g)",
+              what, e, at / rows, at % rows, gemm[at], ref16[at]);
+        if (e > st->worst_gemm) st->worst_gemm = e;
+        const double nr = norm_rel(gemm, ref_q, mag, n_out);
+        CHECK(nr <= GEMM_VS_Q8_TOL, "%s: ||gpu - cpu q8|| / ||sum |terms||| = %.3g", what, nr);
+        if (nr > st->worst_gemm_q8) st->worst_gemm_q8 = nr;
+        gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, again, what);
+        CHECK(memcmp(gemm, again, n_out * sizeof(float)) == 0, "%s: two runs differ", what);
+        /* AUTO */
+        snprintf(what, sizeof(what), "%s %lldx%lld n=%d auto", name, (long long)rows, (long long)cols, n);
+        gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_AUTO, again, what);
+        const float *picked = n <= lm_cuda_vec_max_tokens(type) ? vec : gemm;
+        CHECK(memcmp(picked, again, n_out * sizeof(float)) == 0, "%s: differs from the path it picks", what);
+        /* every threads-per-row choice of the VEC kernels */
+        for (int tpr = 16; sweep && tpr <= 128; tpr *= 2) {
+            if (tpr == 64) continue;
+            LM(lm_cuda_set_vec_threads(ctx, tpr, &err));
+            snprintf(what, sizeof(what), "%s %lldx%lld n=%d vec tpr=%d", name, (long long)rows, (long long)cols, n,
+                     tpr);
+            bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, again, what);
+            CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
+            e = worst_ratio(again, ref_q, NULL, mag, n_out, &at);
+            CHECK(e <= VEC_TOL, "%s: |gpu - cpu| = %.3g of sum |terms| at token %zu row %zu", what, e, at / rows,
+                  at % rows);
+        }
+        LM(lm_cuda_set_vec_threads(ctx, 0, &err));
+        st->cases++;
+    }
+    lm_cuda_free(ctx, x_dev);
+    lm_cuda_free(ctx, y_dev);
+    lm_cuda_matrix_free(m);
+    free(w);
+    free(deq16);
+    free(gguf);
+    free(x);
+    free(x16);
+    free(act);
+    free(ref_q);
+    free(vec);
+    free(gemm);
+    free(again);
+    free(ref16);
+    free(mag);
+}
+
+static int run_tests(lm_cuda_ctx *ctx) {
+    static const int N_ALL[] = {1, 2, 3, 7, 16, 64, 512};
+    static const int N_BIG[] = {1, 2, 3, 7, 16, 64};
+    static const int N_HUGE[] = {1, 16};
+    static const struct {
+        int64_t rows, cols;
+        const int *n;
+        int n_count;
+        bool sweep;
+    } SHAPES[] = {
+        {1, 256, N_ALL, 7, false},   {5, 96, N_ALL, 7, true},     {7, 512, N_ALL, 7, false},
+        {33, 1280, N_ALL, 7, true},  {257, 768, N_ALL, 7, false}, {1031, 2048, N_BIG, 6, true},
+        {4099, 256, N_BIG, 6, false}, {1031, 4096, N_HUGE, 2, false},
+    };
+    printf("correctness: GPU paths against the CPU kernels (bounds: vec %.0e, gemm %.0e of sum |terms|; gemm vs cpu "
+           "q8 %.0e, normwise over sum |terms|)\n",
+           VEC_TOL, GEMM_TOL, GEMM_VS_Q8_TOL);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t type = TYPES[ti];
+        type_stats st = {0, 0, 0, 0};
+        for (size_t s = 0; s < sizeof(SHAPES) / sizeof(SHAPES[0]); s++) {
+            if (SHAPES[s].cols % block_of(type)) continue;
+            check_case(ctx, type, SHAPES[s].rows, SHAPES[s].cols, SHAPES[s].n, SHAPES[s].n_count, SHAPES[s].sweep,
+                       &st);
+        }
+        printf("  %-5s %3d cases: worst vec %.2e, gemm %.2e (of sum |terms|), gemm vs cpu q8 %.2e (normwise)\n",
+               lm_dtype_name(type), st.cases, st.worst_vec, st.worst_gemm, st.worst_gemm_q8);
+        fflush(stdout);
+    }
+    return n_fail;
+}
+
+/* ---- bench ---- */
+
+static double median(double *v, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            const double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* device-to-device copy, bytes read + written per second */
+static double copy_bandwidth(void) {
+    const size_t bytes = (size_t)1 << 30;
+    void *a, *b;
+    CK(cudaMalloc(&a, bytes));
+    CK(cudaMalloc(&b, bytes));
+    CK(cudaMemset(a, 0x5A, bytes));
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    double ms[20];
+    for (int i = 0; i < 23; i++) {
+        CK(cudaEventRecord(e0, 0));
+        CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0));
+        CK(cudaEventRecord(e1, 0));
+        CK(cudaEventSynchronize(e1));
+        float t;
+        CK(cudaEventElapsedTime(&t, e0, e1));
+        if (i >= 3) ms[i - 3] = t;
+    }
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    CK(cudaFree(a));
+    CK(cudaFree(b));
+    return 2.0 * (double)bytes / (median(ms, 20) * 1e-3);
+}
+
+/* random valid blocks: random quant bytes, scales in a realistic range */
+static void random_blocks(uint32_t type, uint8_t *data, int64_t rows, int64_t cols) {
+    const size_t bytes = q_row_size(type, cols) * (size_t)rows;
+    for (size_t i = 0; i + 4 <= bytes; i += 4) {
+        const uint32_t r = rng_u32();
+        memcpy(data + i, &r, 4);
+    }
+    if (type == LM_F16) {
+        for (size_t i = 0; i < bytes / 2; i++) {
+            const lm_fp16 h = lm_fp32_to_fp16(0.05f * (rng_uniform() * 2.0f - 1.0f));
+            memcpy(data + 2 * i, &h, 2);
+        }
+        return;
+    }
+    const size_t block_bytes = lm_dtype_type_size(type), n_blocks = bytes / block_bytes;
+    for (size_t b = 0; b < n_blocks; b++) {
+        uint8_t *blk = data + b * block_bytes;
+        const lm_fp16 d = lm_fp32_to_fp16(0.001f + 0.01f * rng_uniform());
+        const lm_fp16 m = lm_fp32_to_fp16(-0.01f * rng_uniform());
+        switch (type) {
+        case LM_Q4_1:
+            memcpy(blk, &d, 2);
+            memcpy(blk + 2, &m, 2);
+            break;
+        case LM_Q4_0:
+        case LM_Q8_0: memcpy(blk, &d, 2); break;
+        case LM_Q4_K:
+        case LM_Q5_K:
+            memcpy(blk, &d, 2);
+            memcpy(blk + 2, &d, 2);
+            break;
+        case LM_Q6_K: memcpy(blk + block_bytes - 2, &d, 2); break;
+        default: break;
+        }
+    }
+}
+
+typedef struct {
+    lm_cuda_ctx *ctx;
+    lm_cuda_matrix **mats;
+    int copies;
+    const float *x_dev;
+    float *y_dev;
+} bench_setup;
+
+/* median time of one call (seconds): a graph of L calls rotating over the copies */
+static double time_calls(bench_setup *b, int n_tok, lm_cuda_path path) {
+    cudaStream_t stream = (cudaStream_t)lm_cuda_stream(b->ctx);
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    for (int i = 0; i < b->copies; i++) LM(lm_cuda_matmul(b->ctx, b->mats[i], b->x_dev, n_tok, b->y_dev, path, &err));
+    CK(cudaEventRecord(e0, stream));
+    LM(lm_cuda_matmul(b->ctx, b->mats[0], b->x_dev, n_tok, b->y_dev, path, &err));
+    CK(cudaEventRecord(e1, stream));
+    CK(cudaEventSynchronize(e1));
+    float one_ms;
+    CK(cudaEventElapsedTime(&one_ms, e0, e1));
+    int calls = (int)(2.0 / (one_ms > 1e-3 ? one_ms : 1e-3)); /* about 2 ms a replay */
+    if (calls < 2 * b->copies) calls = 2 * b->copies;
+    if (calls > 400) calls = 400;
+    calls = (calls + b->copies - 1) / b->copies * b->copies;
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+    for (int i = 0; i < calls; i++)
+        LM(lm_cuda_matmul(b->ctx, b->mats[i % b->copies], b->x_dev, n_tok, b->y_dev, path, &err));
+    CK(cudaStreamEndCapture(stream, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    CK(cudaGraphLaunch(exec, stream)); /* warm-up */
+    double ms[15];
+    for (int r = 0; r < 15; r++) {
+        CK(cudaEventRecord(e0, stream));
+        CK(cudaGraphLaunch(exec, stream));
+        CK(cudaEventRecord(e1, stream));
+        CK(cudaEventSynchronize(e1));
+        float t;
+        CK(cudaEventElapsedTime(&t, e0, e1));
+        ms[r] = t;
+    }
+    CK(cudaGraphExecDestroy(exec));
+    CK(cudaGraphDestroy(graph));
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    return median(ms, 15) * 1e-3 / calls;
+}
+
+typedef struct {
+    int64_t rows, cols;
+    uint32_t type;
+    size_t bytes;             /* GGUF weight bytes */
+    double t[4][3];           /* seconds by n index and path (1 vec, 2 gemm); 0 = not run */
+    double t_tpr[3];          /* decode by threads per row 16, 32, 128 */
+} bench_row;
+
+static void print_full_row(const bench_row *r, const int *ns, int ni, int p, double copy_bw) {
+    const double t = r->t[ni][p], gbs = (double)r->bytes / t;
+    printf("| %lld x %lld | %s | %d | %s | %.2f | %.2f | %.0f | %.0f %% | %.2f |\n", (long long)r->rows,
+           (long long)r->cols, lm_dtype_name(r->type), ns[ni], p == 1 ? "vec" : "gemm", t * 1e6,
+           (double)r->bytes / copy_bw * 1e6, gbs / 1e9, 100.0 * gbs / copy_bw,
+           2.0 * (double)r->rows * (double)r->cols * ns[ni] / t / 1e12);
+}
+
+/* DECODE_ONLY: n_tokens = 1 and the threads-per-row sweep only */
+static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool decode_only) {
+    static const int64_t SHAPES[][2] = {{576, 1536},  {1536, 576},  {49152, 576}, {1024, 3072},
+                                        {3072, 1024}, {2048, 8192}, {8192, 2048}};
+    static const int NS[] = {1, 16, 64, 512};
+    enum { N_SHAPES = sizeof(SHAPES) / sizeof(SHAPES[0]) };
+    static bench_row rows_out[N_SHAPES * N_TYPES];
+    int n_rows = 0;
+    const double copy_bw = copy_bandwidth();
+    printf("\nbench: %s, %d SMs, L2 %d MiB; device-to-device copy %.0f GB/s (read + write, 1 GiB, median of 20)\n",
+           info->name, info->sm_count, info->l2_bytes >> 20, copy_bw / 1e9);
+    printf("time: per call, median over 15 replays of a CUDA graph of many calls rotating over weight copies (> 3x "
+           "L2); a call = activation prep + kernel(s)\nGB/s = GGUF weight bytes / time; floor = weight bytes / copy "
+           "bandwidth; TFLOP/s = 2 rows cols n_tokens / time\n\n");
+    printf("| shape (rows x cols) | type | n_tokens | path | time (us) | floor (us) | GB/s | %% of copy | TFLOP/s |\n");
+    printf("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int s = 0; s < N_SHAPES; s++) {
+        const int64_t rows = SHAPES[s][0], cols = SHAPES[s][1];
+        float *x = xmalloc((size_t)512 * (size_t)cols * sizeof(float));
+        fill(x, 512, cols, 1.0f);
+        bench_setup b = {ctx, NULL, 0, NULL, NULL};
+        float *x_dev = lm_cuda_alloc(ctx, (size_t)512 * (size_t)cols * sizeof(float), &err);
+        b.y_dev = lm_cuda_alloc(ctx, (size_t)512 * (size_t)rows * sizeof(float), &err);
+        LM(x_dev && b.y_dev ? 0 : -1);
+        LM(lm_cuda_upload(ctx, x_dev, x, (size_t)512 * (size_t)cols * sizeof(float), &err));
+        b.x_dev = x_dev;
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            const uint32_t type = TYPES[ti];
+            if (cols % block_of(type)) continue;
+            bench_row *r = &rows_out[n_rows++];
+            memset(r, 0, sizeof(*r));
+            r->rows = rows;
+            r->cols = cols;
+            r->type = type;
+            r->bytes = q_row_size(type, cols) * (size_t)rows;
+            uint8_t *data = xmalloc(r->bytes);
+            random_blocks(type, data, rows, cols);
+            int copies = (int)((3.0 * info->l2_bytes) / (double)r->bytes) + 1;
+            if (copies > 512) copies = 512;
+            b.copies = copies;
+            b.mats = xmalloc((size_t)copies * sizeof(*b.mats));
+            b.mats[0] = lm_cuda_matrix_upload(ctx, type, rows, cols, data, &err);
+            LM(b.mats[0] ? 0 : -1);
+            for (int i = 1; i < copies; i++) {
+                b.mats[i] = lm_cuda_matrix_clone(ctx, b.mats[0], &err);
+                LM(b.mats[i] ? 0 : -1);
+            }
+            free(data);
+            for (int ni = 0; ni < (decode_only ? 1 : 4); ni++) {
+                for (int p = 1; p <= 2; p++) {
+                    if ((NS[ni] == 1 && p == LM_CUDA_PATH_GEMM) || (NS[ni] == 512 && p == LM_CUDA_PATH_VEC)) continue;
+                    r->t[ni][p] = time_calls(&b, NS[ni], (lm_cuda_path)p);
+                    print_full_row(r, NS, ni, p, copy_bw);
+                    fflush(stdout);
+                }
+            }
+            const int tprs[3] = {16, 32, 128};
+            for (int i = 0; i < 3; i++) {
+                LM(lm_cuda_set_vec_threads(ctx, tprs[i], &err));
+                r->t_tpr[i] = time_calls(&b, 1, LM_CUDA_PATH_VEC);
+            }
+            LM(lm_cuda_set_vec_threads(ctx, 0, &err));
+            for (int i = 0; i < copies; i++) lm_cuda_matrix_free(b.mats[i]);
+            free(b.mats);
+        }
+        lm_cuda_free(ctx, x_dev);
+        lm_cuda_free(ctx, b.y_dev);
+        free(x);
+    }
+    printf("\ndecode by threads per row (n_tokens = 1, vec; us):\n\n| shape | type | 16 | 32 | 128 | built-in |\n"
+           "| --- | --- | ---: | ---: | ---: | ---: |\n");
+    for (int i = 0; i < n_rows; i++) {
+        const bench_row *r = &rows_out[i];
+        printf("| %lld x %lld | %s | %.2f | %.2f | %.2f | %.2f |\n", (long long)r->rows, (long long)r->cols,
+               lm_dtype_name(r->type), r->t_tpr[0] * 1e6, r->t_tpr[1] * 1e6, r->t_tpr[2] * 1e6, r->t[0][1] * 1e6);
+    }
+    printf("\nsummary (%s, copy %.0f GB/s): decode = n 1 vec; n 16 / 64: vec | gemm us; n 512 gemm\n\n"
+           "| shape | type | MB | n=1 us | GB/s | %% copy | n=16 vec/gemm us | n=64 vec/gemm us | n=512 us | TFLOP/s |\n"
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+           info->name, copy_bw / 1e9);
+    for (int i = 0; i < n_rows; i++) {
+        const bench_row *r = &rows_out[i];
+        const double gbs = (double)r->bytes / r->t[0][1];
+        printf("| %lldx%lld | %s | %.2f | %.2f | %.0f | %.0f | %.1f/%.1f | %.1f/%.1f | %.1f | %.1f |\n",
+               (long long)r->rows, (long long)r->cols, lm_dtype_name(r->type), r->bytes / 1e6, r->t[0][1] * 1e6,
+               gbs / 1e9, 100.0 * gbs / copy_bw, r->t[1][1] * 1e6, r->t[1][2] * 1e6, r->t[2][1] * 1e6,
+               r->t[2][2] * 1e6, r->t[3][2] * 1e6,
+               r->t[3][2] > 0 ? 2.0 * (double)r->rows * (double)r->cols * 512 / r->t[3][2] / 1e12 : 0.0);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    bool bench = false, decode_only = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--bench")) bench = true;
+        else if (!strcmp(argv[i], "--decode")) decode_only = true;
+        else {
+            fprintf(stderr, "usage: test_cuda_quant [--bench [--decode]]\n");
+            return 2;
+        }
+    }
+    int count = 0;
+    if (lm_cuda_device_count(&count, &err)) {
+        printf("test_cuda_quant: no usable CUDA driver: skipped (%s)\n", err.msg);
+        return 77;
+    }
+    if (count == 0) {
+        printf("test_cuda_quant: no CUDA device: skipped\n");
+        return 77;
+    }
+    lm_cuda_device_info info;
+    LM(lm_cuda_device_query(0, &info, &err));
+    printf("device 0: %s, compute %d.%d, %d SMs, %.1f GiB (%.1f free), L2 %d MiB, %d-bit bus; cpu level %s\n", info.name,
+           info.major, info.minor, info.sm_count, info.total_mem / 1073741824.0, info.free_mem / 1073741824.0,
+           info.l2_bytes >> 20, info.mem_bus_bits, cpu_level_name(cpu_level_active()));
+    lm_cuda_ctx *ctx = lm_cuda_ctx_create(0, &err);
+    LM(ctx ? 0 : -1);
+    int rc = 0;
+    if (bench) {
+        rc = run_bench(ctx, &info, decode_only);
+    } else {
+        run_tests(ctx);
+        printf("test_cuda_quant: %d checks passed, %d failed\n", n_pass, n_fail);
+        rc = n_fail ? 1 : 0;
+    }
+    lm_cuda_ctx_free(ctx);
+    return rc;
+}
