@@ -4,7 +4,8 @@
  * the reader's one-line message and exit code 1. Prints the architecture and
  * hyperparameters, the parameter count and quantization mix, the tokenizer
  * summary and the sizes; --kv dumps every metadata entry, --tensors every
- * tensor, --cpu the SIMD level the kernels would run at. Also home of
+ * tensor, --cpu the SIMD level the kernels would run at, --gpu whether the
+ * CUDA backend is compiled in and the devices it sees. Also home of
  * cli_default_model(), shared by the other subcommands. */
 #include <limits.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/cuda/cuda_backend.h"
 #include "base/cpu.h"
 #include "base/dtype.h"
 #include "cli/cli.h"
@@ -208,16 +210,35 @@ static void print_cpu(void) {
            cpu_level_name(cpu_level_best()));
 }
 
+static void print_gpu(void) {
+    lm_error err = {{0}};
+    int count = 0;
+    if (!lm_cuda_compiled()) {
+        printf("%-17snot compiled in (configure with -DLAMINA_CUDA=ON)\n", "cuda:");
+    } else if (lm_cuda_device_count(&count, &err)) {
+        printf("%-17scompiled in; %s\n", "cuda:", err.msg);
+    } else {
+        printf("%-17scompiled in, %d device%s\n", "cuda:", count, count == 1 ? "" : "s");
+        for (int d = 0; d < count; d++) {
+            lm_cuda_device_info info;
+            if (lm_cuda_device_query(d, &info, &err)) printf("  gpu %d: %s\n", d, err.msg);
+            else printf("  gpu %d: %s, compute %d.%d, %d SMs, %.1f GiB\n", d, info.name, info.major, info.minor,
+                        info.sm_count, info.total_mem / 1073741824.0);
+        }
+    }
+}
+
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
-    bool show_cpu = false, show_kv = false, show_tensors = false;
+    bool show_cpu = false, show_gpu = false, show_kv = false, show_tensors = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu")) show_cpu = true;
+        else if (!strcmp(argv[i], "--gpu")) show_gpu = true;
         else if (!strcmp(argv[i], "--kv")) show_kv = true;
         else if (!strcmp(argv[i], "--tensors")) show_tensors = true;
         else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "lamina info: unknown option '%s'\n"
-                            "usage: lamina info [MODEL] [--cpu] [--kv] [--tensors]\n", argv[i]);
+                            "usage: lamina info [MODEL] [--cpu] [--gpu] [--kv] [--tensors]\n", argv[i]);
             return 2;
         } else if (path) {
             fprintf(stderr, "lamina info: one model at a time ('%s' and '%s')\n", path, argv[i]);
@@ -235,6 +256,7 @@ int cmd_info(int argc, char **argv) {
     }
     print_summary(f);
     if (show_cpu) print_cpu();
+    if (show_gpu) print_gpu();
     if (show_kv) print_kv(f);
     if (show_tensors) print_tensors(f);
     gguf_close(f);
