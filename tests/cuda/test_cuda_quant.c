@@ -413,7 +413,28 @@ typedef struct {
     float *y_dev;
 } bench_setup;
 
-/* median time of one call (seconds): a graph of L calls rotating over the copies */
+/* graphs unless capturing one failed once (then plain launches, timed the same way) */
+static bool use_graphs = true;
+
+/* CALLS calls rotating over the copies into a graph; false (and graphs off) if capture fails */
+static bool capture_calls(bench_setup *b, int n_tok, lm_cuda_path path, int calls, cudaGraphExec_t *exec) {
+    cudaStream_t stream = (cudaStream_t)lm_cuda_stream(b->ctx);
+    cudaGraph_t graph = NULL;
+    bool ok = cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed) == cudaSuccess;
+    for (int i = 0; ok && i < calls; i++)
+        ok = lm_cuda_matmul(b->ctx, b->mats[i % b->copies], b->x_dev, n_tok, b->y_dev, path, &err) == 0;
+    if (cudaStreamEndCapture(stream, &graph) != cudaSuccess) ok = false;
+    if (ok && cudaGraphInstantiate(exec, graph, 0) != cudaSuccess) ok = false;
+    if (graph) cudaGraphDestroy(graph);
+    if (!ok) {
+        printf("note: capturing a CUDA graph failed (%s; %s): timing plain launches from here on\n", err.msg,
+               cudaGetErrorString(cudaGetLastError()));
+        use_graphs = false;
+    }
+    return ok;
+}
+
+/* median time of one call (seconds): a graph of many calls rotating over the copies */
 static double time_calls(bench_setup *b, int n_tok, lm_cuda_path path) {
     cudaStream_t stream = (cudaStream_t)lm_cuda_stream(b->ctx);
     cudaEvent_t e0, e1;
@@ -430,36 +451,34 @@ static double time_calls(bench_setup *b, int n_tok, lm_cuda_path path) {
     if (calls < 2 * b->copies) calls = 2 * b->copies;
     if (calls > 400) calls = 400;
     calls = (calls + b->copies - 1) / b->copies * b->copies;
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    CK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
-    for (int i = 0; i < calls; i++)
-        LM(lm_cuda_matmul(b->ctx, b->mats[i % b->copies], b->x_dev, n_tok, b->y_dev, path, &err));
-    CK(cudaStreamEndCapture(stream, &graph));
-    CK(cudaGraphInstantiate(&exec, graph, 0));
-    CK(cudaGraphLaunch(exec, stream)); /* warm-up */
-    double ms[15];
-    for (int r = 0; r < 15; r++) {
+    cudaGraphExec_t exec = NULL;
+    const bool graph = use_graphs && capture_calls(b, n_tok, path, calls, &exec);
+    double ms[16];
+    for (int r = 0; r < 16; r++) { /* the first is a warm-up */
         CK(cudaEventRecord(e0, stream));
-        CK(cudaGraphLaunch(exec, stream));
+        if (graph) {
+            CK(cudaGraphLaunch(exec, stream));
+        } else {
+            for (int i = 0; i < calls; i++)
+                LM(lm_cuda_matmul(b->ctx, b->mats[i % b->copies], b->x_dev, n_tok, b->y_dev, path, &err));
+        }
         CK(cudaEventRecord(e1, stream));
         CK(cudaEventSynchronize(e1));
         float t;
         CK(cudaEventElapsedTime(&t, e0, e1));
         ms[r] = t;
     }
-    CK(cudaGraphExecDestroy(exec));
-    CK(cudaGraphDestroy(graph));
+    if (graph) CK(cudaGraphExecDestroy(exec));
     CK(cudaEventDestroy(e0));
     CK(cudaEventDestroy(e1));
-    return median(ms, 15) * 1e-3 / calls;
+    return median(ms + 1, 15) * 1e-3 / calls;
 }
 
 typedef struct {
     int64_t rows, cols;
     uint32_t type;
     size_t bytes;             /* GGUF weight bytes */
-    double t[4][3];           /* seconds by n index and path (1 vec, 2 gemm); 0 = not run */
+    double t[5][3];           /* seconds by n index and path (1 vec, 2 gemm); 0 = not run */
     double t_tpr[3];          /* decode by threads per row 16, 32, 128 */
 } bench_row;
 
@@ -475,7 +494,7 @@ static void print_full_row(const bench_row *r, const int *ns, int ni, int p, dou
 static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool decode_only) {
     static const int64_t SHAPES[][2] = {{576, 1536},  {1536, 576},  {49152, 576}, {1024, 3072},
                                         {3072, 1024}, {2048, 8192}, {8192, 2048}};
-    static const int NS[] = {1, 16, 64, 512};
+    static const int NS[] = {1, 16, 32, 64, 512};
     enum { N_SHAPES = sizeof(SHAPES) / sizeof(SHAPES[0]) };
     static bench_row rows_out[N_SHAPES * N_TYPES];
     int n_rows = 0;
@@ -519,7 +538,7 @@ static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool dec
                 LM(b.mats[i] ? 0 : -1);
             }
             free(data);
-            for (int ni = 0; ni < (decode_only ? 1 : 4); ni++) {
+            for (int ni = 0; ni < (decode_only ? 1 : 5); ni++) {
                 for (int p = 1; p <= 2; p++) {
                     if ((NS[ni] == 1 && p == LM_CUDA_PATH_GEMM) || (NS[ni] == 512 && p == LM_CUDA_PATH_VEC)) continue;
                     r->t[ni][p] = time_calls(&b, NS[ni], (lm_cuda_path)p);
@@ -547,18 +566,18 @@ static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool dec
         printf("| %lld x %lld | %s | %.2f | %.2f | %.2f | %.2f |\n", (long long)r->rows, (long long)r->cols,
                lm_dtype_name(r->type), r->t_tpr[0] * 1e6, r->t_tpr[1] * 1e6, r->t_tpr[2] * 1e6, r->t[0][1] * 1e6);
     }
-    printf("\nsummary (%s, copy %.0f GB/s): decode = n 1 vec; n 16 / 64: vec | gemm us; n 512 gemm\n\n"
-           "| shape | type | MB | n=1 us | GB/s | %% copy | n=16 vec/gemm us | n=64 vec/gemm us | n=512 us | TFLOP/s |\n"
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    printf("\nsummary (%s, copy %.0f GB/s): decode = n 1 vec; n 16 / 32 / 64: vec/gemm us; n 512 gemm\n\n"
+           "| shape | type | MB | n=1 us | GB/s | %% copy | n=16 | n=32 | n=64 | n=512 us | TFLOP/s |\n"
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
            info->name, copy_bw / 1e9);
     for (int i = 0; i < n_rows; i++) {
         const bench_row *r = &rows_out[i];
         const double gbs = (double)r->bytes / r->t[0][1];
-        printf("| %lldx%lld | %s | %.2f | %.2f | %.0f | %.0f | %.1f/%.1f | %.1f/%.1f | %.1f | %.1f |\n",
+        printf("| %lldx%lld | %s | %.2f | %.2f | %.0f | %.0f | %.1f/%.1f | %.1f/%.1f | %.1f/%.1f | %.1f | %.1f |\n",
                (long long)r->rows, (long long)r->cols, lm_dtype_name(r->type), r->bytes / 1e6, r->t[0][1] * 1e6,
                gbs / 1e9, 100.0 * gbs / copy_bw, r->t[1][1] * 1e6, r->t[1][2] * 1e6, r->t[2][1] * 1e6,
-               r->t[2][2] * 1e6, r->t[3][2] * 1e6,
-               r->t[3][2] > 0 ? 2.0 * (double)r->rows * (double)r->cols * 512 / r->t[3][2] / 1e12 : 0.0);
+               r->t[2][2] * 1e6, r->t[3][1] * 1e6, r->t[3][2] * 1e6, r->t[4][2] * 1e6,
+               r->t[4][2] > 0 ? 2.0 * (double)r->rows * (double)r->cols * 512 / r->t[4][2] / 1e12 : 0.0);
     }
     return 0;
 }
