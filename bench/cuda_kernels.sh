@@ -15,9 +15,11 @@
 #   2. test_cuda_layout (the layout and unit arithmetic, on the CPU);
 #   3. test_cuda_quant (every type, shape and path against the CPU kernels);
 #   4. test_cuda_quant --bench (the tables), and --bench --decode for each
-#      VEC unroll variant asked for.
+#      VEC unroll variant asked for (bench_unrollN.txt).
 # Everything goes to OUT (default BUILD/results; $OUT when set); the last
-# lines printed are the summaries. Exit status: 0 when every step passed.
+# lines printed are the bench's batch and summary tables (the decode kernel
+# by threads per row and rows per thread is in bench.txt). Exit status: 0
+# when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -135,7 +137,7 @@ t0=$(date +%s)
 "$build/test_cuda_quant" >> "$out/test.txt" 2>&1
 rc=$?
 [ $rc -eq 0 ] || failed+=("test_cuda_quant (status $rc)")
-grep -E "^(device|correctness|  [a-z0-9_]+ +[0-9]+ cases|test_cuda_quant)" "$out/test.txt"
+grep -E "^(device|correctness|  [a-zA-Z0-9_]+ +[0-9]+ cases|test_cuda_quant)" "$out/test.txt"
 grep -m 20 "FAIL" "$out/test.txt"
 echo "test_cuda_quant: $(( $(date +%s) - t0 )) s"
 
@@ -149,16 +151,8 @@ if [ $bench -eq 1 ]; then
     t0=$(date +%s)
     "$build/test_cuda_quant" --bench > "$out/bench.txt" 2>&1 || failed+=("bench")
     echo "bench: $(( $(date +%s) - t0 )) s"
-    for v in $variants; do
-        echo "-- decode by threads per row, VEC unroll $v (us):"
-        sed -n '/^decode by threads per row/,/^$/p' "$out/bench_unroll$v.txt" | sed -n '3,$p' |
-            awk -F'|' 'NF > 5 { printf "%s|%s|%s|%s|%s|%s\n", $2, $3, $4, $5, $6, $7 }'
-    done
-    echo "-- decode by threads per row, default unroll (us):"
-    sed -n '/^decode by threads per row/,/^$/p' "$out/bench.txt" | sed -n '3,$p' |
-        awk -F'|' 'NF > 5 { printf "%s|%s|%s|%s|%s|%s\n", $2, $3, $4, $5, $6, $7 }'
-    grep -E "^bench:" "$out/bench.txt"
-    sed -n '/^summary/,$p' "$out/bench.txt"
+    grep -E "^(bench:|note:)" "$out/bench.txt"
+    sed -n '/^batches/,$p' "$out/bench.txt"
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

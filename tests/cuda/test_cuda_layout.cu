@@ -63,35 +63,25 @@ static void fill(float *x, int64_t n, float scale) {
 }
 
 /* the CPU's activation row (act_type) -> the GPU's activation layout */
-static void act_to_gpu(uint32_t act_type, const void *row, int64_t cols, int8_t *q, float *d, float *s, int *sum) {
+static void act_to_gpu(uint32_t act_type, const void *row, int64_t cols, int8_t *q, float2 *ds) {
     if (act_type == LM_Q8_0 || act_type == LM_Q8_1) {
         for (int64_t b = 0; b < cols / 32; b++) {
-            const int8_t *qs;
             if (act_type == LM_Q8_0) {
                 const block_q8_0 *blk = (const block_q8_0 *)row + b;
-                qs = blk->qs;
-                d[b] = lm_fp16_to_fp32(blk->d);
-                s[b] = 0.0f;
+                memcpy(q + 32 * b, blk->qs, 32);
+                ds[b] = make_float2(lm_fp16_to_fp32(blk->d), 0.0f); /* s: unused by q4_0 / q8_0 */
             } else {
                 const block_q8_1 *blk = (const block_q8_1 *)row + b;
-                qs = blk->qs;
-                d[b] = lm_fp16_to_fp32(blk->d);
-                s[b] = lm_fp16_to_fp32(blk->s);
+                memcpy(q + 32 * b, blk->qs, 32);
+                ds[b] = make_float2(lm_fp16_to_fp32(blk->d), lm_fp16_to_fp32(blk->s));
             }
-            int total = 0;
-            for (int j = 0; j < 32; j++) total += qs[j];
-            memcpy(q + 32 * b, qs, 32);
-            sum[b] = total;
         }
     } else {
         for (int64_t sb = 0; sb < cols / 256; sb++) {
             const block_q8_K *blk = (const block_q8_K *)row + sb;
             memcpy(q + 256 * sb, blk->qs, 256);
-            for (int g = 0; g < 8; g++) {
-                d[8 * sb + g] = blk->d;
-                s[8 * sb + g] = 0.0f;
-                sum[8 * sb + g] = blk->bsums[2 * g] + blk->bsums[2 * g + 1];
-            }
+            for (int g = 0; g < 8; g++)
+                ds[8 * sb + g] = make_float2(blk->d, (float)(blk->bsums[2 * g] + blk->bsums[2 * g + 1]));
         }
     }
 }
@@ -152,10 +142,9 @@ static void check_type(uint32_t type, int index, int64_t rows, int64_t cols, row
     std::vector<uint8_t> act(q_row_size(k->act_type, cols));
     k->quantize_act(x.data(), act.data(), cols);
     std::vector<int8_t> aq((size_t)cols);
-    std::vector<float> ad((size_t)cols / 32), as((size_t)cols / 32);
-    std::vector<int> asum((size_t)cols / 32);
-    act_to_gpu(k->act_type, act.data(), cols, aq.data(), ad.data(), as.data(), asum.data());
-    const cu_act a = {aq.data(), ad.data(), as.data(), asum.data(), NULL, cols};
+    std::vector<float2> ads((size_t)cols / 32);
+    act_to_gpu(k->act_type, act.data(), cols, aq.data(), ads.data());
+    const cu_act a = {aq.data(), ads.data(), NULL, cols};
     std::vector<float> xq((size_t)cols);
     const q_kernels *ka = q_get_kernels_level(k->act_type, CPU_SCALAR);
     if (ka) ka->dequantize(act.data(), xq.data(), cols);

@@ -265,19 +265,39 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
         gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_AUTO, again, what);
         const float *picked = n <= lm_cuda_vec_max_tokens(type) ? vec : gemm;
         CHECK(memcmp(picked, again, n_out * sizeof(float)) == 0, "%s: differs from the path it picks", what);
-        /* every threads-per-row choice of the VEC kernels */
-        for (int tpr = 16; sweep && tpr <= 128; tpr *= 2) {
-            if (tpr == 64) continue;
-            LM(lm_cuda_set_vec_threads(ctx, tpr, &err));
-            snprintf(what, sizeof(what), "%s %lldx%lld n=%d vec tpr=%d", name, (long long)rows, (long long)cols, n,
-                     tpr);
-            bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, again, what);
-            CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
-            e = worst_ratio(again, ref_q, NULL, mag, n_out, &at);
-            CHECK(e <= VEC_TOL, "%s: |gpu - cpu| = %.3g of sum |terms| at token %zu row %zu", what, e, at / rows,
-                  at % rows);
+        /* the activations prepared by the last VEC run serve another product; a GEMM run or
+         * another batch size does not leave them */
+        snprintf(what, sizeof(what), "%s %lldx%lld n=%d reuse", name, (long long)rows, (long long)cols, n);
+        gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, again, what);
+        CK(cudaMemset(y_dev, 0xFF, n_out * sizeof(float)));
+        CK(cudaDeviceSynchronize());
+        LM(lm_cuda_matmul_reuse_act(ctx, m, n, y_dev, &err));
+        LM(lm_cuda_sync(ctx, &err));
+        LM(lm_cuda_download(ctx, again, y_dev, n_out * sizeof(float), &err));
+        CHECK(memcmp(vec, again, n_out * sizeof(float)) == 0, "%s: differs from the VEC run", what);
+        CHECK(lm_cuda_matmul_reuse_act(ctx, m, n + 1, y_dev, &err) != 0, "%s: reuse with n + 1 tokens accepted", what);
+        if (type == LM_F16) {
+            gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, again, what);
+            CHECK(lm_cuda_matmul_reuse_act(ctx, m, n, y_dev, &err) != 0, "%s: reuse after a GEMM run accepted", what);
         }
-        LM(lm_cuda_set_vec_threads(ctx, 0, &err));
+        /* two rows per thread with the built-in threads per row; on some shapes every choice */
+        static const int TPRS[] = {0, 16, 32, 128}; /* 0: the built-in choice */
+        for (int rpt = 1; rpt <= 2; rpt++) {
+            for (int i = 0; i < (sweep ? 4 : 1); i++) {
+                const int tpr = TPRS[i];
+                if (rpt == 1 && tpr == 0) continue; /* the default, run above */
+                LM(lm_cuda_set_vec_shape(ctx, tpr, rpt, &err));
+                snprintf(what, sizeof(what), "%s %lldx%lld n=%d vec tpr=%d rows=%d", name, (long long)rows,
+                         (long long)cols, n, tpr, rpt);
+                bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, again, what);
+                CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
+                e = worst_ratio(again, ref_q, NULL, mag, n_out, &at);
+                CHECK(e <= VEC_TOL, "%s: |gpu - cpu| = %.3g of sum |terms| at token %zu row %zu", what, e, at / rows,
+                      at % rows);
+                if (e > st->worst_vec) st->worst_vec = e;
+            }
+        }
+        LM(lm_cuda_set_vec_shape(ctx, 0, 0, &err));
         st->cases++;
     }
     lm_cuda_free(ctx, x_dev);
@@ -416,13 +436,22 @@ typedef struct {
 /* graphs unless capturing one failed once (then plain launches, timed the same way) */
 static bool use_graphs = true;
 
+/* what one timed call does */
+typedef enum { CALL_VEC, CALL_GEMM, CALL_KERNEL } call_kind;
+
+static int one_call(bench_setup *b, int i, int n_tok, call_kind kind) {
+    const lm_cuda_matrix *m = b->mats[i % b->copies];
+    if (kind == CALL_KERNEL) return lm_cuda_matmul_reuse_act(b->ctx, m, n_tok, b->y_dev, &err);
+    return lm_cuda_matmul(b->ctx, m, b->x_dev, n_tok, b->y_dev, kind == CALL_VEC ? LM_CUDA_PATH_VEC : LM_CUDA_PATH_GEMM,
+                          &err);
+}
+
 /* CALLS calls rotating over the copies into a graph; false (and graphs off) if capture fails */
-static bool capture_calls(bench_setup *b, int n_tok, lm_cuda_path path, int calls, cudaGraphExec_t *exec) {
+static bool capture_calls(bench_setup *b, int n_tok, call_kind kind, int calls, cudaGraphExec_t *exec) {
     cudaStream_t stream = (cudaStream_t)lm_cuda_stream(b->ctx);
     cudaGraph_t graph = NULL;
     bool ok = cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed) == cudaSuccess;
-    for (int i = 0; ok && i < calls; i++)
-        ok = lm_cuda_matmul(b->ctx, b->mats[i % b->copies], b->x_dev, n_tok, b->y_dev, path, &err) == 0;
+    for (int i = 0; ok && i < calls; i++) ok = one_call(b, i, n_tok, kind) == 0;
     if (cudaStreamEndCapture(stream, &graph) != cudaSuccess) ok = false;
     if (ok && cudaGraphInstantiate(exec, graph, 0) != cudaSuccess) ok = false;
     if (graph) cudaGraphDestroy(graph);
@@ -434,15 +463,18 @@ static bool capture_calls(bench_setup *b, int n_tok, lm_cuda_path path, int call
     return ok;
 }
 
-/* median time of one call (seconds): a graph of many calls rotating over the copies */
-static double time_calls(bench_setup *b, int n_tok, lm_cuda_path path) {
+/* median time of one call (seconds): a graph of many calls rotating over the
+ * copies. CALL_KERNEL times the VEC kernel alone, on activations prepared
+ * once before. */
+static double time_calls(bench_setup *b, int n_tok, call_kind kind) {
     cudaStream_t stream = (cudaStream_t)lm_cuda_stream(b->ctx);
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    for (int i = 0; i < b->copies; i++) LM(lm_cuda_matmul(b->ctx, b->mats[i], b->x_dev, n_tok, b->y_dev, path, &err));
+    if (kind == CALL_KERNEL) LM(lm_cuda_matmul(b->ctx, b->mats[0], b->x_dev, n_tok, b->y_dev, LM_CUDA_PATH_VEC, &err));
+    for (int i = 0; i < b->copies; i++) LM(one_call(b, i, n_tok, kind));
     CK(cudaEventRecord(e0, stream));
-    LM(lm_cuda_matmul(b->ctx, b->mats[0], b->x_dev, n_tok, b->y_dev, path, &err));
+    LM(one_call(b, 0, n_tok, kind));
     CK(cudaEventRecord(e1, stream));
     CK(cudaEventSynchronize(e1));
     float one_ms;
@@ -452,15 +484,14 @@ static double time_calls(bench_setup *b, int n_tok, lm_cuda_path path) {
     if (calls > 400) calls = 400;
     calls = (calls + b->copies - 1) / b->copies * b->copies;
     cudaGraphExec_t exec = NULL;
-    const bool graph = use_graphs && capture_calls(b, n_tok, path, calls, &exec);
+    const bool graph = use_graphs && capture_calls(b, n_tok, kind, calls, &exec);
     double ms[16];
     for (int r = 0; r < 16; r++) { /* the first is a warm-up */
         CK(cudaEventRecord(e0, stream));
         if (graph) {
             CK(cudaGraphLaunch(exec, stream));
         } else {
-            for (int i = 0; i < calls; i++)
-                LM(lm_cuda_matmul(b->ctx, b->mats[i % b->copies], b->x_dev, n_tok, b->y_dev, path, &err));
+            for (int i = 0; i < calls; i++) LM(one_call(b, i, n_tok, kind));
         }
         CK(cudaEventRecord(e1, stream));
         CK(cudaEventSynchronize(e1));
@@ -474,27 +505,99 @@ static double time_calls(bench_setup *b, int n_tok, lm_cuda_path path) {
     return median(ms + 1, 15) * 1e-3 / calls;
 }
 
+/* batch sizes of the bench: VEC runs the first N_VEC of them, GEMM all but the first */
+static const int NS[] = {1, 2, 4, 8, 16, 32, 64, 512};
+#define N_NS 8
+#define N_VEC 5
+static const int TPRS[3] = {16, 32, 128};
+
 typedef struct {
     int64_t rows, cols;
     uint32_t type;
-    size_t bytes;             /* GGUF weight bytes */
-    double t[5][3];           /* seconds by n index and path (1 vec, 2 gemm); 0 = not run */
-    double t_tpr[3];          /* decode by threads per row 16, 32, 128 */
+    size_t bytes;          /* GGUF weight bytes */
+    double vec[2][N_NS];   /* call time (s) by rows per thread - 1 and batch */
+    double gemm[N_NS];     /* call time by batch */
+    double kernel[2];      /* decode kernel alone by rows per thread - 1 */
+    double sweep[2][3];    /* decode kernel alone by rows per thread - 1 and TPRS */
 } bench_row;
 
-static void print_full_row(const bench_row *r, const int *ns, int ni, int p, double copy_bw) {
-    const double t = r->t[ni][p], gbs = (double)r->bytes / t;
+static void print_row(const bench_row *r, const char *what, int n, double t, double copy_bw) {
+    const double gbs = (double)r->bytes / t;
     printf("| %lld x %lld | %s | %d | %s | %.2f | %.2f | %.0f | %.0f %% | %.2f |\n", (long long)r->rows,
-           (long long)r->cols, lm_dtype_name(r->type), ns[ni], p == 1 ? "vec" : "gemm", t * 1e6,
-           (double)r->bytes / copy_bw * 1e6, gbs / 1e9, 100.0 * gbs / copy_bw,
-           2.0 * (double)r->rows * (double)r->cols * ns[ni] / t / 1e12);
+           (long long)r->cols, lm_dtype_name(r->type), n, what, t * 1e6, (double)r->bytes / copy_bw * 1e6, gbs / 1e9,
+           100.0 * gbs / copy_bw, 2.0 * (double)r->rows * (double)r->cols * n / t / 1e12);
+    fflush(stdout);
 }
 
-/* DECODE_ONLY: n_tokens = 1 and the threads-per-row sweep only */
+static void bench_one(bench_setup *b, bench_row *r, bool decode_only, double copy_bw) {
+    for (int rpt = 1; rpt <= 2; rpt++) {
+        char what[64];
+        LM(lm_cuda_set_vec_shape(b->ctx, 0, rpt, &err));
+        r->kernel[rpt - 1] = time_calls(b, 1, CALL_KERNEL);
+        snprintf(what, sizeof(what), "vec kernel, rows %d", rpt);
+        print_row(r, what, 1, r->kernel[rpt - 1], copy_bw);
+        for (int i = 0; i < (decode_only ? 1 : N_VEC); i++) {
+            r->vec[rpt - 1][i] = time_calls(b, NS[i], CALL_VEC);
+            snprintf(what, sizeof(what), "vec call, rows %d", rpt);
+            print_row(r, what, NS[i], r->vec[rpt - 1][i], copy_bw);
+        }
+        for (int i = 0; i < 3; i++) {
+            LM(lm_cuda_set_vec_shape(b->ctx, TPRS[i], rpt, &err));
+            r->sweep[rpt - 1][i] = time_calls(b, 1, CALL_KERNEL);
+        }
+    }
+    LM(lm_cuda_set_vec_shape(b->ctx, 0, 0, &err));
+    for (int i = 1; i < (decode_only ? 1 : N_NS); i++) {
+        r->gemm[i] = time_calls(b, NS[i], CALL_GEMM);
+        print_row(r, "gemm call", NS[i], r->gemm[i], copy_bw);
+    }
+}
+
+static void print_summary(const bench_row *rows, int n_rows, const lm_cuda_device_info *info, double copy_bw) {
+    printf("\ndecode kernel alone by threads per row and rows per thread (n_tokens = 1, us):\n\n"
+           "| shape | type | 16x1 | 32x1 | 128x1 | 16x2 | 32x2 | 128x2 | built-in x1 | x2 |\n"
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int i = 0; i < n_rows; i++) {
+        const bench_row *r = &rows[i];
+        printf("| %lld x %lld | %s |", (long long)r->rows, (long long)r->cols, lm_dtype_name(r->type));
+        for (int k = 0; k < 6; k++) printf(" %.2f |", r->sweep[k / 3][k % 3] * 1e6);
+        printf(" %.2f | %.2f |\n", r->kernel[0] * 1e6, r->kernel[1] * 1e6);
+    }
+    printf("\nbatches (us per call; vec rows 1 / rows 2 / gemm):\n\n| shape | type |");
+    for (int i = 1; i < N_NS; i++) printf(" n=%d |", NS[i]);
+    printf("\n| --- | --- |");
+    for (int i = 1; i < N_NS; i++) printf(" ---: |");
+    printf("\n");
+    for (int i = 0; i < n_rows; i++) {
+        const bench_row *r = &rows[i];
+        printf("| %lldx%lld | %s |", (long long)r->rows, (long long)r->cols, lm_dtype_name(r->type));
+        for (int k = 1; k < N_NS; k++) {
+            if (k < N_VEC) printf(" %.1f/%.1f/%.1f |", r->vec[0][k] * 1e6, r->vec[1][k] * 1e6, r->gemm[k] * 1e6);
+            else printf(" %.1f |", r->gemm[k] * 1e6);
+        }
+        printf("\n");
+    }
+    printf("\nsummary (%s, copy %.0f GB/s): decode n_tokens = 1 (call = activation prep + kernel; kernel = matmul "
+           "kernel alone), rows per thread 1 / 2; batch 512 by gemm\n\n"
+           "| shape | type | MB | floor us | call us | kernel us | kernel GB/s | %% copy | n=512 us | TFLOP/s |\n"
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+           info->name, copy_bw / 1e9);
+    for (int i = 0; i < n_rows; i++) {
+        const bench_row *r = &rows[i];
+        const double best = r->kernel[0] < r->kernel[1] ? r->kernel[0] : r->kernel[1];
+        const double gbs = (double)r->bytes / best;
+        printf("| %lldx%lld | %s | %.2f | %.2f | %.2f/%.2f | %.2f/%.2f | %.0f | %.0f | %.1f | %.1f |\n", (long long)r->rows,
+               (long long)r->cols, lm_dtype_name(r->type), r->bytes / 1e6, (double)r->bytes / copy_bw * 1e6,
+               r->vec[0][0] * 1e6, r->vec[1][0] * 1e6, r->kernel[0] * 1e6, r->kernel[1] * 1e6, gbs / 1e9,
+               100.0 * gbs / copy_bw, r->gemm[N_NS - 1] * 1e6,
+               r->gemm[N_NS - 1] > 0 ? 2.0 * (double)r->rows * (double)r->cols * 512 / r->gemm[N_NS - 1] / 1e12 : 0.0);
+    }
+}
+
+/* DECODE_ONLY: n_tokens = 1 only */
 static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool decode_only) {
     static const int64_t SHAPES[][2] = {{576, 1536},  {1536, 576},  {49152, 576}, {1024, 3072},
                                         {3072, 1024}, {2048, 8192}, {8192, 2048}};
-    static const int NS[] = {1, 16, 32, 64, 512};
     enum { N_SHAPES = sizeof(SHAPES) / sizeof(SHAPES[0]) };
     static bench_row rows_out[N_SHAPES * N_TYPES];
     int n_rows = 0;
@@ -502,9 +605,10 @@ static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool dec
     printf("\nbench: %s, %d SMs, L2 %d MiB; device-to-device copy %.0f GB/s (read + write, 1 GiB, median of 20)\n",
            info->name, info->sm_count, info->l2_bytes >> 20, copy_bw / 1e9);
     printf("time: per call, median over 15 replays of a CUDA graph of many calls rotating over weight copies (> 3x "
-           "L2); a call = activation prep + kernel(s)\nGB/s = GGUF weight bytes / time; floor = weight bytes / copy "
-           "bandwidth; TFLOP/s = 2 rows cols n_tokens / time\n\n");
-    printf("| shape (rows x cols) | type | n_tokens | path | time (us) | floor (us) | GB/s | %% of copy | TFLOP/s |\n");
+           "L2); a vec call = activation prep + kernel(s), a vec kernel = the matmul kernel alone on prepared "
+           "activations, a gemm call = f16 conversion of x + dequantization + cuBLAS\nGB/s = GGUF weight bytes / "
+           "time; floor = weight bytes / copy bandwidth; TFLOP/s = 2 rows cols n_tokens / time\n\n");
+    printf("| shape (rows x cols) | type | n_tokens | what | time (us) | floor (us) | GB/s | %% of copy | TFLOP/s |\n");
     printf("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
     for (int s = 0; s < N_SHAPES; s++) {
         const int64_t rows = SHAPES[s][0], cols = SHAPES[s][1];
@@ -538,20 +642,7 @@ static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool dec
                 LM(b.mats[i] ? 0 : -1);
             }
             free(data);
-            for (int ni = 0; ni < (decode_only ? 1 : 5); ni++) {
-                for (int p = 1; p <= 2; p++) {
-                    if ((NS[ni] == 1 && p == LM_CUDA_PATH_GEMM) || (NS[ni] == 512 && p == LM_CUDA_PATH_VEC)) continue;
-                    r->t[ni][p] = time_calls(&b, NS[ni], (lm_cuda_path)p);
-                    print_full_row(r, NS, ni, p, copy_bw);
-                    fflush(stdout);
-                }
-            }
-            const int tprs[3] = {16, 32, 128};
-            for (int i = 0; i < 3; i++) {
-                LM(lm_cuda_set_vec_threads(ctx, tprs[i], &err));
-                r->t_tpr[i] = time_calls(&b, 1, LM_CUDA_PATH_VEC);
-            }
-            LM(lm_cuda_set_vec_threads(ctx, 0, &err));
+            bench_one(&b, r, decode_only, copy_bw);
             for (int i = 0; i < copies; i++) lm_cuda_matrix_free(b.mats[i]);
             free(b.mats);
         }
@@ -559,26 +650,7 @@ static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool dec
         lm_cuda_free(ctx, b.y_dev);
         free(x);
     }
-    printf("\ndecode by threads per row (n_tokens = 1, vec; us):\n\n| shape | type | 16 | 32 | 128 | built-in |\n"
-           "| --- | --- | ---: | ---: | ---: | ---: |\n");
-    for (int i = 0; i < n_rows; i++) {
-        const bench_row *r = &rows_out[i];
-        printf("| %lld x %lld | %s | %.2f | %.2f | %.2f | %.2f |\n", (long long)r->rows, (long long)r->cols,
-               lm_dtype_name(r->type), r->t_tpr[0] * 1e6, r->t_tpr[1] * 1e6, r->t_tpr[2] * 1e6, r->t[0][1] * 1e6);
-    }
-    printf("\nsummary (%s, copy %.0f GB/s): decode = n 1 vec; n 16 / 32 / 64: vec/gemm us; n 512 gemm\n\n"
-           "| shape | type | MB | n=1 us | GB/s | %% copy | n=16 | n=32 | n=64 | n=512 us | TFLOP/s |\n"
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-           info->name, copy_bw / 1e9);
-    for (int i = 0; i < n_rows; i++) {
-        const bench_row *r = &rows_out[i];
-        const double gbs = (double)r->bytes / r->t[0][1];
-        printf("| %lldx%lld | %s | %.2f | %.2f | %.0f | %.0f | %.1f/%.1f | %.1f/%.1f | %.1f/%.1f | %.1f | %.1f |\n",
-               (long long)r->rows, (long long)r->cols, lm_dtype_name(r->type), r->bytes / 1e6, r->t[0][1] * 1e6,
-               gbs / 1e9, 100.0 * gbs / copy_bw, r->t[1][1] * 1e6, r->t[1][2] * 1e6, r->t[2][1] * 1e6,
-               r->t[2][2] * 1e6, r->t[3][1] * 1e6, r->t[3][2] * 1e6, r->t[4][2] * 1e6,
-               r->t[4][2] > 0 ? 2.0 * (double)r->rows * (double)r->cols * 512 / r->t[4][2] / 1e12 : 0.0);
-    }
+    print_summary(rows_out, n_rows, info, copy_bw);
     return 0;
 }
 

@@ -114,9 +114,16 @@ int lm_cuda_vec_max_tokens(uint32_t type);
 int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev, int n_tokens, float *y_dev,
                    lm_cuda_path path, lm_error *err);
 
-/* Benchmark knob: threads that share one row in the VEC kernels (16, 32 or
- * 128), 0 for the built-in choice by row length. */
-int lm_cuda_set_vec_threads(lm_cuda_ctx *ctx, int threads_per_row, lm_error *err);
+/* As lm_cuda_matmul by the VEC path, with the activations the last VEC
+ * product on this context prepared (same x: it must have had n_tokens
+ * tokens of w's column count and activation kind, else this fails): for
+ * matrices that multiply one input (Q, K, V; gate, up), and to time the
+ * kernel alone. */
+int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, float *y_dev, lm_error *err);
+
+/* Benchmark knobs of the VEC kernels: threads that share a row group (16,
+ * 32 or 128) and rows per thread (1 or 2); 0 for the built-in choice. */
+int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err);
 
 #ifdef __cplusplus
 }

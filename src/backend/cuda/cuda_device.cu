@@ -223,6 +223,7 @@ extern "C" lm_cuda_ctx *lm_cuda_ctx_create(int device, lm_error *err) {
         return NULL;
     }
     ctx->device = device;
+    ctx->act_kind = -1;
     if (ctx_init(ctx, device, err)) {
         lm_cuda_ctx_free(ctx);
         return NULL;
@@ -234,7 +235,7 @@ extern "C" void lm_cuda_ctx_free(lm_cuda_ctx *ctx) {
     if (!ctx) return;
     cudaSetDevice(ctx->device);
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
-    cu_scratch *scratch[] = {&ctx->act_q, &ctx->act_d, &ctx->act_s, &ctx->act_sum, &ctx->act_h, &ctx->w_h};
+    cu_scratch *scratch[] = {&ctx->act_q, &ctx->act_ds, &ctx->act_h, &ctx->w_h};
     for (size_t i = 0; i < sizeof(scratch) / sizeof(scratch[0]); i++) cudaFree(scratch[i]->ptr);
     if (ctx->blas) cublasDestroy(ctx->blas);
     cudaFree(ctx->blas_workspace);
@@ -250,12 +251,17 @@ extern "C" int lm_cuda_sync(lm_cuda_ctx *ctx, lm_error *err) {
 
 extern "C" void *lm_cuda_stream(lm_cuda_ctx *ctx) { return (void *)ctx->stream; }
 
-extern "C" int lm_cuda_set_vec_threads(lm_cuda_ctx *ctx, int threads_per_row, lm_error *err) {
+extern "C" int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err) {
     if (threads_per_row != 0 && threads_per_row != 16 && threads_per_row != 32 && threads_per_row != 128) {
         lm_error_set(err, "CUDA: threads per row must be 0, 16, 32 or 128 (got %d)", threads_per_row);
         return -1;
     }
+    if (rows_per_thread < 0 || rows_per_thread > 2) {
+        lm_error_set(err, "CUDA: rows per thread must be 0, 1 or 2 (got %d)", rows_per_thread);
+        return -1;
+    }
     ctx->vec_threads = threads_per_row;
+    ctx->vec_rows = rows_per_thread;
     return 0;
 }
 

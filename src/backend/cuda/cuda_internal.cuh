@@ -45,8 +45,13 @@ struct lm_cuda_ctx {
     cudaStream_t stream;
     cublasHandle_t blas;
     void *blas_workspace; /* set on the handle, so cuBLAS allocates nothing while a graph is captured */
-    int vec_threads;      /* threads per row of the VEC kernels; 0: by row length */
-    cu_scratch act_q, act_d, act_s, act_sum, act_h, w_h;
+    int vec_threads;      /* threads per row group of the VEC kernels; 0: the built-in choice */
+    int vec_rows;         /* rows per thread of the VEC kernels; 0: the built-in choice */
+    cu_scratch act_q, act_ds, act_h, w_h;
+    /* what act_q / act_ds / act_h hold: the last VEC product's activations */
+    int act_kind; /* cu_act_kind, -1: nothing */
+    int64_t act_cols;
+    int act_tokens;
 };
 
 struct lm_cuda_matrix {

@@ -36,9 +36,15 @@
  * kernels, without a GPU.
  *
  * Activations (cu_act): the VEC path quantizes x once per call as the CPU
- * does: int8 quants (n_tok, cols), and per block of 32 the scale d (for
- * q8_K the super-block's d, repeated), s = fp16(d * sum of quants) (q8_1)
- * and the integer sum of the quants. */
+ * does: int8 quants (n_tok, cols), and per block of 32 one float2 ds: x the
+ * scale d (for q8_K the super-block's d, repeated), y for q8_0 / q8_1
+ * s = fp16(d * sum of the quants) (used by q4_1), for q8_K the sum of the
+ * quants (exact in a float), so a k-quant unit reads the d and both sums of
+ * its two groups with one 16-byte load.
+ *
+ * A unit's dot is cu_act_load (the activations at the unit's position, the
+ * same for every row) then cu_unit_dot_loaded (per row): a kernel thread
+ * that handles the same unit of several rows loads the activations once. */
 #ifndef LAMINA_BACKEND_CUDA_LAYOUT_CUH
 #define LAMINA_BACKEND_CUDA_LAYOUT_CUH
 
@@ -79,13 +85,11 @@ typedef struct cu_mat {
     int units;      /* 16-byte units per row */
 } cu_mat;
 
-/* one call's prepared activations (token t starts at q + t * cols, d + t * cols / 32, ...) */
+/* one call's prepared activations (token t starts at q + t * cols, ds + t * cols / 32, ...) */
 typedef struct cu_act {
-    const int8_t *q; /* (n_tok, cols) int8 quants */
-    const float *d;  /* (n_tok, cols / 32) scale of each block of 32 */
-    const float *s;  /* (n_tok, cols / 32) q8_1: fp16(d * sum of the block's quants) */
-    const int *sum;  /* (n_tok, cols / 32) sum of the block's quants */
-    const __half *h; /* (n_tok, cols) f16 activations (f16 weights) */
+    const int8_t *q;    /* (n_tok, cols) int8 quants */
+    const float2 *ds;   /* (n_tok, cols / 32) per block of 32: d, and s (q8_0/q8_1) or the quants' sum (q8_K) */
+    const __half *h;    /* (n_tok, cols) f16 activations (f16 weights) */
     int64_t cols;
 } cu_act;
 
@@ -129,7 +133,7 @@ QD int cu_ld1s(const void *p) {
 #endif
 }
 
-QD float cu_ldf(const float *p) {
+QD float2 cu_ld8f(const float2 *p) {
 #ifdef __CUDA_ARCH__
     return __ldg(p);
 #else
@@ -137,11 +141,13 @@ QD float cu_ldf(const float *p) {
 #endif
 }
 
-QD int cu_ldi(const int *p) {
+QD float4 cu_ld16f(const float2 *p) {
 #ifdef __CUDA_ARCH__
-    return __ldg(p);
+    return __ldg(reinterpret_cast<const float4 *>(p));
 #else
-    return *p;
+    float4 v;
+    memcpy(&v, p, 16);
+    return v;
 #endif
 }
 
@@ -278,41 +284,62 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
     }
 }
 
-/* The unit's dot with token T0's activations (quantized for the type). The
- * integer sums are the CPU dot's; the float steps follow it per block. */
-template <int T> QD float cu_unit_dot(const cu_unit *x, const cu_act *a, int t0) {
+/* the activations a unit needs from one token: the quants of its two runs and
+ * the block metadata (k-quants: ds of both groups, d sum0 d sum1) */
+typedef struct cu_act_unit {
+    int4 a0, a1;
+    float4 m;
+} cu_act_unit;
+
+/* the activations of token T0 at X's position (the same for every row) */
+template <int T> QD void cu_act_load(const cu_unit *x, const cu_act *a, int t0, cu_act_unit *au) {
     const int8_t *aq = a->q + (int64_t)t0 * a->cols;
-    const int64_t ab = (int64_t)t0 * (a->cols / 32);
-    const int4 a0 = cu_ld16(aq + x->e0);
-    int s0 = cu_dp4a(x->lo[0], a0.x, 0);
-    s0 = cu_dp4a(x->lo[1], a0.y, s0);
-    s0 = cu_dp4a(x->lo[2], a0.z, s0);
-    s0 = cu_dp4a(x->lo[3], a0.w, s0);
+    const float2 *ds = a->ds + (int64_t)t0 * (a->cols / 32) + x->e0 / 32;
+    au->a0 = cu_ld16(aq + x->e0);
+    if constexpr (cu_traits<T>::runs == 2) au->a1 = cu_ld16(aq + x->e1);
+    if constexpr (T == CU_Q4_K || T == CU_Q5_K) {
+        au->m = cu_ld16f(ds); /* groups 2j, 2j + 1: 16-byte aligned */
+    } else {
+        const float2 v = cu_ld8f(ds);
+        au->m = make_float4(v.x, v.y, 0.0f, 0.0f);
+    }
+}
+
+/* The unit's dot with loaded activations. The integer sums are the CPU
+ * dot's; the float steps follow it per block. */
+template <int T> QD float cu_unit_dot_loaded(const cu_unit *x, const cu_act_unit *au) {
+    int s0 = cu_dp4a(x->lo[0], au->a0.x, 0);
+    s0 = cu_dp4a(x->lo[1], au->a0.y, s0);
+    s0 = cu_dp4a(x->lo[2], au->a0.z, s0);
+    s0 = cu_dp4a(x->lo[3], au->a0.w, s0);
     int s1 = 0;
     if constexpr (cu_traits<T>::runs == 2) {
-        const int4 a1 = cu_ld16(aq + x->e1);
-        s1 = cu_dp4a(x->hi[0], a1.x, 0);
-        s1 = cu_dp4a(x->hi[1], a1.y, s1);
-        s1 = cu_dp4a(x->hi[2], a1.z, s1);
-        s1 = cu_dp4a(x->hi[3], a1.w, s1);
+        s1 = cu_dp4a(x->hi[0], au->a1.x, 0);
+        s1 = cu_dp4a(x->hi[1], au->a1.y, s1);
+        s1 = cu_dp4a(x->hi[2], au->a1.z, s1);
+        s1 = cu_dp4a(x->hi[3], au->a1.w, s1);
     }
-    const float yd = cu_ldf(a->d + ab + x->e0 / 32);
+    const float yd = au->m.x;
     if constexpr (T == CU_Q4_0) {
         return (float)(s0 + s1) * x->d * yd;
     } else if constexpr (T == CU_Q4_1) {
-        return x->d * yd * (float)(s0 + s1) + x->dm * cu_ldf(a->s + ab + x->e0 / 32);
+        return x->d * yd * (float)(s0 + s1) + x->dm * au->m.y;
     } else if constexpr (T == CU_Q8_0) {
         return (float)s0 * (x->d * yd);
     } else {
         float r = x->d * yd * (float)(x->sc0 * s0 + x->sc1 * s1);
         if constexpr (T == CU_Q4_K || T == CU_Q5_K) {
-            if (x->mins) {
-                const int msum = x->m0 * cu_ldi(a->sum + ab + x->e0 / 32) + x->m1 * cu_ldi(a->sum + ab + x->e1 / 32);
-                r -= x->dm * yd * (float)msum;
-            }
+            if (x->mins) r -= x->dm * yd * (float)(x->m0 * (int)au->m.y + x->m1 * (int)au->m.w);
         }
         return r;
     }
+}
+
+/* The unit's dot with token T0's activations. */
+template <int T> QD float cu_unit_dot(const cu_unit *x, const cu_act *a, int t0) {
+    cu_act_unit au;
+    cu_act_load<T>(x, a, t0, &au);
+    return cu_unit_dot_loaded<T>(x, &au);
 }
 
 /* The scale and the offset of run R (0, 1): element = scale * q - offset,

@@ -2,14 +2,16 @@
  * kernels (integer dots, the decode path), the GEMM path (dequantize to f16,
  * cuBLAS), and lm_cuda_matmul which picks one.
  *
- * VEC kernel: a block of 128 threads; TPR threads share a row (TPR = 16, 32
- * or 128, so a block holds 8, 4 or 1 rows). Each thread walks its row's
- * 16-byte units with stride TPR, decodes each once and dots it with up to NT
- * tokens' activations (NT = 1, 2, 4, 8), keeping NT partial sums; the row's
+ * VEC kernel: a block of 128 threads; TPR threads share a group of R rows
+ * (TPR = 16, 32 or 128; R = 1 or 2). Each thread walks the group's 16-byte
+ * units with stride TPR: it decodes unit u of each of the R rows, loads the
+ * activations at u once per token and dots them with the R units, for up to
+ * NT tokens (NT = 1, 2, 4, 8), keeping R x NT partial sums; the group's
  * threads then add their sums (shuffles, and shared memory across the 4
  * warps when TPR = 128). A batch of more than 8 tokens runs in launches of 8.
- * No atomics: every output is computed in one fixed order, so results are
- * the same from run to run. */
+ * TPR is chosen from the row length and the row count (measured on an H100:
+ * docs/cuda.md). No atomics: every output is computed in one fixed order, so
+ * results are the same from run to run. */
 #include <stdio.h>
 
 #include "backend/cuda/cuda_internal.cuh"
@@ -21,12 +23,11 @@ extern "C" {
 #define VEC_BLOCK 128   /* threads per block of the VEC kernels */
 #define VEC_TOKENS 8    /* most tokens per VEC launch */
 #define ACT_BLOCK 256   /* threads per block of the activation kernels */
-/* units of a row a VEC thread has in flight at once (the loop's unroll) */
+/* units of a row a VEC thread has in flight at once (the loop's unroll; 1
+ * for 8 tokens, where 2 would spill) */
 #ifndef LAMINA_CUDA_VEC_UNROLL
 #define LAMINA_CUDA_VEC_UNROLL 2
 #endif
-#define PRAGMA(x) _Pragma(#x)
-#define UNROLL(n) PRAGMA(unroll n)
 
 /* ---- activations ---- */
 
@@ -41,10 +42,10 @@ __device__ __forceinline__ int warp_sum_int(int v, int width) {
 }
 
 /* q8_0 / q8_1 blocks of 32, one warp per block, bit for bit the CPU's
- * (q8_1_quantize_ref: d = amax / 127, q = round-half-even(x * 127 / amax)) */
+ * (q8_1_quantize_ref: d = amax / 127, q = round-half-even(x * 127 / amax),
+ * s = fp16(d * sum of q)) */
 __global__ void __launch_bounds__(ACT_BLOCK) act_q8_32_kernel(const float *__restrict__ x, int64_t n_blocks,
-                                                              int8_t *__restrict__ q, float *__restrict__ d,
-                                                              float *__restrict__ s, int *__restrict__ sum) {
+                                                              int8_t *__restrict__ q, float2 *__restrict__ ds) {
     const int64_t blk = (int64_t)blockIdx.x * (ACT_BLOCK / 32) + threadIdx.x / 32;
     const int lane = threadIdx.x & 31;
     if (blk >= n_blocks) return; /* whole warps */
@@ -55,19 +56,14 @@ __global__ void __launch_bounds__(ACT_BLOCK) act_q8_32_kernel(const float *__res
     const int qi = __float2int_rn(v * id);
     q[blk * 32 + lane] = (int8_t)qi;
     const int total = warp_sum_int(qi, 32);
-    if (lane == 0) {
-        d[blk] = __half2float(__float2half_rn(dd));
-        s[blk] = __half2float(__float2half_rn((float)total * dd));
-        sum[blk] = total;
-    }
+    if (lane == 0) ds[blk] = make_float2(__half2float(__float2half_rn(dd)), __half2float(__float2half_rn((float)total * dd)));
 }
 
 /* q8_K super-blocks of 256, one warp each, lane l holding elements 8l..8l+7;
  * bit for bit q8_K_quantize_ref: the scale comes from the first element of
  * largest magnitude, with its sign. */
 __global__ void __launch_bounds__(ACT_BLOCK) act_q8_K_kernel(const float *__restrict__ x, int64_t n_super,
-                                                             int8_t *__restrict__ q, float *__restrict__ d,
-                                                             int *__restrict__ sum) {
+                                                             int8_t *__restrict__ q, float2 *__restrict__ ds) {
     const int64_t sb = (int64_t)blockIdx.x * (ACT_BLOCK / 32) + threadIdx.x / 32;
     const int lane = threadIdx.x & 31;
     if (sb >= n_super) return; /* whole warps */
@@ -102,10 +98,7 @@ __global__ void __launch_bounds__(ACT_BLOCK) act_q8_K_kernel(const float *__rest
     }
     *reinterpret_cast<uint2 *>(q + sb * 256 + 8 * lane) = make_uint2(packed[0], packed[1]);
     const int group_sum = warp_sum_int(lane_sum, 4); /* 4 lanes per block of 32 */
-    if ((lane & 3) == 0) {
-        d[sb * 8 + lane / 4] = scale;
-        sum[sb * 8 + lane / 4] = group_sum;
-    }
+    if ((lane & 3) == 0) ds[sb * 8 + lane / 4] = make_float2(scale, (float)group_sum);
 }
 
 /* f32 -> f16 (round to nearest even, as the CPU's f16 activations), 8 per thread */
@@ -122,36 +115,48 @@ __global__ void __launch_bounds__(ACT_BLOCK) act_f16_kernel(const float *__restr
 
 static unsigned grid_for(int64_t items, int per_block) { return (unsigned)((items + per_block - 1) / per_block); }
 
-/* prepares x (n_tok, cols) for the VEC kernels of a layout: fills ACT */
-static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int n_tok, int64_t cols, cu_act *act,
+/* prepares x (n_tok, cols) for the VEC kernels of a layout into the
+ * context's scratch, and remembers what it holds (lm_cuda_matmul_reuse_act) */
+static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int n_tok, int64_t cols,
                        lm_error *err) {
     const int64_t n = (int64_t)n_tok * cols, n32 = n / 32;
-    memset(act, 0, sizeof(*act));
-    act->cols = cols;
+    ctx->act_kind = -1;
     if (l->act == CU_ACT_F16) {
         if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)) return -1;
-        act->h = (const __half *)ctx->act_h.ptr;
         act_f16_kernel<<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(x, n / 8, (__half *)ctx->act_h.ptr);
         CU_LAUNCHED("act_f16_kernel");
-        return 0;
-    }
-    if (cu_scratch_reserve(&ctx->act_q, (size_t)n, err) || cu_scratch_reserve(&ctx->act_d, (size_t)n32 * 4, err) ||
-        cu_scratch_reserve(&ctx->act_s, (size_t)n32 * 4, err) || cu_scratch_reserve(&ctx->act_sum, (size_t)n32 * 4, err))
-        return -1;
-    act->q = (const int8_t *)ctx->act_q.ptr;
-    act->d = (const float *)ctx->act_d.ptr;
-    act->s = (const float *)ctx->act_s.ptr;
-    act->sum = (const int *)ctx->act_sum.ptr;
-    if (l->act == CU_ACT_Q8_32) {
-        act_q8_32_kernel<<<grid_for(n32, ACT_BLOCK / 32), ACT_BLOCK, 0, ctx->stream>>>(
-            x, n32, (int8_t *)ctx->act_q.ptr, (float *)ctx->act_d.ptr, (float *)ctx->act_s.ptr, (int *)ctx->act_sum.ptr);
-        CU_LAUNCHED("act_q8_32_kernel");
     } else {
-        act_q8_K_kernel<<<grid_for(n / 256, ACT_BLOCK / 32), ACT_BLOCK, 0, ctx->stream>>>(
-            x, n / 256, (int8_t *)ctx->act_q.ptr, (float *)ctx->act_d.ptr, (int *)ctx->act_sum.ptr);
-        CU_LAUNCHED("act_q8_K_kernel");
+        if (cu_scratch_reserve(&ctx->act_q, (size_t)n, err) ||
+            cu_scratch_reserve(&ctx->act_ds, (size_t)n32 * sizeof(float2), err))
+            return -1;
+        if (l->act == CU_ACT_Q8_32) {
+            act_q8_32_kernel<<<grid_for(n32, ACT_BLOCK / 32), ACT_BLOCK, 0, ctx->stream>>>(
+                x, n32, (int8_t *)ctx->act_q.ptr, (float2 *)ctx->act_ds.ptr);
+            CU_LAUNCHED("act_q8_32_kernel");
+        } else {
+            act_q8_K_kernel<<<grid_for(n / 256, ACT_BLOCK / 32), ACT_BLOCK, 0, ctx->stream>>>(
+                x, n / 256, (int8_t *)ctx->act_q.ptr, (float2 *)ctx->act_ds.ptr);
+            CU_LAUNCHED("act_q8_K_kernel");
+        }
     }
+    ctx->act_kind = l->act;
+    ctx->act_cols = cols;
+    ctx->act_tokens = n_tok;
     return 0;
+}
+
+/* the context's prepared activations */
+static cu_act act_view(const lm_cuda_ctx *ctx) {
+    cu_act a;
+    memset(&a, 0, sizeof(a));
+    a.cols = ctx->act_cols;
+    if (ctx->act_kind == CU_ACT_F16) {
+        a.h = (const __half *)ctx->act_h.ptr;
+    } else {
+        a.q = (const int8_t *)ctx->act_q.ptr;
+        a.ds = (const float2 *)ctx->act_ds.ptr;
+    }
+    return a;
 }
 
 /* ---- VEC kernels ---- */
@@ -179,115 +184,151 @@ __device__ __forceinline__ void f16_unit(const uint8_t *wb, int u, const cu_act 
     }
 }
 
-template <int T, int TPR, int NT>
+template <int T, int TPR, int NT, int R>
 __global__ void __launch_bounds__(VEC_BLOCK) vec_kernel(const cu_mat w, const cu_act a, int n_tok,
                                                         float *__restrict__ y) {
-    constexpr int ROWS = VEC_BLOCK / TPR;
-    const int64_t row = (int64_t)blockIdx.x * ROWS + threadIdx.x / TPR;
+    constexpr int GROUPS = VEC_BLOCK / TPR;
+    const int64_t row0 = ((int64_t)blockIdx.x * GROUPS + threadIdx.x / TPR) * R;
     const int sub = threadIdx.x % TPR;
-    float acc[NT];
+    float acc[R][NT];
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-    if (row < w.rows) {
-        const uint8_t *wb = w.body + row * w.blocks * cu_traits<T>::body;
-        const uint8_t *wh = w.hdr + row * w.blocks * cu_traits<T>::hdr;
-        UNROLL(LAMINA_CUDA_VEC_UNROLL)
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
+    if (row0 < w.rows) {
+        const uint8_t *wb[R], *wh[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) { /* a row past the end reads the last row again and is not written */
+            const int64_t row = row0 + r < w.rows ? row0 + r : w.rows - 1;
+            wb[r] = w.body + row * w.blocks * cu_traits<T>::body;
+            wh[r] = w.hdr + row * w.blocks * cu_traits<T>::hdr;
+        }
+        constexpr int UNROLL = NT * R < 8 ? LAMINA_CUDA_VEC_UNROLL : 1;
+#pragma unroll UNROLL
         for (int u = sub; u < w.units; u += TPR) {
             if constexpr (T == CU_F16) {
-                f16_unit<NT>(wb, u, a, n_tok, acc);
-            } else {
-                cu_unit x;
-                cu_decode<T>(wb, wh, u, &x);
 #pragma unroll
-                for (int t = 0; t < NT; t++)
-                    if (t < n_tok) acc[t] += cu_unit_dot<T>(&x, &a, t);
+                for (int r = 0; r < R; r++) f16_unit<NT>(wb[r], u, a, n_tok, acc[r]);
+            } else {
+                cu_unit x[R];
+#pragma unroll
+                for (int r = 0; r < R; r++) cu_decode<T>(wb[r], wh[r], u, &x[r]);
+#pragma unroll
+                for (int t = 0; t < NT; t++) {
+                    if (t < n_tok) {
+                        cu_act_unit au;
+                        cu_act_load<T>(&x[0], &a, t, &au);
+#pragma unroll
+                        for (int r = 0; r < R; r++) acc[r][t] += cu_unit_dot_loaded<T>(&x[r], &au);
+                    }
+                }
             }
         }
     }
     /* every thread reaches the shuffles, rows past the end with zeros */
     constexpr int WIDTH = TPR < 32 ? TPR : 32;
 #pragma unroll
-    for (int t = 0; t < NT; t++)
-        for (int off = WIDTH / 2; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], off);
-    if constexpr (TPR <= 32) {
-        if (sub == 0 && row < w.rows) {
+    for (int r = 0; r < R; r++)
 #pragma unroll
-            for (int t = 0; t < NT; t++)
-                if (t < n_tok) y[(int64_t)t * w.rows + row] = acc[t];
+        for (int t = 0; t < NT; t++)
+            for (int off = WIDTH / 2; off > 0; off >>= 1) acc[r][t] += __shfl_xor_sync(0xffffffffu, acc[r][t], off);
+    if constexpr (TPR <= 32) {
+        if (sub == 0) {
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int t = 0; t < NT; t++)
+                    if (t < n_tok && row0 + r < w.rows) y[(int64_t)t * w.rows + row0 + r] = acc[r][t];
         }
     } else {
-        __shared__ float part[VEC_BLOCK / 32][NT];
+        __shared__ float part[VEC_BLOCK / 32][R * NT];
         const int warp = threadIdx.x / 32;
         if ((threadIdx.x & 31) == 0) {
 #pragma unroll
-            for (int t = 0; t < NT; t++) part[warp][t] = acc[t];
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int t = 0; t < NT; t++) part[warp][r * NT + t] = acc[r][t];
         }
         __syncthreads();
-        if (threadIdx.x < n_tok && row < w.rows) {
-            float r = 0.0f;
-            for (int k = 0; k < VEC_BLOCK / 32; k++) r += part[k][threadIdx.x];
-            y[(int64_t)threadIdx.x * w.rows + row] = r;
+        const int i = (int)threadIdx.x, r = i / NT, t = i % NT;
+        if (i < R * NT && t < n_tok && row0 + r < w.rows) {
+            float sum = 0.0f;
+            for (int k = 0; k < VEC_BLOCK / 32; k++) sum += part[k][i];
+            y[(int64_t)t * w.rows + row0 + r] = sum;
         }
     }
 }
 
 typedef void (*vec_fn)(const cu_mat, const cu_act, int, float *);
 
-template <int T, int TPR> static vec_fn vec_pick_nt(int nt) {
-    if (nt <= 1) return vec_kernel<T, TPR, 1>;
-    if (nt <= 2) return vec_kernel<T, TPR, 2>;
-    if (nt <= 4) return vec_kernel<T, TPR, 4>;
-    return vec_kernel<T, TPR, 8>;
+template <int T, int TPR, int R> static vec_fn vec_pick_nt(int nt) {
+    if (nt <= 1) return vec_kernel<T, TPR, 1, R>;
+    if (nt <= 2) return vec_kernel<T, TPR, 2, R>;
+    if (nt <= 4) return vec_kernel<T, TPR, 4, R>;
+    return vec_kernel<T, TPR, 8, R>;
 }
 
-template <int T> static vec_fn vec_pick(int tpr, int nt) {
-    if (tpr == 16) return vec_pick_nt<T, 16>(nt);
-    if (tpr == 32) return vec_pick_nt<T, 32>(nt);
-    return vec_pick_nt<T, 128>(nt);
+template <int T> static vec_fn vec_pick(int tpr, int nt, int rows_per_thread) {
+    if (rows_per_thread == 2) {
+        if (tpr == 16) return vec_pick_nt<T, 16, 2>(nt);
+        if (tpr == 32) return vec_pick_nt<T, 32, 2>(nt);
+        return vec_pick_nt<T, 128, 2>(nt);
+    }
+    if (tpr == 16) return vec_pick_nt<T, 16, 1>(nt);
+    if (tpr == 32) return vec_pick_nt<T, 32, 1>(nt);
+    return vec_pick_nt<T, 128, 1>(nt);
 }
 
-static vec_fn vec_kernel_for(int type_index, int tpr, int nt) {
+static vec_fn vec_kernel_for(int type_index, int tpr, int nt, int rows_per_thread) {
     switch (type_index) {
-    case CU_Q4_0: return vec_pick<CU_Q4_0>(tpr, nt);
-    case CU_Q4_1: return vec_pick<CU_Q4_1>(tpr, nt);
-    case CU_Q8_0: return vec_pick<CU_Q8_0>(tpr, nt);
-    case CU_Q4_K: return vec_pick<CU_Q4_K>(tpr, nt);
-    case CU_Q5_K: return vec_pick<CU_Q5_K>(tpr, nt);
-    case CU_Q6_K: return vec_pick<CU_Q6_K>(tpr, nt);
-    default: return vec_pick<CU_F16>(tpr, nt);
+    case CU_Q4_0: return vec_pick<CU_Q4_0>(tpr, nt, rows_per_thread);
+    case CU_Q4_1: return vec_pick<CU_Q4_1>(tpr, nt, rows_per_thread);
+    case CU_Q8_0: return vec_pick<CU_Q8_0>(tpr, nt, rows_per_thread);
+    case CU_Q4_K: return vec_pick<CU_Q4_K>(tpr, nt, rows_per_thread);
+    case CU_Q5_K: return vec_pick<CU_Q5_K>(tpr, nt, rows_per_thread);
+    case CU_Q6_K: return vec_pick<CU_Q6_K>(tpr, nt, rows_per_thread);
+    default: return vec_pick<CU_F16>(tpr, nt, rows_per_thread);
     }
 }
 
-/* threads per row by row length in units: enough threads to cover a short
- * row, a whole block of them for a long one */
-static int vec_threads_for(int units) {
-    if (units <= 16) return 16;
-    if (units <= 48) return 32;
-    return 128;
+/* Threads per row group, measured on an H100 over the shapes of docs/cuda.md:
+ * long rows (96+ units) want a whole block per row; otherwise 16 or 32,
+ * whichever leaves fewer lanes idle in a row's last round (ties: 32, one
+ * round fewer), unless that leaves too few threads to fill the GPU. */
+static int vec_threads_for(const lm_cuda_ctx *ctx, int64_t groups, int units) {
+    if (units >= 96) return 128;
+    /* a row's lanes are busy units / (tpr * rounds) of the time */
+    const int rounds16 = (units + 15) / 16, rounds32 = (units + 31) / 32;
+    const int tpr = 2 * rounds32 > rounds16 ? 16 : 32;
+    return groups * tpr < (int64_t)ctx->sm_count * 256 ? 128 : tpr;
 }
 
-static int matmul_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
-                      lm_error *err) {
-    cu_act act;
-    if (prepare_act(ctx, w->layout, x, n_tok, w->view.cols, &act, err)) return -1;
-    const int tpr = ctx->vec_threads ? ctx->vec_threads : vec_threads_for(w->view.units);
-    const unsigned grid = grid_for(w->view.rows, VEC_BLOCK / tpr);
+static int launch_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, float *y, lm_error *err) {
+    const cu_act act = act_view(ctx);
+    const int rpt = ctx->vec_rows ? ctx->vec_rows : 1;
+    const int64_t groups = (w->view.rows + rpt - 1) / rpt;
+    const int tpr = ctx->vec_threads ? ctx->vec_threads : vec_threads_for(ctx, groups, w->view.units);
+    const unsigned grid = grid_for(groups, VEC_BLOCK / tpr);
     for (int t0 = 0; t0 < n_tok; t0 += VEC_TOKENS) {
         const int nt = n_tok - t0 < VEC_TOKENS ? n_tok - t0 : VEC_TOKENS;
         cu_act part = act;
         const int64_t off = (int64_t)t0 * w->view.cols;
         if (act.q) {
             part.q += off;
-            part.d += off / 32;
-            part.s += off / 32;
-            part.sum += off / 32;
+            part.ds += off / 32;
         }
         if (act.h) part.h += off;
-        vec_kernel_for(w->type_index, tpr, nt)<<<grid, VEC_BLOCK, 0, ctx->stream>>>(w->view, part, nt,
-                                                                                    y + (int64_t)t0 * w->view.rows);
+        vec_kernel_for(w->type_index, tpr, nt, rpt)<<<grid, VEC_BLOCK, 0, ctx->stream>>>(
+            w->view, part, nt, y + (int64_t)t0 * w->view.rows);
         CU_LAUNCHED("vec_kernel");
     }
     return 0;
+}
+
+static int matmul_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
+                      lm_error *err) {
+    if (prepare_act(ctx, w->layout, x, n_tok, w->view.cols, err)) return -1;
+    return launch_vec(ctx, w, n_tok, y, err);
 }
 
 /* ---- GEMM path: dequantize to f16, then cuBLAS ---- */
@@ -338,6 +379,7 @@ static int dequant_f16(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, __half *out, l
 static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
                        lm_error *err) {
     const int64_t rows = w->view.rows, cols = w->view.cols, n = (int64_t)n_tok * cols;
+    if (ctx->act_kind == CU_ACT_F16) ctx->act_kind = -1; /* act_h gets this x, in f16 */
     if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)) return -1;
     act_f16_kernel<<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(x, n / 8, (__half *)ctx->act_h.ptr);
     CU_LAUNCHED("act_f16_kernel");
@@ -363,9 +405,9 @@ extern "C" int lm_cuda_vec_max_tokens(uint32_t type) {
     return 16;
 }
 
-extern "C" int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev, int n_tokens,
-                              float *y_dev, lm_cuda_path path, lm_error *err) {
-    if (!ctx || !w || !x_dev || !y_dev || n_tokens < 1) {
+/* the checks every product starts with */
+static int check_args(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, const float *y_dev, lm_error *err) {
+    if (!ctx || !w || !y_dev || n_tokens < 1) {
         lm_error_set(err, "CUDA: matmul needs a context, a matrix, x, y and n_tokens >= 1 (got %d)", n_tokens);
         return -1;
     }
@@ -379,10 +421,32 @@ extern "C" int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const f
         return -1;
     }
     CU_TRY(cudaSetDevice(ctx->device));
+    return 0;
+}
+
+extern "C" int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev, int n_tokens,
+                              float *y_dev, lm_cuda_path path, lm_error *err) {
+    if (!x_dev) {
+        lm_error_set(err, "CUDA: matmul without x");
+        return -1;
+    }
+    if (check_args(ctx, w, n_tokens, y_dev, err)) return -1;
     if (path == LM_CUDA_PATH_AUTO)
         path = n_tokens <= lm_cuda_vec_max_tokens(w->layout->lm_type) ? LM_CUDA_PATH_VEC : LM_CUDA_PATH_GEMM;
     if (path == LM_CUDA_PATH_VEC) return matmul_vec(ctx, w, x_dev, n_tokens, y_dev, err);
     if (path == LM_CUDA_PATH_GEMM) return matmul_gemm(ctx, w, x_dev, n_tokens, y_dev, err);
     lm_error_set(err, "CUDA: unknown matmul path %d", (int)path);
     return -1;
+}
+
+extern "C" int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, float *y_dev,
+                                        lm_error *err) {
+    if (check_args(ctx, w, n_tokens, y_dev, err)) return -1;
+    if (ctx->act_kind != w->layout->act || ctx->act_cols != w->view.cols || ctx->act_tokens != n_tokens) {
+        lm_error_set(err, "CUDA: no activations of %d tokens x %lld prepared for %s (the last VEC product's are "
+                          "%d x %lld, of another kind or none)",
+                     n_tokens, (long long)w->view.cols, w->layout->name, ctx->act_tokens, (long long)ctx->act_cols);
+        return -1;
+    }
+    return launch_vec(ctx, w, n_tokens, y_dev, err);
 }

@@ -86,7 +86,12 @@ int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev
     return -1;
 }
 
-int lm_cuda_set_vec_threads(lm_cuda_ctx *ctx, int threads_per_row, lm_error *err) {
+int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, float *y_dev, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
 }
