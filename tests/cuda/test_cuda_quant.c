@@ -4,7 +4,8 @@
  * Test: for every GPU weight type, on random matrices quantized with the
  * project's reference quantizers (odd row counts included) and random
  * activations (gaussian, outliers, an all-zero block), for n_tokens in
- * {1, 2, 3, 7, 16, 64, 512} (the largest shapes with fewer), y = W x on the
+ * {1, 2, 3, 7, 16, 64, 512} (the largest shapes with fewer; one of 8.4M
+ * elements, where the built-in choices differ), y = W x on the
  * GPU by each path against the CPU:
  *   VEC   vs the CPU's own mul_mat (activations quantized the same way on
  *         both sides, so the integer sums agree): |gpu - cpu| <= 1e-5 of the
@@ -263,7 +264,7 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
         /* AUTO */
         snprintf(what, sizeof(what), "%s %lldx%lld n=%d auto", name, (long long)rows, (long long)cols, n);
         gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_AUTO, again, what);
-        const float *picked = n <= lm_cuda_vec_max_tokens(type) ? vec : gemm;
+        const float *picked = n <= lm_cuda_vec_max_tokens(m) ? vec : gemm;
         CHECK(memcmp(picked, again, n_out * sizeof(float)) == 0, "%s: differs from the path it picks", what);
         /* the activations prepared by the last VEC run serve another product; a GEMM run or
          * another batch size does not leave them */
@@ -320,7 +321,7 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
 static int run_tests(lm_cuda_ctx *ctx) {
     static const int N_ALL[] = {1, 2, 3, 7, 16, 64, 512};
     static const int N_BIG[] = {1, 2, 3, 7, 16, 64};
-    static const int N_HUGE[] = {1, 16};
+    static const int N_HUGE[] = {1, 2, 16};
     static const struct {
         int64_t rows, cols;
         const int *n;
@@ -329,7 +330,7 @@ static int run_tests(lm_cuda_ctx *ctx) {
     } SHAPES[] = {
         {1, 256, N_ALL, 7, false},   {5, 96, N_ALL, 7, true},     {7, 512, N_ALL, 7, false},
         {33, 1280, N_ALL, 7, true},  {257, 768, N_ALL, 7, false}, {1031, 2048, N_BIG, 6, true},
-        {4099, 256, N_BIG, 6, false}, {1031, 4096, N_HUGE, 2, false},
+        {4099, 256, N_BIG, 6, false}, {2051, 4096, N_HUGE, 3, false}, /* 8.4M elements: a "large" matrix */
     };
     printf("correctness: GPU paths against the CPU kernels (bounds: vec %.0e, gemm %.0e of sum |terms|; gemm vs cpu "
            "q8 %.0e, normwise over sum |terms|)\n",

@@ -27,7 +27,7 @@
  *   LM_CUDA_PATH_GEMM  W is dequantized to f16 into scratch and x rounded to
  *                      f16, then cuBLAS multiplies them on the tensor cores
  *                      with f32 accumulation: the path for larger batches.
- *   LM_CUDA_PATH_AUTO  VEC up to lm_cuda_vec_max_tokens(type) tokens, else GEMM.
+ *   LM_CUDA_PATH_AUTO  VEC up to lm_cuda_vec_max_tokens(w) tokens, else GEMM.
  *
  * Threads: a context belongs to one thread at a time. Matrices and device
  * buffers belong to the context they were made with and must be freed
@@ -106,8 +106,8 @@ typedef enum lm_cuda_path {
     LM_CUDA_PATH_GEMM = 2,
 } lm_cuda_path;
 
-/* the largest batch LM_CUDA_PATH_AUTO sends to the VEC path for TYPE */
-int lm_cuda_vec_max_tokens(uint32_t type);
+/* the largest batch LM_CUDA_PATH_AUTO sends to the VEC path for W */
+int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w);
 
 /* y_dev (n_tokens, rows) f32 = x_dev (n_tokens, cols) f32 times W^T, both
  * contiguous device buffers; asynchronous on the context's stream. */

@@ -303,9 +303,23 @@ static int vec_threads_for(const lm_cuda_ctx *ctx, int64_t groups, int units) {
     return groups * tpr < (int64_t)ctx->sm_count * 256 ? 128 : tpr;
 }
 
+/* matrices of at least this many elements count as large (8M: a 2048 x 4096) */
+#define LARGE_MATRIX ((int64_t)1 << 23)
+
+/* Rows per thread, measured on an H100: two rows share the activation loads,
+ * which pays on large matrices for the k-quants always and for the other
+ * quantized types from two tokens on; f16 (two loads per unit already) and
+ * small matrices (too few threads) keep one. */
+static int vec_rows_for(const lm_cuda_matrix *w, int n_tok) {
+    const int t = w->type_index;
+    if (t == CU_F16 || w->view.rows * w->view.cols < LARGE_MATRIX) return 1;
+    if (n_tok == 1 && (t == CU_Q4_0 || t == CU_Q4_1 || t == CU_Q8_0)) return 1;
+    return 2;
+}
+
 static int launch_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, float *y, lm_error *err) {
     const cu_act act = act_view(ctx);
-    const int rpt = ctx->vec_rows ? ctx->vec_rows : 1;
+    const int rpt = ctx->vec_rows ? ctx->vec_rows : vec_rows_for(w, n_tok);
     const int64_t groups = (w->view.rows + rpt - 1) / rpt;
     const int tpr = ctx->vec_threads ? ctx->vec_threads : vec_threads_for(ctx, groups, w->view.units);
     const unsigned grid = grid_for(groups, VEC_BLOCK / tpr);
@@ -400,9 +414,13 @@ static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x
 
 /* ---- the entry point ---- */
 
-extern "C" int lm_cuda_vec_max_tokens(uint32_t type) {
-    (void)type;
-    return 16;
+/* Measured on an H100 (docs/cuda.md): the VEC path costs about a weight
+ * pass per 8 tokens, the GEMM path a dequantization pass plus cuBLAS; VEC
+ * wins up to 8 tokens on quantized matrices, up to 16 on large ones, and up
+ * to 2 on f16. */
+extern "C" int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w) {
+    if (w->type_index == CU_F16) return 2;
+    return w->view.rows * w->view.cols >= LARGE_MATRIX ? 16 : 8;
 }
 
 /* the checks every product starts with */
@@ -432,7 +450,7 @@ extern "C" int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const f
     }
     if (check_args(ctx, w, n_tokens, y_dev, err)) return -1;
     if (path == LM_CUDA_PATH_AUTO)
-        path = n_tokens <= lm_cuda_vec_max_tokens(w->layout->lm_type) ? LM_CUDA_PATH_VEC : LM_CUDA_PATH_GEMM;
+        path = n_tokens <= lm_cuda_vec_max_tokens(w) ? LM_CUDA_PATH_VEC : LM_CUDA_PATH_GEMM;
     if (path == LM_CUDA_PATH_VEC) return matmul_vec(ctx, w, x_dev, n_tokens, y_dev, err);
     if (path == LM_CUDA_PATH_GEMM) return matmul_gemm(ctx, w, x_dev, n_tokens, y_dev, err);
     lm_error_set(err, "CUDA: unknown matmul path %d", (int)path);

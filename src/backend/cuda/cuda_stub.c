@@ -76,7 +76,7 @@ size_t lm_cuda_matrix_bytes(const lm_cuda_matrix *m) {
     return 0;
 }
 
-int lm_cuda_vec_max_tokens(uint32_t type) {
+int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w) {
     return 0;
 }
 
