@@ -16,7 +16,7 @@ static void usage(FILE *out) {
             "  lamina chat [MODEL] [--system TEXT] [--temp T] [-n MAX_REPLY] [--chat-template FILE]\n"
             "  lamina bench [--url URL] [--concurrency 1,4,16] [--num-prompts N] ... (lamina bench --help)\n"
             "  lamina tokenize [MODEL] [--json] [--no-bos] TEXT\n"
-            "  lamina info [MODEL] [--cpu] [--kv] [--tensors]\n"
+            "  lamina info [MODEL] [--cpu] [--gpu] [--kv] [--tensors]\n"
             "  lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
             "  lamina --version\n",
             lamina_version());
