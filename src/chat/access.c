@@ -82,8 +82,15 @@ static int attribute(interp *ip, jv obj, jv_str name, const node *origin, jv *ou
     return 0;
 }
 
+/* a dict lookup scans its entries */
+static int count_lookup_work(interp *ip, jv obj) {
+    bool dict = obj.kind == JV_DICT || obj.kind == JV_NAMESPACE;
+    return dict ? count_work(ip, (uint64_t)obj.dict->len * ITEM_WORK) : 0;
+}
+
 int get_attr(interp *ip, jv obj, jv_str name, const node *origin, jv *out) {
     if (obj.kind == JV_UNDEFINED) return undefined_error(ip, obj);
+    if (count_lookup_work(ip, obj)) return -1;
     if (obj.kind == JV_DICT && !unsafe_method(obj, name)) {
         int found = find_method(ip, obj, name, out);
         if (found) return found < 0 ? -1 : 0;
@@ -96,6 +103,7 @@ int get_attr(interp *ip, jv obj, jv_str name, const node *origin, jv *out) {
 
 int get_item(interp *ip, jv obj, jv key, const node *origin, jv *out) {
     if (obj.kind == JV_UNDEFINED) return undefined_error(ip, obj);
+    if (count_lookup_work(ip, obj)) return -1;
     bool int_key = key.kind == JV_INT || key.kind == JV_BOOL;
     int64_t index = key.kind == JV_BOOL ? key.b : key.i;
     if (obj.kind == JV_DICT) {

@@ -183,17 +183,19 @@ static int contains(interp *ip, jv container, jv item, bool *out) {
         if (item.kind != JV_STRING)
             return ip_fail(ip, "'in <string>' requires string as left operand, not %s",
                            jv_type_name(item));
+        if (count_work(ip, container.s.n)) return -1;
         *out = item.s.n == 0 || (item.s.n <= container.s.n &&
                                  memmem(container.s.p, container.s.n, item.s.p, item.s.n));
         return 0;
     case JV_LIST:
         *out = false;
         for (size_t i = 0; i < container.list->len && !*out; i++)
-            *out = jv_eq(container.list->items[i], item);
+            if (ip_eq(ip, container.list->items[i], item, out)) return -1;
         return 0;
     case JV_DICT:
         if ((item.kind == JV_LIST && !item.list->tuple) || item.kind == JV_DICT)
             return ip_fail(ip, "unhashable type: '%s'", jv_type_name(item));
+        if (count_work(ip, (uint64_t)container.dict->len * ITEM_WORK)) return -1;
         *out = jv_dict_find(container.dict, item) != NULL;
         return 0;
     default: return ip_fail(ip, "argument of type '%s' is not iterable", jv_type_name(container));
@@ -203,8 +205,11 @@ static int contains(interp *ip, jv container, jv item, bool *out) {
 static int compare(interp *ip, cmp_kind op, jv a, jv b, bool *out) {
     int c;
     switch (op) {
-    case CMP_EQ: *out = jv_eq(a, b); return 0;
-    case CMP_NE: *out = !jv_eq(a, b); return 0;
+    case CMP_EQ:
+    case CMP_NE:
+        if (ip_eq(ip, a, b, out)) return -1;
+        *out = *out == (op == CMP_EQ);
+        return 0;
     case CMP_IN: return contains(ip, b, a, out);
     case CMP_NOT_IN:
         if (contains(ip, b, a, out)) return -1;
@@ -249,19 +254,19 @@ static int eval_node(interp *ip, scope *sc, const node *n, jv *out) {
     }
     case N_GETATTR: return eval(ip, sc, n->attr.obj, &a) || get_attr(ip, a, n->attr.name, n, out);
     case N_GETITEM:
-        return eval(ip, sc, n->item.obj, &a) || eval(ip, sc, n->item.index, &b) ||
+        return eval(ip, sc, n->item.obj, &a) || eval(ip, sc, n->item.index, &b) || count_str_work(ip, a) ||
                get_item(ip, a, b, n, out);
     case N_SLICE: return eval_slice(ip, sc, n, out);
-    case N_CALL:
+    case N_CALL: /* a string method scans its string */
         return eval(ip, sc, n->call.callee, &a) || eval_args(ip, sc, &n->call.args, &args) ||
-               call_value(ip, a, &args, out);
+               (a.kind == JV_FUNC && count_str_work(ip, a.func->self)) || call_value(ip, a, &args, out);
     case N_FILTER:
         return eval(ip, sc, n->filter.operand, &a) || eval_args(ip, sc, &n->filter.args, &args) ||
-               apply_filter(ip, n->filter.name, a, &args, out);
+               count_str_work(ip, a) || apply_filter(ip, n->filter.name, a, &args, out);
     case N_TEST: {
         bool r;
         if (eval(ip, sc, n->filter.operand, &a) || eval_args(ip, sc, &n->filter.args, &args) ||
-            apply_test(ip, n->filter.name, a, &args, &r))
+            count_str_work(ip, a) || apply_test(ip, n->filter.name, a, &args, &r))
             return -1;
         *out = jv_bool(r != n->filter.negated);
         return 0;
@@ -403,6 +408,7 @@ static int eval_slice(interp *ip, scope *sc, const node *n, jv *out) {
     if (obj.kind == JV_DICT) return ip_fail(ip, "unhashable type: 'slice'");
     if ((obj.kind != JV_STRING && obj.kind != JV_LIST) || (obj.kind == JV_LIST && obj.list->lazy))
         return ip_fail(ip, "'%s' object is not subscriptable", jv_type_name(obj));
+    if (count_str_work(ip, obj)) return -1;
     int64_t len = obj.kind == JV_STRING ? (int64_t)ustr_len(obj.s) : (int64_t)obj.list->len;
     int64_t start = 0, step = 1, count = 0;
     if (slice_indices(ip, parts[0], parts[1], parts[2], len, &start, &step, &count)) return -1;

@@ -74,6 +74,18 @@ int count_step(interp *ip) {
                    (unsigned long long)ip->max_steps);
 }
 
+int count_work(interp *ip, uint64_t units) {
+    ip->work += units;
+    if (ip->work < WORK_PER_STEP) return 0;
+    ip->steps += ip->work / WORK_PER_STEP;
+    ip->work %= WORK_PER_STEP;
+    if (ip->steps <= ip->max_steps) return 0;
+    return ip_fail(ip, "template exceeded %llu evaluation steps",
+                   (unsigned long long)ip->max_steps);
+}
+
+int count_str_work(interp *ip, jv v) { return v.kind == JV_STRING ? count_work(ip, v.s.n) : 0; }
+
 /* ---- scopes ---- */
 
 jv *scope_find(scope *sc, jv_str name) {

@@ -232,7 +232,8 @@ static int f_unique(interp *ip, jv in, const jv_args *args, jv *out) {
     out->list->lazy = true;
     for (size_t i = 0; i < items->len; i++) {
         bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++) seen = jv_eq(keys[i], keys[j]);
+        for (size_t j = 0; j < i && !seen; j++) /* quadratic: each comparison is charged */
+            if (ip_eq(ip, keys[i], keys[j], &seen)) return -1;
         if (!seen && jv_list_push(ip, out->list, items->items[i])) return -1;
     }
     return 0;

@@ -56,6 +56,7 @@ struct interp {
     sbuf *out;         /* where output goes now: the result or a capture */
     size_t max_output; /* bytes, for the result and every captured string */
     uint64_t steps, max_steps;
+    uint64_t work;        /* units of count_work not yet turned into steps */
     int depth, max_depth; /* nested evaluation frames (C stack bound) */
     int64_t now;          /* seconds since the epoch, for strftime_now() */
     const char *src;      /* template source, to quote undefined expressions */
@@ -65,6 +66,16 @@ struct interp {
 __attribute__((format(printf, 2, 3))) int ip_fail(interp *ip, const char *fmt, ...);
 /* One more evaluation step; -1 when the budget is spent. */
 int count_step(interp *ip);
+/* Work inside one step that grows with its operands, charged to the same
+ * budget at WORK_PER_STEP units a step: a byte scanned or compared is one
+ * unit, an item compared ITEM_WORK. Without it one expression over a 16 MiB
+ * string or a 100k-item list (unique is quadratic) could run for minutes
+ * within the step limit. */
+#define WORK_PER_STEP 64
+#define ITEM_WORK     8
+int count_work(interp *ip, uint64_t units);
+/* count_work for scanning V: a string's bytes (lists and dicts: 0) */
+int count_str_work(interp *ip, jv v);
 /* "'messages[0].x' is undefined" for an undefined value U; returns -1. */
 int undefined_error(interp *ip, jv u);
 /* Prefixes N's position to an error not yet located; returns -1. */
@@ -84,6 +95,10 @@ int jv_list_push(interp *ip, jv_list *l, jv v);
 int jv_new_dict(interp *ip, jv_kind kind, jv *out);
 /* Sets KEY (replacing an equal key in place). */
 int jv_dict_set(interp *ip, jv_dict *d, jv key, jv val);
+/* Python ==, with the items and bytes compared charged (count_work). */
+int ip_eq(interp *ip, jv a, jv b, bool *out);
+/* Adds KEY, which the caller knows D does not hold (no search). */
+int jv_dict_append(interp *ip, jv_dict *d, jv key, jv val);
 /* Python str(v) / repr(v) appended to B. */
 int jv_write_str(interp *ip, sbuf *b, jv v);
 int jv_write_repr(interp *ip, sbuf *b, jv v);

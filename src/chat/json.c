@@ -21,10 +21,12 @@ static int from_json(interp *ip, const json_t *j, jv *out, int depth) {
         size_t key_len;
         json_t *val;
         if (jv_new_dict(ip, JV_DICT, out)) return -1;
+        /* a JSON object's keys are unique: appending keeps this linear in
+         * the number of keys (an 8 MiB request holds 600k) */
         json_object_keylen_foreach((json_t *)j, key, key_len, val) {
             jv v;
             if (from_json(ip, val, &v, depth + 1) ||
-                jv_dict_set(ip, out->dict, jv_string(key, key_len), v))
+                jv_dict_append(ip, out->dict, jv_string(key, key_len), v))
                 return -1;
         }
         return 0;

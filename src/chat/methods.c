@@ -573,7 +573,8 @@ static const method_def str_methods[] = {
 static int d_get(interp *ip, jv self, const jv_args *args, jv *out) {
     static const char *const names[] = {"key", "default"};
     jv v[2];
-    if (bind_args(ip, "get", args, names, 2, 1, v)) return -1;
+    if (bind_args(ip, "get", args, names, 2, 1, v) || count_work(ip, (uint64_t)self.dict->len * ITEM_WORK))
+        return -1;
     jv_entry *e = jv_dict_find(self.dict, v[0]);
     *out = e ? e->val : v[1].kind == JV_UNDEFINED ? jv_none() : v[1];
     return 0;
@@ -608,7 +609,9 @@ static int l_index_count(interp *ip, jv self, const jv_args *args, jv *out, bool
         return ip_fail(ip, "%s() takes exactly one argument", count ? "count" : "index");
     int64_t n = 0;
     for (size_t i = 0; i < self.list->len; i++) {
-        if (!jv_eq(self.list->items[i], args->pos[0])) continue;
+        bool hit;
+        if (ip_eq(ip, self.list->items[i], args->pos[0], &hit)) return -1;
+        if (!hit) continue;
         if (!count) {
             *out = jv_int((int64_t)i);
             return 0;

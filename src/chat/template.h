@@ -46,7 +46,8 @@ typedef struct chat_render_opts {
     int64_t now;        /* seconds since the epoch for strftime_now() (local time); 0 = now */
     size_t max_output;  /* bytes of output, and of any one string built; 0 = 16 MiB */
     size_t max_memory;  /* bytes one render may allocate; 0 = 256 MiB */
-    uint64_t max_steps; /* evaluation steps (expressions and statements); 0 = 20 million */
+    uint64_t max_steps; /* evaluation steps (expressions and statements, and one per 64 bytes
+                           or 8 items an operation scans or compares); 0 = 20 million */
     int max_depth;      /* nested evaluation (macro recursion, deep expressions); 0 = 1000 */
 } chat_render_opts;
 

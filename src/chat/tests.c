@@ -65,7 +65,8 @@ static int cmp_test(interp *ip, jv v, const jv_args *args, bool *out, const char
     int c;
     if (one_arg(ip, name, args, &other)) return -1;
     if (op == 0 || op == 1) {
-        *out = jv_eq(v, other) == (op == 0);
+        if (ip_eq(ip, v, other, out)) return -1;
+        *out = *out == (op == 0);
         return 0;
     }
     if (v.kind == JV_UNDEFINED) return undefined_error(ip, v);
@@ -101,6 +102,7 @@ static int t_in(interp *ip, jv v, const jv_args *args, bool *out) {
         return 0;
     }
     if (seq.kind == JV_DICT) {
+        if (count_work(ip, (uint64_t)seq.dict->len * ITEM_WORK)) return -1;
         *out = jv_dict_find(seq.dict, v) != NULL;
         return 0;
     }
@@ -108,7 +110,8 @@ static int t_in(interp *ip, jv v, const jv_args *args, bool *out) {
     if (seq.kind == JV_STRING) return ip_fail(ip, "'in <string>' requires string as left operand");
     if (iterate(ip, seq, &items)) return -1;
     *out = false;
-    for (size_t i = 0; i < items->len && !*out; i++) *out = jv_eq(items->items[i], v);
+    for (size_t i = 0; i < items->len && !*out; i++)
+        if (ip_eq(ip, items->items[i], v, out)) return -1;
     return 0;
 }
 

@@ -35,36 +35,68 @@ double jv_as_double(jv v) {
                                : 0.0;
 }
 
-bool jv_eq(jv a, jv b) {
+/* Python ==; with IP, the items and bytes compared are charged to its
+ * budget (count_work) and -1 returned when it is spent */
+static int eq(interp *ip, jv a, jv b, bool *out) {
+    *out = false;
+    if (ip && count_work(ip, ITEM_WORK)) return -1;
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a.kind != JV_FLOAT && b.kind != JV_FLOAT)
-            return (a.kind == JV_BOOL ? a.b : a.i) == (b.kind == JV_BOOL ? b.b : b.i);
-        return jv_as_double(a) == jv_as_double(b);
+            *out = (a.kind == JV_BOOL ? a.b : a.i) == (b.kind == JV_BOOL ? b.b : b.i);
+        else
+            *out = jv_as_double(a) == jv_as_double(b);
+        return 0;
     }
-    if (a.kind != b.kind) return false;
+    if (a.kind != b.kind) return 0;
     switch (a.kind) {
     case JV_UNDEFINED:
-    case JV_NONE: return true;
-    case JV_STRING: return a.s.n == b.s.n && (a.s.n == 0 || memcmp(a.s.p, b.s.p, a.s.n) == 0);
-    case JV_LIST:
-        if (a.list->lazy || b.list->lazy) return a.list == b.list;
-        if (a.list->tuple != b.list->tuple || a.list->len != b.list->len) return false;
-        for (size_t i = 0; i < a.list->len; i++)
-            if (!jv_eq(a.list->items[i], b.list->items[i])) return false;
-        return true;
-    case JV_DICT:
-        if (a.dict->len != b.dict->len) return false;
-        for (size_t i = 0; i < a.dict->len; i++) {
-            jv_entry *e = jv_dict_find(b.dict, a.dict->entries[i].key);
-            if (!e || !jv_eq(a.dict->entries[i].val, e->val)) return false;
+    case JV_NONE: *out = true; return 0;
+    case JV_STRING: /* views of one string are equal without reading it */
+        if (a.s.n != b.s.n) return 0;
+        if (a.s.n == 0 || a.s.p == b.s.p) {
+            *out = true;
+            return 0;
         }
-        return true;
-    case JV_NAMESPACE: return a.dict == b.dict;
-    case JV_FUNC: return a.func == b.func;
-    case JV_LOOP: return a.loop == b.loop;
-    default: return false;
+        if (ip && count_work(ip, a.s.n)) return -1;
+        *out = memcmp(a.s.p, b.s.p, a.s.n) == 0;
+        return 0;
+    case JV_LIST:
+        if (a.list->lazy || b.list->lazy) {
+            *out = a.list == b.list;
+            return 0;
+        }
+        if (a.list->tuple != b.list->tuple || a.list->len != b.list->len) return 0;
+        for (size_t i = 0; i < a.list->len; i++) {
+            if (eq(ip, a.list->items[i], b.list->items[i], out)) return -1;
+            if (!*out) return 0;
+        }
+        *out = true;
+        return 0;
+    case JV_DICT:
+        if (a.dict->len != b.dict->len) return 0;
+        for (size_t i = 0; i < a.dict->len; i++) {
+            if (ip && count_work(ip, (uint64_t)b.dict->len * ITEM_WORK)) return -1;
+            jv_entry *e = jv_dict_find(b.dict, a.dict->entries[i].key);
+            if (!e) return 0;
+            if (eq(ip, a.dict->entries[i].val, e->val, out)) return -1;
+            if (!*out) return 0;
+        }
+        *out = true;
+        return 0;
+    case JV_NAMESPACE: *out = a.dict == b.dict; return 0;
+    case JV_FUNC: *out = a.func == b.func; return 0;
+    case JV_LOOP: *out = a.loop == b.loop; return 0;
+    default: return 0;
     }
 }
+
+bool jv_eq(jv a, jv b) {
+    bool r;
+    eq(NULL, a, b, &r);
+    return r;
+}
+
+int ip_eq(interp *ip, jv a, jv b, bool *out) { return eq(ip, a, b, out); }
 
 const char *jv_type_name(jv v) {
     switch (v.kind) {
@@ -135,11 +167,16 @@ int jv_new_dict(interp *ip, jv_kind kind, jv *out) {
 }
 
 int jv_dict_set(interp *ip, jv_dict *d, jv key, jv val) {
+    if (count_work(ip, (uint64_t)d->len * ITEM_WORK)) return -1;
     jv_entry *e = jv_dict_find(d, key);
     if (e) {
         e->val = val;
         return 0;
     }
+    return jv_dict_append(ip, d, key, val);
+}
+
+int jv_dict_append(interp *ip, jv_dict *d, jv key, jv val) {
     if (d->len == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 4;
         if (cap > SIZE_MAX / sizeof(jv_entry)) return ip_fail(ip, "dict too large");
@@ -326,6 +363,8 @@ int jv_to_string(interp *ip, jv v, jv *out) {
 /* ---- ordering ---- */
 
 int jv_compare(interp *ip, jv a, jv b, int *cmp) {
+    bool strings = a.kind == JV_STRING && b.kind == JV_STRING, same = strings && a.s.p == b.s.p;
+    if (count_work(ip, ITEM_WORK + (strings && !same ? (a.s.n < b.s.n ? a.s.n : b.s.n) : 0))) return -1;
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a.kind != JV_FLOAT && b.kind != JV_FLOAT) {
             int64_t x = a.kind == JV_BOOL ? a.b : a.i, y = b.kind == JV_BOOL ? b.b : b.i;
@@ -338,7 +377,7 @@ int jv_compare(interp *ip, jv a, jv b, int *cmp) {
     }
     if (a.kind == JV_STRING && b.kind == JV_STRING) {
         size_t n = a.s.n < b.s.n ? a.s.n : b.s.n;
-        int c = n ? memcmp(a.s.p, b.s.p, n) : 0;
+        int c = n && !same ? memcmp(a.s.p, b.s.p, n) : 0;
         *cmp = c ? (c > 0) - (c < 0) : (a.s.n > b.s.n) - (a.s.n < b.s.n);
         return 0;
     }

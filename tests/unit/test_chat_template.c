@@ -9,7 +9,7 @@
  *   - language.json: one case per statement, expression, filter, test and
  *     method, the source newline rules, and every whitespace-control marker.
  * Then what Python cannot tell us: error messages with line:col, the limits
- * (steps, depth, memory, output), the SmolLM2 template read through our GGUF
+ * (steps, depth, memory, output, work within a step), the SmolLM2 template read through our GGUF
  * reader, concurrent renders of one template, and mutated templates that
  * must fail cleanly (run the ASan build to make that check strict). */
 #include <jansson.h>
@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chat/template.h"
 #include "check.h"
@@ -265,6 +266,60 @@ static void test_limits(void) {
                  "nested too deeply");
 }
 
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* One step over a big string or list costs what it scans, in the same step
+ * budget: these each ran for minutes to hours within 20M steps (found
+ * fuzzing, tests/fuzz/fuzz_jinja.c). */
+static void test_work_limits(void) {
+    static const char *const runaway[] = {
+        /* quadratic unique over 100k items (15 s in one step) */
+        "{{ range(100000)|list|unique|list|length }}",
+        /* O(n) scans of an 8 MB string, 100k times */
+        "{% set s = 'a' * 8000000 %}{% for i in range(100000) %}{% set t = s[1:] %}{% endfor %}",
+        "{% set s = 'a' * 8000000 %}{% for i in range(100000) %}{% set t = s[7999999] %}{% endfor %}",
+        "{% set s = 'a' * 8000000 %}{% for i in range(100000) %}{% set t = s|length %}{% endfor %}",
+        "{% set s = 'a' * 8000000 %}{% for i in range(100000) %}{% if 'b' in s %}{% endif %}{% endfor %}",
+        "{% set s = 'a' * 8000000 %}{% for i in range(100000) %}{% set t = s.find('b') %}{% endfor %}",
+        /* list scans whose items are long equal strings (800 GB compared in one step) */
+        "{% set s = 'a' * 8000000 %}{% set u = s[:7999998] ~ 'b' %}{% set l = [s[:7999999]] * 100000 %}"
+        "{{ u in l }}",
+        "{% set s = 'a' * 8000000 %}{{ [s[:7999999]] * 100000 == [s[1:]] * 100000 }}",
+        "{% set l = range(100000)|list %}{% for i in range(100000) %}{% if -1 in l %}{% endif %}{% endfor %}",
+    };
+    chat_render_opts opts = {.max_steps = 2000000}; /* a tenth of the default, for speed */
+    for (size_t i = 0; i < sizeof(runaway) / sizeof(runaway[0]); i++) {
+        double t0 = seconds();
+        expect_error_at(runaway[i], NULL, &opts, "evaluation steps", __LINE__);
+        double dt = seconds() - t0;
+        CHECK(dt < 20, "runaway template %zu stopped after %.1f s", i, dt);
+    }
+    /* the context is read in linear time: a JSON object of 300k keys (a
+     * chat_template_kwargs of 4 MB) took minutes when each key was looked up
+     * among the ones before it */
+    json_t *big = json_object();
+    for (int i = 0; i < 300000; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%07d", i);
+        json_object_set_new(big, key, json_integer(i));
+    }
+    json_t *ctx = json_pack("{s:o}", "kwargs", big);
+    lm_error err = {{0}};
+    chat_template *t = chat_template_parse("{{ kwargs.k0299999 }}", 21, &err);
+    double t0 = seconds();
+    char *out = t ? chat_template_render(t, ctx, NULL, &err) : NULL;
+    double dt = seconds() - t0;
+    CHECK(out && !strcmp(out, "299999"), "300k-key context: '%s' (%s)", out ? out : "", err.msg);
+    CHECK(dt < 5, "a 300k-key context took %.1f s to render", dt);
+    free(out);
+    chat_template_free(t);
+    json_decref(ctx);
+}
+
 /* The SmolLM2 template read with our GGUF reader is the fixture's, and
  * chat_apply() renders it as Jinja2 did. */
 static void test_gguf_template(const json_t *expected) {
@@ -458,6 +513,7 @@ int main(void) {
         test_language(language, json_integer_value(json_object_get(expected, "now")));
     test_errors();
     test_limits();
+    test_work_limits();
     if (expected) {
         test_gguf_template(expected);
         test_threads(expected);
