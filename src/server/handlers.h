@@ -6,7 +6,8 @@
  * arbitrary bodies, so both run exactly the same code.
  *
  * On success every prompt is 1 .. n_ctx - 1 tokens of ids in the vocab and
- * its max_tokens is settled (1 .. n_ctx - prompt tokens). On failure the
+ * its max_tokens is settled (1 .. n_ctx - prompt tokens); count_tokens only
+ * tokenizes. On failure the
  * error names the field at fault and the output is left empty (nothing to
  * free, though freeing it is harmless). */
 #ifndef LAMINA_SERVER_HANDLERS_H
