@@ -73,7 +73,12 @@ srv_server *fz_server(void) {
         .host = "127.0.0.1",
         .served_name = "SmolLM2-135M-Instruct.Q4_1",
         .model_path = FZ_SMOLLM2,
-        .max_body_bytes = 8u << 20,
+        .max_body_bytes = 8u << 20, /* the defaults of `lamina serve` */
+        .max_header_bytes = 16u << 10,
+        .max_connections = 256,
+        .max_messages = 4096,
+        .read_timeout_s = 30,
+        .idle_timeout_s = 120,
         .shutdown_grace_s = 10,
         .n_ctx = 2048,
     };
