@@ -3,8 +3,9 @@
  * keys are added to (or replace) a default context of messages,
  * add_generation_prompt, bos_token and eos_token.
  *
- * The template is parsed, and rendered under small limits (steps, output,
- * memory) so that huge loops and recursion end quickly as errors; the
+ * The template is parsed, and rendered under small limits (steps, which
+ * also pay for the bytes and items an operation scans, output, memory) so
+ * that huge loops and runaway operations end quickly as errors; the
  * recursion depth limit is the production default. A render that succeeds
  * must give valid UTF-8 (the source and the context are), and the same
  * text when rendered again (a parsed template is immutable). */
