@@ -107,7 +107,13 @@ static size_t stop_prefix_tail(const lm_seq *s) {
 const char *seq_push_text(lm_seq *s, const tok_vocab *vocab, int32_t token, char **out, size_t *out_len) {
     char piece[256];
     int n = tok_stream_push(vocab, &s->stream, token, piece, (int)sizeof(piece));
-    if (n > (int)sizeof(piece)) n = (int)sizeof(piece);
+    if (n > (int)sizeof(piece)) { /* a long token: nothing was written or consumed, push it again */
+        char *big = malloc((size_t)n);
+        int m = big ? tok_stream_push(vocab, &s->stream, token, big, n) : -1;
+        if (m > 0 && m <= n) held_append(s, big, (size_t)m);
+        free(big);
+        n = 0;
+    }
     if (n > 0) held_append(s, piece, (size_t)n);
     /* the earliest stop string occurrence ends the text */
     const char *hit = NULL;

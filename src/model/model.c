@@ -227,6 +227,14 @@ static int bind_weights(loader *ld, lm_model *m) {
         bind(ld, &m->rope_freqs, true, hp->n_rot / 2, 1, "rope_freqs.weight", 0))
         return -1;
     if (!m->output.data) m->output = m->tok_embd; /* tied embeddings */
+    /* every layer has at least its norm and its Q, K, V, O and FFN weights:
+     * a block_count beyond what the tensors can hold is a broken file, not a
+     * reason to allocate per-layer state for it */
+    if ((int64_t)hp->n_layer > gguf_n_tensors(ld->f) / 7) {
+        lm_error_set(ld->err, "%s: block_count %d but only %lld tensors: the file is incomplete or corrupt",
+                     gguf_path(ld->f), hp->n_layer, (long long)gguf_n_tensors(ld->f));
+        return -1;
+    }
     m->layers = calloc((size_t)hp->n_layer, sizeof(lm_layer));
     if (!m->layers) {
         lm_error_set(ld->err, "%s: out of memory", gguf_path(ld->f));
