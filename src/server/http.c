@@ -148,7 +148,7 @@ static enum MHD_Result queue_body(srv_server *srv, struct MHD_Connection *conn, 
     add_common_headers(srv, r, content_type ? content_type : "application/json");
     if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (status == 413 || status == 431 || status == 408 || c->refused.message[0])
+    if (status == 413 || c->refused.message[0]) /* the rest of the body was dropped */
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);

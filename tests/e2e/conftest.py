@@ -114,6 +114,20 @@ def assert_no_sanitizer_report(log):
         assert i < 0, f"sanitizer report in the server log:\n{log[max(0, i - 200):i + 4000]}"
 
 
+def read_until_closed(sock, timeout):
+    """Everything SOCK receives until the server closes it (a reset counts as
+    closed); the socket is closed afterwards."""
+    got = b""
+    sock.settimeout(timeout)
+    try:
+        while data := sock.recv(65536):
+            got += data
+    except ConnectionResetError:
+        pass
+    sock.close()
+    return got
+
+
 def start_server(*args, env=None):
     return Server(args, env)
 

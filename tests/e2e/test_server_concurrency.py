@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 
-from conftest import request
+from conftest import read_until_closed, request
 from test_server_basic import metrics
 
 PROMPTS = ["Write a haiku about the moon.", "What is 2 + 2?", "Name three fruits.", "Say hello in French."]
@@ -139,14 +139,7 @@ def test_sigint_past_the_grace_period_cancels(fresh_server):
     sock, got = open_stream(s, max_tokens=3000)
     assert b"error" not in got
     s.proc.send_signal(signal.SIGINT)
-    rest = b""
-    sock.settimeout(30)
-    try:
-        while data := sock.recv(65536):
-            rest += data
-    except ConnectionResetError:
-        pass
-    sock.close()
+    rest = read_until_closed(sock, 30)
     assert b"shutting down" in rest and b"data: [DONE]" in rest, (got, rest, s.stderr())
     assert s.proc.wait(30) == 0
     assert "cancelling 1 request" in s.stderr()
@@ -163,12 +156,5 @@ def test_second_signal_ends_the_grace_period_at_once(fresh_server):
     s.proc.send_signal(signal.SIGTERM)
     assert s.proc.wait(10) == 0
     assert time.time() - t0 < 6
-    rest = b""
-    sock.settimeout(10)
-    try:
-        while data := sock.recv(65536):
-            rest += data
-    except ConnectionResetError:
-        pass
-    sock.close()
+    rest = read_until_closed(sock, 10)
     assert b"shutting down" in rest, rest[-500:]

@@ -12,7 +12,7 @@ import anthropic
 import openai
 import pytest
 
-from conftest import request
+from conftest import read_until_closed, request
 
 CHAT = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
 MSG = {"model": "m", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]}
@@ -244,19 +244,13 @@ def test_queued_stream_outlives_the_idle_timeout(fresh_server):
                      b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b))
         return sock
 
-    def read_all(sock):
-        got = b""
-        while data := sock.recv(65536):
-            got += data
-        return got
-
     busy = post({"messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 600,
                  "ignore_eos": True})
     time.sleep(0.3)
     t0 = time.time()
     queued = post({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": True})
-    got = read_all(queued)
+    got = read_until_closed(queued, 300)
     waited = time.time() - t0
-    assert read_all(busy).startswith(b"HTTP/1.1 200")
+    assert read_until_closed(busy, 300).startswith(b"HTTP/1.1 200")
     assert waited > 3, f"the busy request finished too soon ({waited:.1f} s) to test anything"
     assert b": keep-alive" in got and b"data: [DONE]" in got, got[-300:]
