@@ -10,7 +10,7 @@
  *   - summing cu_unit_dot over a row's units, with the activations the CPU
  *     kernels quantize (moved into the GPU's activation layout), gives the
  *     CPU's dot within 1e-5 of the sum of |terms| (the VEC path);
- * and f16 rows are stored as they are. */
+ * and f16 / bf16 rows are stored as they are. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,7 +144,7 @@ static void check_type(uint32_t type, int index, int64_t rows, int64_t cols, row
     std::vector<int8_t> aq((size_t)cols);
     std::vector<float2> ads((size_t)cols / 32);
     act_to_gpu(k->act_type, act.data(), cols, aq.data(), ads.data());
-    const cu_act a = {aq.data(), ads.data(), NULL, cols};
+    const cu_act a = {aq.data(), ads.data(), NULL, cols, NULL};
     std::vector<float> xq((size_t)cols);
     const q_kernels *ka = q_get_kernels_level(k->act_type, CPU_SCALAR);
     if (ka) ka->dequantize(act.data(), xq.data(), cols);
@@ -177,16 +177,30 @@ static void check_type(uint32_t type, int index, int64_t rows, int64_t cols, row
            (long long)cols, worst);
 }
 
-static void check_f16(void) {
+/* f16 / bf16: 8 elements a unit, no hdr, rows stored as they are */
+static void check_half(uint32_t type, int expect_index) {
     const int64_t rows = 3, cols = 96;
-    int index;
-    const cu_layout *l = cu_layout_of(LM_F16, &index);
-    CHECK(l && index == CU_F16 && l->units == 1 && l->qk == 8, "f16 layout");
+    int index = -1;
+    const cu_layout *l = cu_layout_of(type, &index);
+    CHECK(l && index == expect_index && l->units == 1 && l->qk == 8 && l->hdr == 0, "%s layout",
+          lm_dtype_name(type));
+    if (!l) return;
     std::vector<uint16_t> w((size_t)(rows * cols));
-    for (auto &v : w) v = lm_fp32_to_fp16(rng_gauss());
+    for (auto &v : w) v = type == LM_BF16 ? lm_fp32_to_bf16(rng_gauss()) : lm_fp32_to_fp16(rng_gauss());
     std::vector<uint8_t> body(cu_body_bytes(l, rows, cols));
+    CHECK(body.size() == w.size() * 2, "%s body of %zu bytes", l->name, body.size());
     cu_repack(l, w.data(), rows, cols, body.data(), NULL);
-    CHECK(memcmp(body.data(), w.data(), body.size()) == 0, "f16 rows are stored as they are");
+    CHECK(memcmp(body.data(), w.data(), body.size()) == 0, "%s rows are stored as they are", l->name);
+}
+
+/* lm_cuda_type_supported: the types of the layout table, and no others */
+static void check_supported(void) {
+    static const uint32_t yes[] = {LM_Q4_0, LM_Q4_1, LM_Q5_0, LM_Q5_1, LM_Q8_0,
+                                   LM_Q4_K, LM_Q5_K, LM_Q6_K, LM_F16,  LM_BF16};
+    static const uint32_t no[] = {LM_F32, LM_Q2_K, LM_Q3_K, LM_Q8_K, LM_Q8_1};
+    for (uint32_t t : yes) CHECK(lm_cuda_type_supported(t), "%s not reported supported", lm_dtype_name(t));
+    for (uint32_t t : no) CHECK(!lm_cuda_type_supported(t), "%s reported supported", lm_dtype_name(t));
+    CHECK(sizeof(yes) / sizeof(yes[0]) == CU_TYPE_COUNT, "the layout table has %d types", (int)CU_TYPE_COUNT);
 }
 
 int main(void) {
@@ -196,12 +210,16 @@ int main(void) {
         const int64_t rows = shapes[s][0], cols = shapes[s][1];
         check_type(LM_Q4_0, CU_Q4_0, rows, cols, row_dot<CU_Q4_0>, row_dequant<CU_Q4_0>);
         check_type(LM_Q4_1, CU_Q4_1, rows, cols, row_dot<CU_Q4_1>, row_dequant<CU_Q4_1>);
+        check_type(LM_Q5_0, CU_Q5_0, rows, cols, row_dot<CU_Q5_0>, row_dequant<CU_Q5_0>);
+        check_type(LM_Q5_1, CU_Q5_1, rows, cols, row_dot<CU_Q5_1>, row_dequant<CU_Q5_1>);
         check_type(LM_Q8_0, CU_Q8_0, rows, cols, row_dot<CU_Q8_0>, row_dequant<CU_Q8_0>);
         check_type(LM_Q4_K, CU_Q4_K, rows, cols, row_dot<CU_Q4_K>, row_dequant<CU_Q4_K>);
         check_type(LM_Q5_K, CU_Q5_K, rows, cols, row_dot<CU_Q5_K>, row_dequant<CU_Q5_K>);
         check_type(LM_Q6_K, CU_Q6_K, rows, cols, row_dot<CU_Q6_K>, row_dequant<CU_Q6_K>);
     }
-    check_f16();
+    check_half(LM_F16, CU_F16);
+    check_half(LM_BF16, CU_BF16);
+    check_supported();
     printf("test_cuda_layout: %d checks passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

@@ -12,7 +12,8 @@
  *         sum of |terms|, sum_j |w_j x_j| (the bound the CPU levels are held
  *         to against each other in tests/unit/test_quant.c);
  *   GEMM  vs a double-precision product of the CPU's dequantized weights
- *         and x, both rounded to f16 as the GPU rounds them: within 1e-4 of
+ *         and x, both rounded to f16 as the GPU rounds them (bf16: the
+ *         weights as they are, x rounded to bf16): within 1e-4 of
  *         the sum of |terms| (f32 accumulation on the tensor cores); and vs
  *         the CPU's mul_mat, whose int8 activations differ from f16 ones by
  *         design: ||gpu - cpu|| <= 3e-2 ||sum |terms|||;
@@ -43,7 +44,8 @@
 #define GEMM_TOL 1e-4
 #define GEMM_VS_Q8_TOL 3e-2
 
-static const uint32_t TYPES[] = {LM_Q4_0, LM_Q4_1, LM_Q8_0, LM_Q4_K, LM_Q5_K, LM_Q6_K, LM_F16};
+static const uint32_t TYPES[] = {LM_Q4_0, LM_Q4_1, LM_Q5_0, LM_Q5_1, LM_Q8_0,
+                                 LM_Q4_K, LM_Q5_K, LM_Q6_K, LM_F16,  LM_BF16};
 #define N_TYPES (sizeof(TYPES) / sizeof(TYPES[0]))
 
 static int n_pass, n_fail;
@@ -119,7 +121,7 @@ static void *xmalloc(size_t bytes) {
     return p;
 }
 
-static int64_t block_of(uint32_t type) { return type == LM_F16 ? 32 : lm_dtype_block_size(type); }
+static int64_t block_of(uint32_t type) { return type == LM_F16 || type == LM_BF16 ? 32 : lm_dtype_block_size(type); }
 
 /* ---- one GPU run, poisoned ---- */
 
@@ -190,15 +192,19 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
     uint8_t *gguf = xmalloc(row_bytes * (size_t)rows);
     fill(w, rows, cols, 0.05f);
     for (int64_t r = 0; r < rows; r++) q_quantize_ref(type, w + r * cols, gguf + r * row_bytes, cols);
-    /* the CPU's dequantized weights, and as the GPU's GEMM path rounds them */
+    /* the CPU's dequantized weights, and as the GPU's GEMM path rounds them
+     * (f16; bf16 weights multiply as they are) */
+    const bool bf16 = type == LM_BF16;
     float *deq = w, *deq16 = xmalloc((size_t)(rows * cols) * sizeof(float));
     for (int64_t r = 0; r < rows; r++) k->dequantize(gguf + r * row_bytes, deq + r * cols, cols);
-    for (int64_t i = 0; i < rows * cols; i++) deq16[i] = lm_fp16_to_fp32(lm_fp32_to_fp16(deq[i]));
+    for (int64_t i = 0; i < rows * cols; i++) deq16[i] = bf16 ? deq[i] : lm_fp16_to_fp32(lm_fp32_to_fp16(deq[i]));
 
+    /* x, and as the GEMM path rounds it (f16; bf16 for bf16 weights) */
     float *x = xmalloc((size_t)n_max * (size_t)cols * sizeof(float));
     float *x16 = xmalloc((size_t)n_max * (size_t)cols * sizeof(float));
     fill(x, n_max, cols, 1.0f);
-    for (int64_t i = 0; i < n_max * cols; i++) x16[i] = lm_fp16_to_fp32(lm_fp32_to_fp16(x[i]));
+    for (int64_t i = 0; i < n_max * cols; i++)
+        x16[i] = bf16 ? lm_bf16_to_fp32(lm_fp32_to_bf16(x[i])) : lm_fp16_to_fp32(lm_fp32_to_fp16(x[i]));
     const size_t act_bytes = q_row_size(k->act_type, cols);
     uint8_t *act = xmalloc(act_bytes * (size_t)n_max);
     for (int t = 0; t < n_max; t++) k->quantize_act(x + (int64_t)t * cols, act + (size_t)t * act_bytes, cols);
@@ -277,7 +283,7 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
         LM(lm_cuda_download(ctx, again, y_dev, n_out * sizeof(float), &err));
         CHECK(memcmp(vec, again, n_out * sizeof(float)) == 0, "%s: differs from the VEC run", what);
         CHECK(lm_cuda_matmul_reuse_act(ctx, m, n + 1, y_dev, &err) != 0, "%s: reuse with n + 1 tokens accepted", what);
-        if (type == LM_F16) {
+        if (type == LM_F16 || type == LM_BF16) {
             gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, again, what);
             CHECK(lm_cuda_matmul_reuse_act(ctx, m, n, y_dev, &err) != 0, "%s: reuse after a GEMM run accepted", what);
         }
@@ -396,9 +402,10 @@ static void random_blocks(uint32_t type, uint8_t *data, int64_t rows, int64_t co
         const uint32_t r = rng_u32();
         memcpy(data + i, &r, 4);
     }
-    if (type == LM_F16) {
+    if (type == LM_F16 || type == LM_BF16) {
         for (size_t i = 0; i < bytes / 2; i++) {
-            const lm_fp16 h = lm_fp32_to_fp16(0.05f * (rng_uniform() * 2.0f - 1.0f));
+            const float v = 0.05f * (rng_uniform() * 2.0f - 1.0f);
+            const uint16_t h = type == LM_BF16 ? lm_fp32_to_bf16(v) : lm_fp32_to_fp16(v);
             memcpy(data + 2 * i, &h, 2);
         }
         return;
@@ -410,10 +417,12 @@ static void random_blocks(uint32_t type, uint8_t *data, int64_t rows, int64_t co
         const lm_fp16 m = lm_fp32_to_fp16(-0.01f * rng_uniform());
         switch (type) {
         case LM_Q4_1:
+        case LM_Q5_1:
             memcpy(blk, &d, 2);
             memcpy(blk + 2, &m, 2);
             break;
         case LM_Q4_0:
+        case LM_Q5_0:
         case LM_Q8_0: memcpy(blk, &d, 2); break;
         case LM_Q4_K:
         case LM_Q5_K:

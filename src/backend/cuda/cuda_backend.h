@@ -19,14 +19,16 @@
  * lm_cuda_sync before reading y on the host). Two methods:
  *   LM_CUDA_PATH_VEC   the activations are quantized once per call exactly
  *                      as the CPU kernels quantize them (q8_0 / q8_1 blocks
- *                      of 32, q8_K blocks of 256, f16), then each weight row
- *                      is dotted with them in integer arithmetic (dp4a): the
- *                      same integer sums as the CPU's dot, so results agree
- *                      with it up to the order of float additions. Reads the
+ *                      of 32, q8_K blocks of 256, f16, bf16), then each
+ *                      weight row is dotted with them in integer arithmetic
+ *                      (dp4a; f16 / bf16: f32 products, exact): the same
+ *                      integer sums as the CPU's dot, so results agree with
+ *                      it up to the order of float additions. Reads the
  *                      weights once per 8 tokens: the decode path.
  *   LM_CUDA_PATH_GEMM  W is dequantized to f16 into scratch and x rounded to
- *                      f16, then cuBLAS multiplies them on the tensor cores
- *                      with f32 accumulation: the path for larger batches.
+ *                      f16 (bf16 weights: W as it is, x rounded to bf16),
+ *                      then cuBLAS multiplies them on the tensor cores with
+ *                      f32 accumulation: the path for larger batches.
  *   LM_CUDA_PATH_AUTO  VEC up to lm_cuda_vec_max_tokens(w) tokens, else GEMM.
  *
  * Threads: a context belongs to one thread at a time. Matrices and device
@@ -85,13 +87,13 @@ int lm_cuda_download(lm_cuda_ctx *ctx, void *dst, const void *src_dev, size_t by
 /* A weight matrix on the device. */
 typedef struct lm_cuda_matrix lm_cuda_matrix;
 
-/* the weight types lm_cuda_matrix_upload takes: q4_0, q4_1, q8_0, q4_K,
- * q5_K, q6_K, f16 */
+/* the weight types lm_cuda_matrix_upload takes: q4_0, q4_1, q5_0, q5_1,
+ * q8_0, q4_K, q5_K, q6_K, f16, bf16 */
 bool lm_cuda_type_supported(uint32_t type);
 
 /* DATA: ROWS rows of q_row_size(TYPE, COLS) bytes, GGUF layout. COLS must
- * be a multiple of the type's block (32 or 256; 32 for f16). Returns NULL
- * on failure. Freed with lm_cuda_matrix_free. */
+ * be a multiple of the type's block (32 or 256; 32 for f16 and bf16).
+ * Returns NULL on failure. Freed with lm_cuda_matrix_free. */
 lm_cuda_matrix *lm_cuda_matrix_upload(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t cols, const void *data,
                                       lm_error *err);
 /* a device-side copy of M (for benchmarks that must not time the L2) */

@@ -34,9 +34,10 @@ int cublas_fail(lm_error *err, const char *call, cublasStatus_t s, const char *f
     {lm, cu_traits<T>::qk, cu_traits<T>::units, cu_traits<T>::body, cu_traits<T>::hdr, cu_traits<T>::act, nm}
 
 static const cu_layout LAYOUTS[CU_TYPE_COUNT] = {
-    LAYOUT(CU_Q4_0, LM_Q4_0, "q4_0"), LAYOUT(CU_Q4_1, LM_Q4_1, "q4_1"), LAYOUT(CU_Q8_0, LM_Q8_0, "q8_0"),
-    LAYOUT(CU_Q4_K, LM_Q4_K, "q4_K"), LAYOUT(CU_Q5_K, LM_Q5_K, "q5_K"), LAYOUT(CU_Q6_K, LM_Q6_K, "q6_K"),
-    LAYOUT(CU_F16, LM_F16, "f16"),
+    LAYOUT(CU_Q4_0, LM_Q4_0, "q4_0"), LAYOUT(CU_Q4_1, LM_Q4_1, "q4_1"), LAYOUT(CU_Q5_0, LM_Q5_0, "q5_0"),
+    LAYOUT(CU_Q5_1, LM_Q5_1, "q5_1"), LAYOUT(CU_Q8_0, LM_Q8_0, "q8_0"), LAYOUT(CU_Q4_K, LM_Q4_K, "q4_K"),
+    LAYOUT(CU_Q5_K, LM_Q5_K, "q5_K"), LAYOUT(CU_Q6_K, LM_Q6_K, "q6_K"), LAYOUT(CU_F16, LM_F16, "f16"),
+    LAYOUT(CU_BF16, LM_BF16, "bf16"),
 };
 
 const cu_layout *cu_layout_of(uint32_t type, int *index) {
@@ -58,6 +59,20 @@ size_t cu_hdr_bytes(const cu_layout *l, int64_t rows, int64_t cols) {
 }
 
 /* ---- repack: GGUF blocks -> body + hdr planes ---- */
+
+/* q5_0 / q5_1 (qh bit j: bit 4 of element j; runs 0 and 1 are elements
+ * 0..15 and 16..31): bit 4 of element i of run 0 at 8 (i & 3) + (i >> 2), of
+ * run 1 four bits higher, as one unit of q5_K */
+static void repack_q5_qh(const uint8_t qh_bytes[4], uint8_t out[4]) {
+    uint32_t qh, w = 0;
+    memcpy(&qh, qh_bytes, 4);
+    for (int i = 0; i < 16; i++) {
+        const int pos = 8 * (i & 3) + (i >> 2);
+        w |= ((qh >> i) & 1) << pos;
+        w |= ((qh >> (16 + i)) & 1) << (pos + 4);
+    }
+    memcpy(out, &w, 4);
+}
 
 /* q5_K: for unit s, bit 4 of element i of run 0 at 8 (i & 3) + (i >> 2), of run 1 four bits higher */
 static void repack_q5_K_qh(const uint8_t qh[QK_K / 8], uint8_t out[32]) {
@@ -107,6 +122,22 @@ static void repack_block(uint32_t type, const uint8_t *src, uint8_t *body, uint8
         memcpy(hdr + 2, &b->m, 2);
         break;
     }
+    case LM_Q5_0: {
+        const block_q5_0 *b = (const block_q5_0 *)src;
+        memcpy(body, b->qs, 16);
+        memcpy(hdr, &b->d, 2);
+        memset(hdr + 2, 0, 2);
+        repack_q5_qh(b->qh, hdr + 4);
+        break;
+    }
+    case LM_Q5_1: {
+        const block_q5_1 *b = (const block_q5_1 *)src;
+        memcpy(body, b->qs, 16);
+        memcpy(hdr, &b->d, 2);
+        memcpy(hdr + 2, &b->m, 2);
+        repack_q5_qh(b->qh, hdr + 4);
+        break;
+    }
     case LM_Q8_0: {
         const block_q8_0 *b = (const block_q8_0 *)src;
         memcpy(body, b->qs, 32);
@@ -145,7 +176,7 @@ static void repack_block(uint32_t type, const uint8_t *src, uint8_t *body, uint8
 
 void cu_repack(const cu_layout *l, const void *src, int64_t rows, int64_t cols, uint8_t *body, uint8_t *hdr) {
     const uint8_t *s = (const uint8_t *)src;
-    if (l->lm_type == LM_F16) {
+    if (l->lm_type == LM_F16 || l->lm_type == LM_BF16) { /* 2 bytes an element, stored as they are */
         memcpy(body, s, (size_t)rows * (size_t)cols * 2);
         return;
     }

@@ -7,26 +7,31 @@
  * (row r, block b) at index r * blocks_per_row + b of each:
  *   body  the quant bits, a multiple of 16 bytes per block: the kernels read
  *         them as 16-byte "units", each thread one unit at a time;
- *   hdr   the block scales (and the repacked high bits of q5_K / q6_K),
- *         read with 2- to 16-byte loads.
+ *   hdr   the block scales (and the repacked high bits of q5_0, q5_1,
+ *         q5_K and q6_K), read with 2- to 16-byte loads.
  *
  *   type   elems  units  body (bytes)       hdr (bytes)
  *   q4_0    32     1     qs 16              d 2
  *   q4_1    32     1     qs 16              d, m 4
+ *   q5_0    32     1     qs 16              d 2, pad 2, qh' 4
+ *   q5_1    32     1     qs 16              d, m 4, qh' 4
  *   q8_0    32     2     qs 32              d 2
  *   q4_K   256     8     qs 128             d, dmin, scales[12] 16
  *   q5_K   256     8     qs 128             d, dmin, scales[12] 16, qh' 32
  *   q6_K   256     8     ql 128             d 2, pad 2, scales[16] 16, qh' 64
  *   f16      8     1     8 halves 16        -
+ *   bf16     8     1     8 bf16 16          -
  *
- * Every unit of quant bits holds two runs of 16 elements (one for q8_0 and
- * f16): byte i of a q4 unit carries element i of run 0 in its low nibble and
- * element i of run 1 in its high nibble, as in the GGUF blocks. qh' is the
- * high bits of q5_K / q6_K regrouped per unit so that a shift and a mask put
- * them next to the nibbles: for unit s, word bit 8 (i & 3) + (i >> 2) holds
- * bit 4 of element i of run 0 and bit 8 (i & 3) + 4 + (i >> 2) bit 4 of
- * element i of run 1 (q5_K: one word per unit); q6_K has a word per run with
- * bits 4-5 of element i at 8 (i & 3) + 2 (i >> 2).
+ * Every unit of quant bits holds two runs of 16 elements (one for q8_0, f16
+ * and bf16): byte i of a q4 / q5 unit carries element i of run 0 in its low
+ * nibble and element i of run 1 in its high nibble, as in the GGUF blocks.
+ * qh' is the high bits of q5_0 / q5_1 / q5_K / q6_K regrouped per unit so
+ * that a shift and a mask put them next to the nibbles: for unit s, word bit
+ * 8 (i & 3) + (i >> 2) holds bit 4 of element i of run 0 and bit
+ * 8 (i & 3) + 4 + (i >> 2) bit 4 of element i of run 1 (q5_0, q5_1, q5_K:
+ * one word per unit; q5_0 pads its hdr to 8 bytes so one aligned 8-byte load
+ * reads it); q6_K has a word per run with bits 4-5 of element i at
+ * 8 (i & 3) + 2 (i >> 2).
  *
  * Decoding a unit (cu_decode) gives its 32 quants as eight words of four
  * int8, the element offsets of its two runs and the scales that apply;
@@ -38,9 +43,10 @@
  * Activations (cu_act): the VEC path quantizes x once per call as the CPU
  * does: int8 quants (n_tok, cols), and per block of 32 one float2 ds: x the
  * scale d (for q8_K the super-block's d, repeated), y for q8_0 / q8_1
- * s = fp16(d * sum of the quants) (used by q4_1), for q8_K the sum of the
+ * s = fp16(d * sum of the quants) (used by q4_1 / q5_1), for q8_K the sum of the
  * quants (exact in a float), so a k-quant unit reads the d and both sums of
- * its two groups with one 16-byte load.
+ * its two groups with one 16-byte load. f16 and bf16 weights take x rounded
+ * to their own type (to nearest even), as the CPU's f16 / bf16 dots do.
  *
  * A unit's dot is cu_act_load (the activations at the unit's position, the
  * same for every row) then cu_unit_dot_loaded (per row): a kernel thread
@@ -48,6 +54,7 @@
 #ifndef LAMINA_BACKEND_CUDA_LAYOUT_CUH
 #define LAMINA_BACKEND_CUDA_LAYOUT_CUH
 
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
 #include <string.h>
@@ -55,19 +62,22 @@
 #define QD __host__ __device__ __forceinline__
 
 /* the weight types, in the order of the kernel tables */
-enum cu_type { CU_Q4_0, CU_Q4_1, CU_Q8_0, CU_Q4_K, CU_Q5_K, CU_Q6_K, CU_F16, CU_TYPE_COUNT };
+enum cu_type { CU_Q4_0, CU_Q4_1, CU_Q5_0, CU_Q5_1, CU_Q8_0, CU_Q4_K, CU_Q5_K, CU_Q6_K, CU_F16, CU_BF16, CU_TYPE_COUNT };
 
 /* how the activations are prepared for a type */
-enum cu_act_kind { CU_ACT_Q8_32, CU_ACT_Q8_K, CU_ACT_F16 };
+enum cu_act_kind { CU_ACT_Q8_32, CU_ACT_Q8_K, CU_ACT_F16, CU_ACT_BF16 };
 
 template <int T> struct cu_traits;
 template <> struct cu_traits<CU_Q4_0> { static constexpr int qk = 32, units = 1, body = 16, hdr = 2, act = CU_ACT_Q8_32, runs = 2; };
 template <> struct cu_traits<CU_Q4_1> { static constexpr int qk = 32, units = 1, body = 16, hdr = 4, act = CU_ACT_Q8_32, runs = 2; };
+template <> struct cu_traits<CU_Q5_0> { static constexpr int qk = 32, units = 1, body = 16, hdr = 8, act = CU_ACT_Q8_32, runs = 2; };
+template <> struct cu_traits<CU_Q5_1> { static constexpr int qk = 32, units = 1, body = 16, hdr = 8, act = CU_ACT_Q8_32, runs = 2; };
 template <> struct cu_traits<CU_Q8_0> { static constexpr int qk = 32, units = 2, body = 32, hdr = 2, act = CU_ACT_Q8_32, runs = 1; };
 template <> struct cu_traits<CU_Q4_K> { static constexpr int qk = 256, units = 8, body = 128, hdr = 16, act = CU_ACT_Q8_K, runs = 2; };
 template <> struct cu_traits<CU_Q5_K> { static constexpr int qk = 256, units = 8, body = 128, hdr = 48, act = CU_ACT_Q8_K, runs = 2; };
 template <> struct cu_traits<CU_Q6_K> { static constexpr int qk = 256, units = 8, body = 128, hdr = 84, act = CU_ACT_Q8_K, runs = 2; };
 template <> struct cu_traits<CU_F16> { static constexpr int qk = 8, units = 1, body = 16, hdr = 0, act = CU_ACT_F16, runs = 1; };
+template <> struct cu_traits<CU_BF16> { static constexpr int qk = 8, units = 1, body = 16, hdr = 0, act = CU_ACT_BF16, runs = 1; };
 
 /* the same, at run time (host code) */
 typedef struct cu_layout {
@@ -91,6 +101,7 @@ typedef struct cu_act {
     const float2 *ds;   /* (n_tok, cols / 32) per block of 32: d, and s (q8_0/q8_1) or the quants' sum (q8_K) */
     const __half *h;    /* (n_tok, cols) f16 activations (f16 weights) */
     int64_t cols;
+    const __nv_bfloat16 *bh; /* (n_tok, cols) bf16 activations (bf16 weights) */
 } cu_act;
 
 /* ---- loads: read-only cache on the device, memcpy on the host ---- */
@@ -101,6 +112,16 @@ QD int4 cu_ld16(const void *p) {
 #else
     int4 v;
     memcpy(&v, p, 16);
+    return v;
+#endif
+}
+
+QD uint2 cu_ld8(const void *p) {
+#ifdef __CUDA_ARCH__
+    return __ldg(reinterpret_cast<const uint2 *>(p));
+#else
+    uint2 v;
+    memcpy(&v, p, 8);
     return v;
 #endif
 }
@@ -181,9 +202,11 @@ QD float cu_sub_rn(float a, float b) {
 #endif
 }
 
-/* bytes in [0, 15] -> bytes minus 8, and bytes in [0, 63] -> bytes minus
- * 32, as signed int8 (no borrow crosses a byte: each is biased by 128 first) */
+/* bytes in [0, 15] -> bytes minus 8, in [0, 31] -> minus 16, and in
+ * [0, 63] -> minus 32, as signed int8 (no borrow crosses a byte: each is
+ * biased by 128 first) */
 QD int cu_sub8(uint32_t v) { return (int)(((v | 0x80808080u) - 0x08080808u) ^ 0x80808080u); }
+QD int cu_sub16(uint32_t v) { return (int)(((v | 0x80808080u) - 0x10101010u) ^ 0x80808080u); }
 QD int cu_sub32(uint32_t v) { return (int)(((v | 0x80808080u) - 0x20202020u) ^ 0x80808080u); }
 
 /* byte I of the 12 packed scale bytes of q4_K / q5_K held in three words */
@@ -207,7 +230,7 @@ QD void cu_k4_scale_min(uint32_t w0, uint32_t w1, uint32_t w2, int g, int *sc, i
 typedef struct cu_unit {
     int lo[4], hi[4]; /* runs 0 and 1: 16 int8 quants each, four per word */
     int e0, e1;       /* element (within the row) where each run starts */
-    float d, dm;      /* q4_0/q8_0: d; q4_1: d, m; k-quants: d, dmin */
+    float d, dm;      /* q4_0/q5_0/q8_0: d; q4_1/q5_1: d, m; k-quants: d, dmin */
     int sc0, sc1;     /* k-quants: the runs' sub-block scales */
     int m0, m1;       /* q4_K/q5_K: the mins of the runs' groups of 32 */
     bool mins;        /* this unit adds its groups' min terms (one unit of the two per group) */
@@ -222,20 +245,31 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
     x->sc0 = x->sc1 = x->m0 = x->m1 = 0;
     x->mins = false;
     x->dm = 0.0f;
-    if constexpr (T == CU_Q4_0 || T == CU_Q4_1) {
+    if constexpr (T == CU_Q4_0 || T == CU_Q4_1 || T == CU_Q5_0 || T == CU_Q5_1) {
+        constexpr bool q5 = T == CU_Q5_0 || T == CU_Q5_1;
         x->e0 = 32 * u;
         x->e1 = 32 * u + 16;
-        for (int k = 0; k < 4; k++) {
-            const uint32_t lo = qw[k] & CU_M4, hi = (qw[k] >> 4) & CU_M4;
-            x->lo[k] = T == CU_Q4_0 ? cu_sub8(lo) : (int)lo;
-            x->hi[k] = T == CU_Q4_0 ? cu_sub8(hi) : (int)hi;
-        }
+        uint32_t qh = 0;
         if constexpr (T == CU_Q4_0) {
             x->d = cu_h2f(cu_ld2(wh + 2 * (int64_t)u));
-        } else {
+        } else if constexpr (T == CU_Q4_1) {
             const uint32_t dm = cu_ld4(wh + 4 * (int64_t)u);
             x->d = cu_h2f((uint16_t)(dm & 0xFFFF));
             x->dm = cu_h2f((uint16_t)(dm >> 16));
+        } else {
+            const uint2 h = cu_ld8(wh + 8 * (int64_t)u); /* d, m (q5_1) or pad (q5_0), qh' */
+            x->d = cu_h2f((uint16_t)(h.x & 0xFFFF));
+            if constexpr (T == CU_Q5_1) x->dm = cu_h2f((uint16_t)(h.x >> 16));
+            qh = h.y;
+        }
+        for (int k = 0; k < 4; k++) {
+            uint32_t lo = qw[k] & CU_M4, hi = (qw[k] >> 4) & CU_M4;
+            if constexpr (q5) {
+                lo |= ((qh >> k) & 0x01010101u) << 4;
+                hi |= ((qh >> (4 + k)) & 0x01010101u) << 4;
+            }
+            x->lo[k] = T == CU_Q4_0 ? cu_sub8(lo) : T == CU_Q5_0 ? cu_sub16(lo) : (int)lo;
+            x->hi[k] = T == CU_Q4_0 ? cu_sub8(hi) : T == CU_Q5_0 ? cu_sub16(hi) : (int)hi;
         }
     } else if constexpr (T == CU_Q8_0) {
         const int b = u >> 1;
@@ -322,7 +356,9 @@ template <int T> QD float cu_unit_dot_loaded(const cu_unit *x, const cu_act_unit
     const float yd = au->m.x;
     if constexpr (T == CU_Q4_0) {
         return (float)(s0 + s1) * x->d * yd;
-    } else if constexpr (T == CU_Q4_1) {
+    } else if constexpr (T == CU_Q5_0) {
+        return x->d * yd * (float)(s0 + s1);
+    } else if constexpr (T == CU_Q4_1 || T == CU_Q5_1) {
         return x->d * yd * (float)(s0 + s1) + x->dm * au->m.y;
     } else if constexpr (T == CU_Q8_0) {
         return (float)s0 * (x->d * yd);
@@ -343,12 +379,12 @@ template <int T> QD float cu_unit_dot(const cu_unit *x, const cu_act *a, int t0)
 }
 
 /* The scale and the offset of run R (0, 1): element = scale * q - offset,
- * the CPU's dequantization step for step (q4_1: q * d + m). */
+ * the CPU's dequantization step for step (q4_1 / q5_1: q * d + m). */
 template <int T> QD void cu_run_scale(const cu_unit *x, int r, float *scale, float *offset) {
-    if constexpr (T == CU_Q4_0 || T == CU_Q8_0) {
+    if constexpr (T == CU_Q4_0 || T == CU_Q5_0 || T == CU_Q8_0) {
         *scale = x->d;
         *offset = 0.0f;
-    } else if constexpr (T == CU_Q4_1) {
+    } else if constexpr (T == CU_Q4_1 || T == CU_Q5_1) {
         *scale = x->d;
         *offset = -x->dm;
     } else {

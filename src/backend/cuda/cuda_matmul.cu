@@ -101,19 +101,46 @@ __global__ void __launch_bounds__(ACT_BLOCK) act_q8_K_kernel(const float *__rest
     if ((lane & 3) == 0) ds[sb * 8 + lane / 4] = make_float2(scale, (float)group_sum);
 }
 
-/* f32 -> f16 (round to nearest even, as the CPU's f16 activations), 8 per thread */
-__global__ void __launch_bounds__(ACT_BLOCK) act_f16_kernel(const float *__restrict__ x, int64_t n8,
-                                                            __half *__restrict__ h) {
+/* two floats -> two halves (H: __half or __nv_bfloat16), round to nearest even */
+template <typename H> struct half_pair;
+template <> struct half_pair<__half> {
+    static __device__ __forceinline__ __half2 rn(float a, float b) { return __floats2half2_rn(a, b); }
+};
+template <> struct half_pair<__nv_bfloat16> {
+    static __device__ __forceinline__ __nv_bfloat162 rn(float a, float b) { return __floats2bfloat162_rn(a, b); }
+};
+
+/* f32 -> f16 or bf16 (as the CPU's f16 / bf16 activations), 8 per thread */
+template <typename H>
+__global__ void __launch_bounds__(ACT_BLOCK) act_half_kernel(const float *__restrict__ x, int64_t n8,
+                                                             H *__restrict__ h) {
     const int64_t i = (int64_t)blockIdx.x * ACT_BLOCK + threadIdx.x;
     if (i >= n8) return;
     const float4 *x4 = reinterpret_cast<const float4 *>(x) + 2 * i;
     const float4 a = x4[0], b = x4[1];
-    __half2 out[4] = {__floats2half2_rn(a.x, a.y), __floats2half2_rn(a.z, a.w), __floats2half2_rn(b.x, b.y),
-                      __floats2half2_rn(b.z, b.w)};
-    *reinterpret_cast<int4 *>(h + 8 * i) = *reinterpret_cast<const int4 *>(out);
+    const auto out0 = half_pair<H>::rn(a.x, a.y), out1 = half_pair<H>::rn(a.z, a.w);
+    const auto out2 = half_pair<H>::rn(b.x, b.y), out3 = half_pair<H>::rn(b.z, b.w);
+    int4 v;
+    memcpy(&v.x, &out0, 4);
+    memcpy(&v.y, &out1, 4);
+    memcpy(&v.z, &out2, 4);
+    memcpy(&v.w, &out3, 4);
+    *reinterpret_cast<int4 *>(h + 8 * i) = v;
 }
 
 static unsigned grid_for(int64_t items, int per_block) { return (unsigned)((items + per_block - 1) / per_block); }
+
+/* x (N floats, a multiple of 8) -> H, f16 or (BF16) bf16 */
+static int convert_act(lm_cuda_ctx *ctx, const float *x, int64_t n, bool bf16, void *h, lm_error *err) {
+    if (bf16) {
+        act_half_kernel<__nv_bfloat16><<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(
+            x, n / 8, (__nv_bfloat16 *)h);
+    } else {
+        act_half_kernel<__half><<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(x, n / 8, (__half *)h);
+    }
+    CU_LAUNCHED("act_half_kernel");
+    return 0;
+}
 
 /* prepares x (n_tok, cols) for the VEC kernels of a layout into the
  * context's scratch, and remembers what it holds (lm_cuda_matmul_reuse_act) */
@@ -121,10 +148,10 @@ static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int
                        lm_error *err) {
     const int64_t n = (int64_t)n_tok * cols, n32 = n / 32;
     ctx->act_kind = -1;
-    if (l->act == CU_ACT_F16) {
-        if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)) return -1;
-        act_f16_kernel<<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(x, n / 8, (__half *)ctx->act_h.ptr);
-        CU_LAUNCHED("act_f16_kernel");
+    if (l->act == CU_ACT_F16 || l->act == CU_ACT_BF16) { /* bf16: the same scratch */
+        if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err) ||
+            convert_act(ctx, x, n, l->act == CU_ACT_BF16, ctx->act_h.ptr, err))
+            return -1;
     } else {
         if (cu_scratch_reserve(&ctx->act_q, (size_t)n, err) ||
             cu_scratch_reserve(&ctx->act_ds, (size_t)n32 * sizeof(float2), err))
@@ -152,6 +179,8 @@ static cu_act act_view(const lm_cuda_ctx *ctx) {
     a.cols = ctx->act_cols;
     if (ctx->act_kind == CU_ACT_F16) {
         a.h = (const __half *)ctx->act_h.ptr;
+    } else if (ctx->act_kind == CU_ACT_BF16) {
+        a.bh = (const __nv_bfloat16 *)ctx->act_h.ptr;
     } else {
         a.q = (const int8_t *)ctx->act_q.ptr;
         a.ds = (const float2 *)ctx->act_ds.ptr;
@@ -184,6 +213,27 @@ __device__ __forceinline__ void f16_unit(const uint8_t *wb, int u, const cu_act 
     }
 }
 
+/* bf16 weights: a unit is 8 bf16; the dot of 8 products in f32 (exact:
+ * 8-bit significands), as f16_unit */
+template <int NT>
+__device__ __forceinline__ void bf16_unit(const uint8_t *wb, int u, const cu_act &a, int n_tok, float *acc) {
+    const int4 wv = cu_ld16(wb + 16 * (int64_t)u);
+    const uint32_t ww[4] = {(uint32_t)wv.x, (uint32_t)wv.y, (uint32_t)wv.z, (uint32_t)wv.w};
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t < n_tok) {
+            const int4 xv = cu_ld16(a.bh + (int64_t)t * a.cols + 8 * (int64_t)u);
+            const uint32_t xw[4] = {(uint32_t)xv.x, (uint32_t)xv.y, (uint32_t)xv.z, (uint32_t)xv.w};
+            float r = acc[t];
+            for (int k = 0; k < 4; k++) { /* element 2k in the low half, 2k + 1 in the high */
+                r = fmaf(__uint_as_float(ww[k] << 16), __uint_as_float(xw[k] << 16), r);
+                r = fmaf(__uint_as_float(ww[k] & 0xFFFF0000u), __uint_as_float(xw[k] & 0xFFFF0000u), r);
+            }
+            acc[t] = r;
+        }
+    }
+}
+
 template <int T, int TPR, int NT, int R>
 __global__ void __launch_bounds__(VEC_BLOCK) vec_kernel(const cu_mat w, const cu_act a, int n_tok,
                                                         float *__restrict__ y) {
@@ -209,6 +259,9 @@ __global__ void __launch_bounds__(VEC_BLOCK) vec_kernel(const cu_mat w, const cu
             if constexpr (T == CU_F16) {
 #pragma unroll
                 for (int r = 0; r < R; r++) f16_unit<NT>(wb[r], u, a, n_tok, acc[r]);
+            } else if constexpr (T == CU_BF16) {
+#pragma unroll
+                for (int r = 0; r < R; r++) bf16_unit<NT>(wb[r], u, a, n_tok, acc[r]);
             } else {
                 cu_unit x[R];
 #pragma unroll
@@ -283,10 +336,13 @@ static vec_fn vec_kernel_for(int type_index, int tpr, int nt, int rows_per_threa
     switch (type_index) {
     case CU_Q4_0: return vec_pick<CU_Q4_0>(tpr, nt, rows_per_thread);
     case CU_Q4_1: return vec_pick<CU_Q4_1>(tpr, nt, rows_per_thread);
+    case CU_Q5_0: return vec_pick<CU_Q5_0>(tpr, nt, rows_per_thread);
+    case CU_Q5_1: return vec_pick<CU_Q5_1>(tpr, nt, rows_per_thread);
     case CU_Q8_0: return vec_pick<CU_Q8_0>(tpr, nt, rows_per_thread);
     case CU_Q4_K: return vec_pick<CU_Q4_K>(tpr, nt, rows_per_thread);
     case CU_Q5_K: return vec_pick<CU_Q5_K>(tpr, nt, rows_per_thread);
     case CU_Q6_K: return vec_pick<CU_Q6_K>(tpr, nt, rows_per_thread);
+    case CU_BF16: return vec_pick<CU_BF16>(tpr, nt, rows_per_thread);
     default: return vec_pick<CU_F16>(tpr, nt, rows_per_thread);
     }
 }
@@ -309,11 +365,12 @@ static int vec_threads_for(const lm_cuda_ctx *ctx, int64_t groups, int units) {
 /* Rows per thread, measured on an H100: two rows share the activation loads,
  * which pays on large matrices for the k-quants always and for the other
  * quantized types from two tokens on; f16 (two loads per unit already) and
- * small matrices (too few threads) keep one. */
+ * small matrices (too few threads) keep one. q5_0 / q5_1 follow q4_0 / q4_1
+ * and bf16 follows f16 (not measured apart). */
 static int vec_rows_for(const lm_cuda_matrix *w, int n_tok) {
     const int t = w->type_index;
-    if (t == CU_F16 || w->view.rows * w->view.cols < LARGE_MATRIX) return 1;
-    if (n_tok == 1 && (t == CU_Q4_0 || t == CU_Q4_1 || t == CU_Q8_0)) return 1;
+    if (t == CU_F16 || t == CU_BF16 || w->view.rows * w->view.cols < LARGE_MATRIX) return 1;
+    if (n_tok == 1 && (t == CU_Q4_0 || t == CU_Q4_1 || t == CU_Q5_0 || t == CU_Q5_1 || t == CU_Q8_0)) return 1;
     return 2;
 }
 
@@ -332,6 +389,7 @@ static int launch_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, floa
             part.ds += off / 32;
         }
         if (act.h) part.h += off;
+        if (act.bh) part.bh += off;
         vec_kernel_for(w->type_index, tpr, nt, rpt)<<<grid, VEC_BLOCK, 0, ctx->stream>>>(
             w->view, part, nt, y + (int64_t)t0 * w->view.rows);
         CU_LAUNCHED("vec_kernel");
@@ -380,6 +438,8 @@ static int dequant_f16(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, __half *out, l
     switch (w->type_index) {
     case CU_Q4_0: dequant_kernel<CU_Q4_0><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
     case CU_Q4_1: dequant_kernel<CU_Q4_1><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
+    case CU_Q5_0: dequant_kernel<CU_Q5_0><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
+    case CU_Q5_1: dequant_kernel<CU_Q5_1><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
     case CU_Q8_0: dequant_kernel<CU_Q8_0><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
     case CU_Q4_K: dequant_kernel<CU_Q4_K><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
     case CU_Q5_K: dequant_kernel<CU_Q5_K><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
@@ -390,24 +450,29 @@ static int dequant_f16(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, __half *out, l
     return 0;
 }
 
+/* bf16 weights multiply as they are, with x rounded to bf16 (the CPU's bf16
+ * dot: exact products); f16 ones with x in f16; the others are dequantized
+ * to f16 first */
 static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
                        lm_error *err) {
     const int64_t rows = w->view.rows, cols = w->view.cols, n = (int64_t)n_tok * cols;
-    if (ctx->act_kind == CU_ACT_F16) ctx->act_kind = -1; /* act_h gets this x, in f16 */
-    if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)) return -1;
-    act_f16_kernel<<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(x, n / 8, (__half *)ctx->act_h.ptr);
-    CU_LAUNCHED("act_f16_kernel");
-    const __half *wh = (const __half *)w->view.body;
-    if (w->type_index != CU_F16) {
+    const bool bf16 = w->type_index == CU_BF16;
+    if (ctx->act_kind == CU_ACT_F16 || ctx->act_kind == CU_ACT_BF16) ctx->act_kind = -1; /* act_h gets this x */
+    if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err) ||
+        convert_act(ctx, x, n, bf16, ctx->act_h.ptr, err))
+        return -1;
+    const void *wh = w->view.body;
+    if (w->type_index != CU_F16 && !bf16) {
         if (cu_scratch_reserve(&ctx->w_h, (size_t)(rows * cols) * sizeof(__half), err)) return -1;
         if (dequant_f16(ctx, w, (__half *)ctx->w_h.ptr, err)) return -1;
-        wh = (const __half *)ctx->w_h.ptr;
+        wh = ctx->w_h.ptr;
     }
     /* column-major view: W is (cols x rows) with ld cols, so op(W) = W^T is
      * (rows x cols); x is (cols x n_tok); y is (rows x n_tok) with ld rows */
     const float alpha = 1.0f, beta = 0.0f;
-    CUBLAS_TRY(cublasGemmEx(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows, n_tok, (int)cols, &alpha, wh, CUDA_R_16F,
-                            (int)cols, ctx->act_h.ptr, CUDA_R_16F, (int)cols, &beta, y, CUDA_R_32F, (int)rows,
+    const cudaDataType half_type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+    CUBLAS_TRY(cublasGemmEx(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rows, n_tok, (int)cols, &alpha, wh, half_type,
+                            (int)cols, ctx->act_h.ptr, half_type, (int)cols, &beta, y, CUDA_R_32F, (int)rows,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
 }
@@ -417,9 +482,10 @@ static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x
 /* Measured on an H100 (docs/cuda.md): the VEC path costs about a weight
  * pass per 8 tokens, the GEMM path a dequantization pass plus cuBLAS; VEC
  * wins up to 8 tokens on quantized matrices, up to 16 on large ones, and up
- * to 2 on f16. */
+ * to 2 on f16 (bf16, whose GEMM has no dequantization pass either, follows
+ * f16; not measured apart). */
 extern "C" int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w) {
-    if (w->type_index == CU_F16) return 2;
+    if (w->type_index == CU_F16 || w->type_index == CU_BF16) return 2;
     return w->view.rows * w->view.cols >= LARGE_MATRIX ? 16 : 8;
 }
 
