@@ -2,6 +2,10 @@
  *
  * pp N: one forward pass over N prompt tokens (chunks of 512), tokens/s.
  * tg N: N single-token forward passes after an empty context, tokens/s.
+ * --parallel P (as llama-batched-bench): P sequences, each first given the
+ *   pp prompt tokens (one pass per sequence, untimed), then tg steps of P
+ *   tokens, one per sequence: aggregate generated tokens/s.
+ * --device cuda runs the GPU forward pass (model/forward_cuda.h).
  * Each test runs --reps times after one warm-up; the median is reported,
  * and one JSON line per test goes to stdout for scripts (bench/). */
 #include <stdio.h>
@@ -11,10 +15,12 @@
 
 #include "base/cpu.h"
 #include "cli/cli.h"
+#include "model/forward_cuda.h"
 #include "model/kv_contig.h"
 #include "model/model.h"
 
 #define PERF_CHUNK 512
+#define PERF_BLOCK 16
 
 static double perf_now(void) {
     struct timespec ts;
@@ -33,9 +39,19 @@ typedef struct {
     lm_forward *fw;
     kv_contig *kv_store;
     lm_kv kv;
+    lm_forward_cuda *gpu;
+    int n_seq, max_blocks;
+    int **tables; /* (n_seq) the GPU's block table of each sequence */
     float *logits;
     int32_t *tokens;
 } perf_ctx;
+
+static int perf_forward(perf_ctx *c, const lm_batch *b, lm_error *err) {
+    if (!c->gpu) return lm_forward_run(c->fw, c->pool, &c->kv, b, c->logits, err);
+    int n_table[256];
+    for (int s = 0; s < c->n_seq; s++) n_table[s] = c->max_blocks;
+    return lm_forward_cuda_run(c->gpu, b, (const int *const *)c->tables, n_table, c->n_seq, c->logits, err);
+}
 
 /* seconds for n tokens: batched (pp) or one at a time (tg) */
 static double time_tokens(perf_ctx *c, int n, bool batched, lm_error *err) {
@@ -51,44 +67,87 @@ static double time_tokens(perf_ctx *c, int n, bool batched, lm_error *err) {
             want[j] = j == m - 1;
         }
         lm_batch b = {m, c->tokens + i, pos, seq, want};
-        if (lm_forward_run(c->fw, c->pool, &c->kv, &b, c->logits, err)) return -1.0;
+        if (perf_forward(c, &b, err)) return -1.0;
     }
     return perf_now() - t0;
 }
 
-static int run_test(perf_ctx *c, const char *model_path, const char *name, int n, bool batched, int reps,
+/* seconds for n steps of n_seq tokens, one per sequence, after each
+ * sequence got a prompt of pp tokens (untimed) */
+static double time_parallel(perf_ctx *c, int pp, int n, lm_error *err) {
+    int32_t pos[PERF_CHUNK], seq[PERF_CHUNK], tok[PERF_CHUNK];
+    bool want[PERF_CHUNK];
+    for (int s = 0; s < c->n_seq; s++)
+        for (int i = 0; i < pp; i += PERF_CHUNK) {
+            const int m = pp - i < PERF_CHUNK ? pp - i : PERF_CHUNK;
+            for (int j = 0; j < m; j++) {
+                pos[j] = i + j;
+                seq[j] = s;
+                want[j] = j == m - 1;
+            }
+            lm_batch b = {m, c->tokens + i, pos, seq, want};
+            if (perf_forward(c, &b, err)) return -1.0;
+        }
+    double t0 = perf_now();
+    for (int step = 0; step < n; step++) {
+        for (int s = 0; s < c->n_seq; s++) {
+            tok[s] = c->tokens[(pp + step + s) % (pp + n)];
+            pos[s] = pp + step;
+            seq[s] = s;
+            want[s] = true;
+        }
+        lm_batch b = {c->n_seq, tok, pos, seq, want};
+        if (perf_forward(c, &b, err)) return -1.0;
+    }
+    return perf_now() - t0;
+}
+
+typedef enum { TEST_PP, TEST_TG, TEST_PARALLEL } perf_test;
+
+static int run_test(perf_ctx *c, const char *model_path, const char *device, perf_test kind, int pp, int n, int reps,
                     int n_threads, lm_error *err) {
     double secs[64];
-    if (time_tokens(c, n, batched, err) < 0) return -1; /* warm-up */
-    for (int r = 0; r < reps; r++)
-        if ((secs[r] = time_tokens(c, n, batched, err)) < 0) return -1;
+    for (int r = -1; r < reps; r++) { /* r = -1: the warm-up */
+        const double t = kind == TEST_PARALLEL ? time_parallel(c, pp, n, err) : time_tokens(c, n, kind == TEST_PP, err);
+        if (t < 0) return -1;
+        if (r >= 0) secs[r] = t;
+    }
     qsort(secs, (size_t)reps, sizeof(double), cmp_double);
     double med = reps % 2 ? secs[reps / 2] : (secs[reps / 2 - 1] + secs[reps / 2]) / 2;
-    fprintf(stderr, "%-6s %s%d  threads %d  %8.1f t/s (median of %d)\n", name, batched ? "pp" : "tg", n, n_threads,
-            n / med, reps);
-    printf("{\"model\": \"%s\", \"test\": \"%s%d\", \"threads\": %d, \"reps\": %d, \"tokens_per_s\": %.3f, "
-           "\"cpu_level\": \"%s\"}\n",
-           model_path, batched ? "pp" : "tg", n, n_threads, reps, n / med, cpu_level_name(cpu_level_active()));
+    const double tokens = kind == TEST_PARALLEL ? (double)n * c->n_seq : n;
+    char test[64];
+    if (kind == TEST_PARALLEL) snprintf(test, sizeof(test), "pp%d+tg%dx%d", pp, n, c->n_seq);
+    else snprintf(test, sizeof(test), "%s%d", kind == TEST_PP ? "pp" : "tg", n);
+    fprintf(stderr, "lamina %-14s %s  %10.1f t/s (median of %d)\n", test, device, tokens / med, reps);
+    printf("{\"model\": \"%s\", \"test\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"reps\": %d, "
+           "\"tokens_per_s\": %.3f, \"cpu_level\": \"%s\"}\n",
+           model_path, test, device, n_threads, reps, tokens / med, cpu_level_name(cpu_level_active()));
     return 0;
 }
 
 int cmd_perf(int argc, char **argv) {
     const char *model_path = NULL;
-    int pp = 128, tg = 64, reps = 5, n_threads = cpu_physical_cores();
+    int pp = 128, tg = 64, reps = 5, n_threads = cpu_physical_cores(), parallel = 0;
+    bool cuda = false;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !model_path) model_path = argv[i];
         else if (i + 1 < argc && !strcmp(argv[i], "-p")) pp = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "-n")) tg = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "-r")) reps = atoi(argv[++i]);
         else if (i + 1 < argc && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads"))) n_threads = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--parallel")) parallel = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--device") && (!strcmp(argv[i + 1], "cpu") || !strcmp(argv[i + 1], "cuda")))
+            cuda = !strcmp(argv[++i], "cuda");
         else {
-            fprintf(stderr, "usage: lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n");
+            fprintf(stderr, "usage: lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
+                            "                   [--parallel SEQS] [--device cpu|cuda]\n");
             return 2;
         }
     }
     if (pp < 0 || tg < 0 || pp > 1 << 16 || tg > 1 << 16 || reps < 1 || reps > 64 || n_threads < 1 ||
-        n_threads > 256) {
-        fprintf(stderr, "lamina perf: -p/-n in [0, 65536], -r in [1, 64], -t in [1, 256]\n");
+        n_threads > 256 || parallel < 0 || parallel > 256 || (parallel && !cuda)) {
+        fprintf(stderr, "lamina perf: -p/-n in [0, 65536], -r in [1, 64], -t in [1, 256], --parallel in [0, 256] "
+                        "(--device cuda only)\n");
         return 2;
     }
     if (!model_path) model_path = cli_default_model();
@@ -98,13 +157,39 @@ int cmd_perf(int argc, char **argv) {
     int rc = 1;
     c.model = lm_model_load(model_path, &err);
     if (!c.model) goto done;
-    const int n_ctx = (pp > tg ? pp : tg) + 1;
-    c.pool = tp_create(n_threads);
-    c.fw = lm_forward_create(c.model, PERF_CHUNK, n_ctx);
-    c.kv_store = kv_contig_create(&c.model->hp, 1, n_ctx, &c.kv);
-    c.logits = malloc(sizeof(float) * (size_t)c.model->hp.n_vocab);
+    const int n_ctx = (parallel ? pp + tg : pp > tg ? pp : tg) + 1;
+    const int max_seq = parallel > 1 ? parallel : 1;
+    c.logits = malloc(sizeof(float) * (size_t)c.model->hp.n_vocab * (size_t)max_seq);
     c.tokens = malloc(sizeof(int32_t) * (size_t)n_ctx);
-    if (!c.pool || !c.fw || !c.kv_store || !c.logits || !c.tokens) {
+    if (cuda) {
+        const lm_hparams *hp = &c.model->hp;
+        c.n_seq = max_seq;
+        c.max_blocks = (n_ctx + PERF_BLOCK - 1) / PERF_BLOCK;
+        const size_t block_bytes = (size_t)hp->n_layer * PERF_BLOCK * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2;
+        const lm_cuda_forward_config cfg = {.device = 0, .max_tokens = PERF_CHUNK > max_seq ? PERF_CHUNK : max_seq,
+                                            .max_logits = max_seq, .max_slots = max_seq, .max_ctx = n_ctx,
+                                            .block_size = PERF_BLOCK,
+                                            .kv_bytes = ((size_t)max_seq * c.max_blocks + 1) * block_bytes};
+        if (!(c.gpu = lm_forward_cuda_create(c.model, &cfg, &err))) goto done;
+        c.tables = calloc((size_t)max_seq, sizeof(int *));
+        for (int s = 0; c.tables && s < max_seq; s++) {
+            if (!(c.tables[s] = malloc(sizeof(int) * (size_t)c.max_blocks))) break;
+            for (int i = 0; i < c.max_blocks; i++) c.tables[s][i] = s * c.max_blocks + i;
+        }
+        if (!c.tables || !c.tables[max_seq - 1]) {
+            lm_error_set(&err, "out of memory");
+            goto done;
+        }
+    } else {
+        c.pool = tp_create(n_threads);
+        c.fw = lm_forward_create(c.model, PERF_CHUNK, n_ctx);
+        c.kv_store = kv_contig_create(&c.model->hp, 1, n_ctx, &c.kv);
+        if (!c.pool || !c.fw || !c.kv_store) {
+            lm_error_set(&err, "out of memory");
+            goto done;
+        }
+    }
+    if (!c.logits || !c.tokens) {
         lm_error_set(&err, "out of memory");
         goto done;
     }
@@ -113,14 +198,21 @@ int cmd_perf(int argc, char **argv) {
         state = state * 1664525u + 1013904223u;
         c.tokens[i] = (int32_t)(state % (uint32_t)c.model->hp.n_vocab);
     }
-    if ((pp && run_test(&c, model_path, "lamina", pp, true, reps, n_threads, &err)) ||
-        (tg && run_test(&c, model_path, "lamina", tg, false, reps, n_threads, &err)))
+    const char *device = cuda ? lm_forward_cuda_device_name(c.gpu) : "cpu";
+    if (parallel) {
+        if (run_test(&c, model_path, device, TEST_PARALLEL, pp, tg, reps, n_threads, &err)) goto done;
+    } else if ((pp && run_test(&c, model_path, device, TEST_PP, 0, pp, reps, n_threads, &err)) ||
+               (tg && run_test(&c, model_path, device, TEST_TG, 0, tg, reps, n_threads, &err))) {
         goto done;
+    }
     rc = 0;
 done:
     if (rc) fprintf(stderr, "lamina: %s\n", err.msg);
     free(c.tokens);
     free(c.logits);
+    for (int s = 0; c.tables && s < c.n_seq; s++) free(c.tables[s]);
+    free(c.tables);
+    lm_forward_cuda_free(c.gpu);
     kv_contig_free(c.kv_store);
     lm_forward_free(c.fw);
     tp_free(c.pool);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda/cuda_backend.h"
 #include "base/cpu.h"
 #include "cli/cli.h"
 #include "engine/engine.h"
@@ -28,6 +29,9 @@ typedef struct serve_args {
     int max_queue;
     double kv_cache_mib;
     bool no_prefix_cache;
+    lm_device device;
+    int gpu_index;
+    double gpu_memory_utilization; /* 0 = engine default */
     char served_name[256];
 } serve_args;
 
@@ -40,9 +44,11 @@ static void serve_usage(FILE *out) {
             "                    [--max-tokens-default N] [--max-body-size BYTES[K|M]] [--shutdown-timeout S]\n"
             "                    [--max-header-size BYTES[K]] [--max-connections N] [--max-messages N]\n"
             "                    [--read-timeout S] [--idle-timeout S] [--request-timeout S]\n"
+            "                    [--device cpu|cuda[:N]] [--gpu-memory-utilization F]\n"
             "  defaults: 127.0.0.1:8000, the default model, key from LAMINA_API_KEY if set,\n"
             "  name = the model file's stem, 8M body, 16K headers, 256 connections, 4096 messages,\n"
-            "  30 s to send a request, 120 s idle, no request time limit, 10 s shutdown grace\n");
+            "  30 s to send a request, 120 s idle, no request time limit, 10 s shutdown grace,\n"
+            "  device cpu (cuda: GPU 0, 0.9 of its memory for weights + K/V unless --kv-cache-mib)\n");
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, int *out) {
@@ -113,7 +119,31 @@ static int parse_value_flag(serve_args *a, const char *f, const char *val) {
     else if (!strcmp(f, "--read-timeout")) return parse_int(f, val, 1, 86400, &c->read_timeout_s);
     else if (!strcmp(f, "--idle-timeout")) return parse_int(f, val, 1, 86400, &c->idle_timeout_s);
     else if (!strcmp(f, "--request-timeout")) return parse_int(f, val, 0, 86400 * 7, &c->request_timeout_s);
-    else if (!strcmp(f, "--kv-cache-mib")) {
+    else if (!strcmp(f, "--device")) {
+        char *end = NULL;
+        if (!strcmp(val, "cpu")) a->device = LM_DEVICE_CPU;
+        else if (!strcmp(val, "cuda")) a->device = LM_DEVICE_CUDA;
+        else if (!strncmp(val, "cuda:", 5) && val[5] && (a->gpu_index = (int)strtol(val + 5, &end, 10)) >= 0 &&
+                 !*end)
+            a->device = LM_DEVICE_CUDA;
+        else {
+            fprintf(stderr, "lamina serve: --device is 'cpu', 'cuda' or 'cuda:N', got '%s'\n", val);
+            return -1;
+        }
+        if (a->device == LM_DEVICE_CUDA && !lm_cuda_compiled()) {
+            fprintf(stderr, "lamina serve: --device %s: this lamina was built without CUDA (configure with "
+                            "-DLAMINA_CUDA=ON)\n", val);
+            return -1;
+        }
+    } else if (!strcmp(f, "--gpu-memory-utilization")) {
+        char *end;
+        double v = strtod(val, &end);
+        if (!*val || *end || !(v > 0.0 && v <= 1.0)) {
+            fprintf(stderr, "lamina serve: --gpu-memory-utilization expects a share in (0, 1], got '%s'\n", val);
+            return -1;
+        }
+        a->gpu_memory_utilization = v;
+    } else if (!strcmp(f, "--kv-cache-mib")) {
         int mib;
         if (parse_int(f, val, 1, 1 << 20, &mib)) return -1;
         a->kv_cache_mib = mib;
@@ -230,6 +260,9 @@ static lm_engine_config build_engine_config(const serve_args *a, const lm_model 
     if (a->max_queue >= 0) ec.max_queue = a->max_queue;
     if (a->kv_cache_mib > 0) ec.kv_cache_bytes = (size_t)(a->kv_cache_mib * 1024 * 1024);
     if (a->no_prefix_cache) ec.prefix_cache = false;
+    ec.device = a->device;
+    ec.gpu_index = a->gpu_index;
+    ec.gpu_memory_utilization = (float)a->gpu_memory_utilization;
     return ec;
 }
 
@@ -264,12 +297,16 @@ int cmd_serve(int argc, char **argv) {
     if (!engine) goto done;
     const lm_engine_config *ec = engine_config(engine);
     a.srv.n_ctx = ec->n_ctx;
+    char device[320];
+    if (ec->device == LM_DEVICE_CUDA)
+        snprintf(device, sizeof(device), "cuda:%d (%s)", ec->gpu_index, engine_gpu_name(engine));
+    else
+        snprintf(device, sizeof(device), "cpu, %d threads, %s kernels", ec->n_threads,
+                 cpu_level_name(cpu_level_active()));
     fprintf(stderr,
-            "lamina: %s (%s, %d layers), %d threads, %s kernels, ctx %d, %d seqs, queue %d, KV pool %.0f MiB, "
-            "template: %s\n",
-            a.srv.model_path, lm_arch_name(model->hp.arch), model->hp.n_layer, ec->n_threads,
-            cpu_level_name(cpu_level_active()), ec->n_ctx, ec->max_num_seqs, ec->max_queue,
-            (double)ec->kv_cache_bytes / (1024 * 1024), origin);
+            "lamina: %s (%s, %d layers), %s, ctx %d, %d seqs, queue %d, KV pool %.0f MiB, template: %s\n",
+            a.srv.model_path, lm_arch_name(model->hp.arch), model->hp.n_layer, device, ec->n_ctx, ec->max_num_seqs,
+            ec->max_queue, (double)ec->kv_cache_bytes / (1024 * 1024), origin);
     rc = server_run(&a.srv, engine, vocab, tmpl);
 done:
     if (rc && err.msg[0]) fprintf(stderr, "lamina serve: %s\n", err.msg);

@@ -357,7 +357,17 @@ static void step(lm_engine *e) {
     if (n_tokens == 0) return;
     lm_batch b = {n_tokens, e->b_tokens, e->b_pos, e->b_seq, e->b_want};
     lm_error err = {{0}};
-    if (lm_forward_run(e->fw, e->pool, &e->kv_view, &b, e->logits, &err) != 0) {
+    int rc;
+    if (e->fwc) {
+        for (int i = 0; i < e->n_step; i++) {
+            e->tables[i] = e->step[i].seq->blocks;
+            e->n_tables[i] = e->step[i].seq->n_blocks;
+        }
+        rc = lm_forward_cuda_run(e->fwc, &b, e->tables, e->n_tables, e->n_step, e->logits, &err);
+    } else {
+        rc = lm_forward_run(e->fw, e->pool, &e->kv_view, &b, e->logits, &err);
+    }
+    if (rc != 0) {
         for (int i = 0; i < e->n_step; i++) { /* cannot happen with a valid plan; fail the step's requests */
             lm_seq *s = e->step[i].seq;
             lm_event ev;
@@ -447,20 +457,34 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
         return NULL;
     }
     const size_t block_bytes = kv_block_bytes(hp, c.block_size);
-    if (!c.kv_cache_bytes) c.kv_cache_bytes = default_pool_bytes(&c, block_bytes / (size_t)c.block_size);
     const int min_blocks = (c.n_ctx + c.block_size - 1) / c.block_size + 1;
+    lm_forward_cuda *fwc = NULL;
+    if (c.device == LM_DEVICE_CUDA) {
+        /* the GPU's pool: --kv-cache-mib, else what the memory share leaves after the weights */
+        const lm_cuda_forward_config fc = {
+            .device = c.gpu_index, .max_tokens = c.max_num_batched_tokens, .max_logits = c.max_num_seqs,
+            .max_slots = c.max_num_seqs, .max_ctx = c.n_ctx, .block_size = c.block_size,
+            .kv_bytes = c.kv_cache_bytes, .memory_utilization = c.gpu_memory_utilization,
+        };
+        if (!(fwc = lm_forward_cuda_create(model, &fc, err))) return NULL;
+        c.kv_cache_bytes = (size_t)lm_forward_cuda_n_blocks(fwc) * block_bytes;
+    }
+    if (!c.kv_cache_bytes) c.kv_cache_bytes = default_pool_bytes(&c, block_bytes / (size_t)c.block_size);
     size_t n_blocks = c.kv_cache_bytes / block_bytes;
     if (n_blocks < (size_t)min_blocks) {
         lm_error_set(err, "a K/V pool of %zu MiB holds %zu blocks; one context of %d tokens needs %d",
                      c.kv_cache_bytes >> 20, n_blocks, c.n_ctx, min_blocks);
+        lm_forward_cuda_free(fwc);
         return NULL;
     }
     if (n_blocks > (1u << 30)) n_blocks = 1u << 30;
     lm_engine *e = calloc(1, sizeof(*e));
     if (!e) {
         lm_error_set(err, "out of memory");
+        lm_forward_cuda_free(fwc);
         return NULL;
     }
+    e->fwc = fwc;
     e->model = model;
     e->vocab = vocab;
     e->cfg = c;
@@ -468,8 +492,10 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
     pthread_cond_init(&e->cv, NULL);
     const size_t T = (size_t)c.max_num_batched_tokens, S = (size_t)c.max_num_seqs;
     e->pool = tp_create(c.n_threads);
-    e->fw = lm_forward_create(model, c.max_num_batched_tokens, c.n_ctx);
-    e->kv = kv_cache_create(hp, c.block_size, (int)n_blocks);
+    if (!fwc) e->fw = lm_forward_create(model, c.max_num_batched_tokens, c.n_ctx);
+    e->tables = malloc(sizeof(int *) * S);
+    e->n_tables = malloc(sizeof(int) * S);
+    e->kv = kv_cache_create(hp, c.block_size, (int)n_blocks, !fwc);
     e->waiting = malloc(sizeof(lm_seq *) * (size_t)(c.max_queue + c.max_num_seqs));
     e->running = malloc(sizeof(lm_seq *) * S);
     e->step = malloc(sizeof(step_item) * S);
@@ -479,7 +505,7 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
     e->b_want = malloc(sizeof(bool) * T);
     e->logits = malloc(sizeof(float) * S * (size_t)hp->n_vocab);
     e->logprob_scratch = malloc(sizeof(float) * (size_t)hp->n_vocab);
-    if (!e->pool || !e->fw || !e->kv || !e->waiting || !e->running || !e->step || !e->b_tokens || !e->b_pos ||
+    if (!e->pool || !(e->fw || e->fwc) || !e->tables || !e->n_tables || !e->kv || !e->waiting || !e->running || !e->step || !e->b_tokens || !e->b_pos ||
         !e->b_seq || !e->b_want || !e->logits || !e->logprob_scratch) {
         lm_error_set(err, "out of memory for the engine (K/V pool %zu MiB)", (n_blocks * block_bytes) >> 20);
         engine_free(e);
@@ -498,6 +524,8 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
 
 const lm_engine_config *engine_config(const lm_engine *e) { return &e->cfg; }
 
+const char *engine_gpu_name(const lm_engine *e) { return e->fwc ? lm_forward_cuda_device_name(e->fwc) : NULL; }
+
 void engine_free(lm_engine *e) {
     if (!e) return;
     if (e->thread_started) {
@@ -511,6 +539,9 @@ void engine_free(lm_engine *e) {
     free(e->inbox);
     tp_free(e->pool);
     lm_forward_free(e->fw);
+    lm_forward_cuda_free(e->fwc);
+    free(e->tables);
+    free(e->n_tables);
     kv_cache_free(e->kv);
     free(e->waiting);
     free(e->running);

@@ -19,14 +19,19 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
+typedef enum lm_device { LM_DEVICE_CPU = 0, LM_DEVICE_CUDA = 1 } lm_device;
+
 typedef struct lm_engine_config {
+    lm_device device;           /* where the forward pass and the K/V pool live */
+    int gpu_index;              /* CUDA device (device == LM_DEVICE_CUDA) */
+    float gpu_memory_utilization; /* share of the GPU's memory for weights + K/V + scratch (0 = 0.9) */
     int n_threads;              /* kernel threads */
     int n_ctx;                  /* max tokens of one sequence (prompt + generated) */
     int max_num_seqs;           /* running sequences per step */
     int max_num_batched_tokens; /* tokens per step (decodes + prefill chunks) */
     int max_queue;              /* waiting requests beyond which submit fails (queue full) */
     int block_size;             /* tokens per K/V block */
-    size_t kv_cache_bytes;      /* K/V pool size; 0 = default */
+    size_t kv_cache_bytes;      /* K/V pool size; 0 = default (CUDA: what gpu_memory_utilization leaves) */
     bool prefix_cache;          /* reuse cached blocks of equal prefixes */
 } lm_engine_config;
 
@@ -123,5 +128,7 @@ typedef struct lm_engine_stats {
 void engine_stats(lm_engine *e, lm_engine_stats *out);
 /* the configuration in force (defaults filled in: kv_cache_bytes is the pool's size) */
 const lm_engine_config *engine_config(const lm_engine *e);
+/* the GPU's name when the engine runs on CUDA, else NULL */
+const char *engine_gpu_name(const lm_engine *e);
 
 #endif

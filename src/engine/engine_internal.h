@@ -10,6 +10,7 @@
 #include "engine/engine.h"
 #include "engine/kv_cache.h"
 #include "engine/sequence.h"
+#include "model/forward_cuda.h"
 
 struct lm_handle {
     pthread_mutex_t mu;
@@ -34,7 +35,10 @@ struct lm_engine {
     const tok_vocab *vocab;
     lm_engine_config cfg;
     tp_pool *pool;
-    lm_forward *fw;
+    lm_forward *fw;         /* CPU forward pass, or */
+    lm_forward_cuda *fwc;   /* the GPU's (device == LM_DEVICE_CUDA) */
+    const int **tables;     /* (max_num_seqs) block tables of the step's sequences, for fwc */
+    int *n_tables;
     kv_cache *kv;
     lm_kv kv_view;
     pthread_t thread;

@@ -60,7 +60,7 @@ static void list_push(kv_cache *kv, int b, bool front) {
     if (k->registered) kv->n_cached++;
 }
 
-kv_cache *kv_cache_create(const lm_hparams *hp, int block_size, int n_blocks) {
+kv_cache *kv_cache_create(const lm_hparams *hp, int block_size, int n_blocks, bool host_data) {
     kv_cache *kv = calloc(1, sizeof(*kv));
     if (!kv || block_size < 1 || n_blocks < 1) {
         free(kv);
@@ -72,14 +72,14 @@ kv_cache *kv_cache_create(const lm_hparams *hp, int block_size, int n_blocks) {
     kv->k_layer = (size_t)block_size * hp->n_head_kv * hp->head_dim;
     kv->v_layer = (size_t)block_size * hp->n_head_kv * hp->head_dim_v;
     kv->block_elems = (size_t)hp->n_layer * (kv->k_layer + kv->v_layer);
-    kv->data = malloc((size_t)n_blocks * kv->block_elems * sizeof(lm_fp16));
+    kv->data = host_data ? malloc((size_t)n_blocks * kv->block_elems * sizeof(lm_fp16)) : NULL;
     kv->blocks = calloc((size_t)n_blocks, sizeof(kv_block));
     kv->tokens = malloc((size_t)n_blocks * block_size * sizeof(int32_t));
     uint32_t n_buckets = 1;
     while (n_buckets < (uint32_t)n_blocks * 2) n_buckets <<= 1;
     kv->buckets = malloc(n_buckets * sizeof(int));
     kv->bucket_mask = n_buckets - 1;
-    if (!kv->data || !kv->blocks || !kv->tokens || !kv->buckets) {
+    if ((host_data && !kv->data) || !kv->blocks || !kv->tokens || !kv->buckets) {
         kv_cache_free(kv);
         return NULL;
     }
@@ -173,10 +173,12 @@ void kv_register(kv_cache *kv, int block, kv_hash h, const int32_t *tokens) {
 }
 
 lm_fp16 *kv_k(kv_cache *kv, int block, int layer) {
+    if (!kv->data) return NULL;
     return kv->data + (size_t)block * kv->block_elems + (size_t)layer * kv->k_layer;
 }
 
 lm_fp16 *kv_v(kv_cache *kv, int block, int layer) {
+    if (!kv->data) return NULL;
     return kv->data + (size_t)block * kv->block_elems + (size_t)kv->n_layer * kv->k_layer +
            (size_t)layer * kv->v_layer;
 }

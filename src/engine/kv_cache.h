@@ -31,8 +31,10 @@ typedef struct kv_hash {
 
 typedef struct kv_cache kv_cache;
 
-/* NULL on allocation failure */
-kv_cache *kv_cache_create(const lm_hparams *hp, int block_size, int n_blocks);
+/* NULL on allocation failure. HOST_DATA: the blocks' K/V live in host
+ * memory (kv_k / kv_v); without it the cache only manages block indices
+ * whose data lives elsewhere (the GPU's pool), and kv_k / kv_v return NULL. */
+kv_cache *kv_cache_create(const lm_hparams *hp, int block_size, int n_blocks, bool host_data);
 void kv_cache_free(kv_cache *kv);
 /* bytes one block takes (all layers, K and V) */
 size_t kv_block_bytes(const lm_hparams *hp, int block_size);

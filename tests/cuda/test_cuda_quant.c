@@ -12,11 +12,12 @@
  *         sum of |terms|, sum_j |w_j x_j| (the bound the CPU levels are held
  *         to against each other in tests/unit/test_quant.c);
  *   GEMM  vs a double-precision product of the CPU's dequantized weights
- *         and x, both rounded to f16 as the GPU rounds them (bf16: the
- *         weights as they are, x rounded to bf16): within 1e-4 of
- *         the sum of |terms| (f32 accumulation on the tensor cores); and vs
- *         the CPU's mul_mat, whose int8 activations differ from f16 ones by
- *         design: ||gpu - cpu|| <= 3e-2 ||sum |terms|||;
+ *         rounded to f16 and x as the GPU takes it: for quantized weights
+ *         the CPU's int8 activations taken back as f16(d * q), for f16 x
+ *         rounded to f16, for bf16 the weights as they are and x rounded to
+ *         bf16: within 1e-4 of the sum of |terms| (f32 accumulation on the
+ *         tensor cores); and vs the CPU's mul_mat (the same int8 rounding
+ *         of x for quantized weights): ||gpu - cpu|| <= 3e-2 ||sum |terms|||;
  *   AUTO  bit for bit the path it picks; every path twice gives the same
  *         bits (no atomics).
  * The output buffer and a guard after it are poisoned (NaN bytes) before
@@ -36,6 +37,7 @@
 #include <string.h>
 
 #include "backend/cpu/quant.h"
+#include "backend/cpu/quant_blocks.h"
 #include "backend/cuda/cuda_backend.h"
 #include "base/dtype.h"
 #include "base/fp16.h"
@@ -43,6 +45,29 @@
 #define VEC_TOL 1e-5
 #define GEMM_TOL 1e-4
 #define GEMM_VS_Q8_TOL 3e-2
+
+
+/* one row of q8_0 / q8_1 / q8_K activations (N values) -> f16(d * q), as floats */
+static void act_to_f16(uint32_t act_type, const uint8_t *row, int64_t n, float *out) {
+    for (int64_t b = 0; b < n / 32; b++) {
+        float d;
+        const int8_t *q;
+        if (act_type == LM_Q8_0) {
+            const block_q8_0 *blk = (const block_q8_0 *)row + b;
+            d = lm_fp16_to_fp32(blk->d);
+            q = blk->qs;
+        } else if (act_type == LM_Q8_1) {
+            const block_q8_1 *blk = (const block_q8_1 *)row + b;
+            d = lm_fp16_to_fp32(blk->d);
+            q = blk->qs;
+        } else {
+            const block_q8_K *blk = (const block_q8_K *)row + b / 8;
+            d = blk->d;
+            q = blk->qs + 32 * (b % 8);
+        }
+        for (int i = 0; i < 32; i++) out[32 * b + i] = lm_fp16_to_fp32(lm_fp32_to_fp16(d * (float)q[i]));
+    }
+}
 
 static const uint32_t TYPES[] = {LM_Q4_0, LM_Q4_1, LM_Q5_0, LM_Q5_1, LM_Q8_0,
                                  LM_Q4_K, LM_Q5_K, LM_Q6_K, LM_F16,  LM_BF16};
@@ -208,6 +233,10 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
     const size_t act_bytes = q_row_size(k->act_type, cols);
     uint8_t *act = xmalloc(act_bytes * (size_t)n_max);
     for (int t = 0; t < n_max; t++) k->quantize_act(x + (int64_t)t * cols, act + (size_t)t * act_bytes, cols);
+    /* the GEMM path of quantized weights takes the CPU's int8 activations back
+     * to f16 as d * q (d: the block's scale) */
+    if (k->act_type == LM_Q8_0 || k->act_type == LM_Q8_1 || k->act_type == LM_Q8_K)
+        for (int t = 0; t < n_max; t++) act_to_f16(k->act_type, act + (size_t)t * act_bytes, cols, x16 + (int64_t)t * cols);
 
     lm_cuda_matrix *m = lm_cuda_matrix_upload(ctx, type, rows, cols, gguf, &err);
     LM(m ? 0 : -1);

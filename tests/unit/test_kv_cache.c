@@ -18,7 +18,7 @@ static lm_hparams tiny_hparams(void) {
 
 static void test_alloc_free(void) {
     lm_hparams hp = tiny_hparams();
-    kv_cache *kv = kv_cache_create(&hp, 4, 8);
+    kv_cache *kv = kv_cache_create(&hp, 4, 8, true);
     CHECK(kv && kv_n_free(kv) == 8, "fresh pool: all free");
     int got[9];
     for (int i = 0; i < 8; i++) got[i] = kv_alloc(kv);
@@ -38,7 +38,7 @@ static void test_alloc_free(void) {
 
 static void test_prefix_hits_and_lru(void) {
     lm_hparams hp = tiny_hparams();
-    kv_cache *kv = kv_cache_create(&hp, 4, 4);
+    kv_cache *kv = kv_cache_create(&hp, 4, 4, true);
     int32_t a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {9, 9, 9, 9};
     kv_hash seed = kv_hash_seed(0);
     kv_hash ha = kv_hash_block(seed, a, 4), hb = kv_hash_block(ha, b, 4);
@@ -75,7 +75,7 @@ static void test_prefix_hits_and_lru(void) {
 
 static void test_random_ops(void) {
     lm_hparams hp = tiny_hparams();
-    kv_cache *kv = kv_cache_create(&hp, 2, 32);
+    kv_cache *kv = kv_cache_create(&hp, 2, 32, true);
     int held[64], n_held = 0;
     srand(7);
     for (int it = 0; it < 20000; it++) {

@@ -130,6 +130,22 @@ __global__ void __launch_bounds__(ACT_BLOCK) act_half_kernel(const float *__rest
 
 static unsigned grid_for(int64_t items, int per_block) { return (unsigned)((items + per_block - 1) / per_block); }
 
+/* the int8 activations back to values for the GEMM path: h = f16(d * q),
+ * 8 per thread (d: the block's scale, ds[i / 32].x for both q8 kinds) */
+__global__ void __launch_bounds__(ACT_BLOCK) act_q8_to_half_kernel(const int8_t *__restrict__ q,
+                                                                   const float2 *__restrict__ ds, int64_t n8,
+                                                                   __half *__restrict__ h) {
+    const int64_t i = (int64_t)blockIdx.x * ACT_BLOCK + threadIdx.x;
+    if (i >= n8) return;
+    const float d = ds[(8 * i) / 32].x;
+    const uint2 raw = *reinterpret_cast<const uint2 *>(q + 8 * i);
+    const int8_t *qi = reinterpret_cast<const int8_t *>(&raw);
+    __half2 v[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) v[k] = __floats2half2_rn(d * (float)qi[2 * k], d * (float)qi[2 * k + 1]);
+    *reinterpret_cast<int4 *>(h + 8 * i) = *reinterpret_cast<const int4 *>(v);
+}
+
 /* x (N floats, a multiple of 8) -> H, f16 or (BF16) bf16 */
 static int convert_act(lm_cuda_ctx *ctx, const float *x, int64_t n, bool bf16, void *h, lm_error *err) {
     if (bf16) {
@@ -451,16 +467,25 @@ static int dequant_f16(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, __half *out, l
 }
 
 /* bf16 weights multiply as they are, with x rounded to bf16 (the CPU's bf16
- * dot: exact products); f16 ones with x in f16; the others are dequantized
- * to f16 first */
+ * dot: exact products); f16 ones with x in f16. The others are dequantized
+ * to f16 first, and x is quantized as the CPU quantizes it (q8 blocks, the
+ * VEC path's activations, which stay available for reuse) and taken back
+ * to f16 as d * q: the GEMM then sees the CPU's int8 rounding of x, which
+ * is what moves logits most between implementations (docs/cuda.md). */
 static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
                        lm_error *err) {
     const int64_t rows = w->view.rows, cols = w->view.cols, n = (int64_t)n_tok * cols;
-    const bool bf16 = w->type_index == CU_BF16;
+    const bool bf16 = w->type_index == CU_BF16, quantized = w->type_index != CU_F16 && !bf16;
     if (ctx->act_kind == CU_ACT_F16 || ctx->act_kind == CU_ACT_BF16) ctx->act_kind = -1; /* act_h gets this x */
-    if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err) ||
-        convert_act(ctx, x, n, bf16, ctx->act_h.ptr, err))
+    if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)) return -1;
+    if (quantized) {
+        if (prepare_act(ctx, w->layout, x, n_tok, cols, err)) return -1;
+        act_q8_to_half_kernel<<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(
+            (const int8_t *)ctx->act_q.ptr, (const float2 *)ctx->act_ds.ptr, n / 8, (__half *)ctx->act_h.ptr);
+        CU_LAUNCHED("act_q8_to_half_kernel");
+    } else if (convert_act(ctx, x, n, bf16, ctx->act_h.ptr, err)) {
         return -1;
+    }
     const void *wh = w->view.body;
     if (w->type_index != CU_F16 && !bf16) {
         if (cu_scratch_reserve(&ctx->w_h, (size_t)(rows * cols) * sizeof(__half), err)) return -1;

@@ -5,6 +5,7 @@
 #ifndef LAMINA_CUDA
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_ops.h"
 
 #define NOT_COMPILED "CUDA not compiled in (configure with -DLAMINA_CUDA=ON)"
 
@@ -92,6 +93,66 @@ int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_to
 }
 
 int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+/* ---- cuda_ops.h ---- */
+
+void *lm_cuda_host_alloc(lm_cuda_ctx *ctx, size_t bytes, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return NULL;
+}
+
+void lm_cuda_host_free(lm_cuda_ctx *ctx, void *host) {}
+
+int lm_cuda_upload_async(lm_cuda_ctx *ctx, void *dst_dev, const void *src, size_t bytes, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_download_async(lm_cuda_ctx *ctx, void *dst, const void *src_dev, size_t bytes, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_mem_info(lm_cuda_ctx *ctx, size_t *free_bytes, size_t *total_bytes, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_rmsnorm(lm_cuda_ctx *ctx, float *y, const float *x, const int32_t *rows, const float *w, int n_rows,
+                    int dim, float eps, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb, const float *next_w,
+                     int n_rows, int dim, float eps, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *g, const float *u, int n_rows, int n, bool gelu, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_softcap(lm_cuda_ctx *ctx, float *x, size_t n, float cap, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_qkv_store(lm_cuda_ctx *ctx, const lm_cuda_qkv *a, const lm_cuda_kv_layer *kv, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+size_t lm_cuda_attn_scratch_bytes(int head_dim) {
+    return 0;
+}
+
+int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
 }

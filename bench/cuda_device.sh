@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# bench/cuda_device.sh - on the GPU machine, with build-gpupack/ carried
+# (bench/cuda_pack.sh): the GPU forward pass checked against the CPU's and
+# llama.cpp's logits, a CUDA-backed server answering, compute-sanitizer, and
+# the speed of the forward pass.
+#
+#   bench/cuda_device.sh [quant] [check] [memcheck] [serve] [perf] [llama]   (default: check serve perf)
+#
+#   quant     test_cuda_quant (every weight type and path against the CPU
+#             kernels; the pack needs --with-quant)
+#   check     test_cuda_layout, test_cuda_forward on the fixtures, then on
+#             real-shape random-weight models made there by gen_model
+#   memcheck  compute-sanitizer memcheck over test_cuda_forward on one fixture
+#   serve     lamina serve --device cuda and --device cpu on a fixture model:
+#             16 concurrent greedy chat completions compared token by token
+#             (bench/cuda_serve_check.py)
+#   perf      lamina perf --device cuda on the real-shape models: pp512,
+#             tg128, and 16 / 64 parallel streams
+#   llama     llama.cpp's CUDA build on the same files (llama-bench,
+#             llama-batched-bench), when build-gpupack/llama has it
+# Logs and results go to $OUT (default /tmp/lamina-gpu).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+P=build-gpupack
+OUT=${OUT:-/tmp/lamina-gpu}
+mkdir -p "$OUT" /tmp/gen
+# our binaries find the carried libraries; the machine's own tools (curl) keep theirs
+L() { LD_LIBRARY_PATH="$PWD/$P/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$@"; }
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(check serve perf)
+has() { [[ " ${steps[*]} " == *" $1 "* ]]; }
+failed=()
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee "$OUT/device.txt"
+
+gen() { # SHAPE TYPE -> path
+    local f=/tmp/gen/$1-$2.gguf
+    [ -f "$f" ] || L "$P/bin/gen_model" "$1" "$2" "$f" >&2
+    echo "$f"
+}
+
+echo "libraries the machine lacks: $(ldd "$P/bin/lamina" | awk '/not found/ {print $1}' | tr '\n' ' ')"
+
+if has quant; then
+    L "$P/bin/test_cuda_quant" > "$OUT/quant.txt" 2>&1 || failed+=(quant)
+    grep -E "cases: worst|checks passed" "$OUT/quant.txt"
+    grep -m 5 "check failed" "$OUT/quant.txt"
+fi
+
+if has check; then
+    L "$P/bin/test_cuda_layout" > "$OUT/layout.txt" 2>&1 || failed+=(layout)
+    tail -1 "$OUT/layout.txt"
+    L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures.txt" 2>&1 || failed+=(forward-fixtures)
+    grep -v "check failed" "$OUT/forward_fixtures.txt" | tail -20
+    grep -m 10 "check failed" "$OUT/forward_fixtures.txt"
+    models=($(gen qwen3-0.6b q4_k_m) $(gen llama-1b q8_0) $(gen gemma3-1b q4_k_m) $(gen qwen2-0.5b q4_k_m))
+    L "$P/bin/test_cuda_forward" "${models[@]}" > "$OUT/forward_shapes.txt" 2>&1 || failed+=(forward-shapes)
+    grep -v "check failed" "$OUT/forward_shapes.txt" | tail -6
+    grep -m 10 "check failed" "$OUT/forward_shapes.txt"
+fi
+
+if has memcheck; then
+    L compute-sanitizer --tool memcheck --leak-check full "$P/bin/test_cuda_forward" tests/fixtures/models/qwen2-q4_k_m.gguf \
+        > "$OUT/memcheck.txt" 2>&1 || failed+=(memcheck)
+    tail -4 "$OUT/memcheck.txt"
+fi
+
+if has serve; then
+    m=tests/fixtures/models/qwen3-q4_k_m.gguf
+    for dev in cuda cpu; do
+        port=$([ $dev = cuda ] && echo 18080 || echo 18081)
+        LD_LIBRARY_PATH="$PWD/$P/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$P/bin/lamina" serve "$m" \
+            --device $dev --port $port > "$OUT/serve-$dev.log" 2>&1 &
+        echo $! > "$OUT/serve-$dev.pid"
+    done
+    for port in 18080 18081; do
+        for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+    done
+    # tolerance: twice qwen3-q4_k_m's fixture tolerance (0.118, tests/fixtures/logits/qwen3-q4_k_m.json)
+    python3 bench/cuda_serve_check.py --gpu http://127.0.0.1:18080 --cpu http://127.0.0.1:18081 --tol 0.236 \
+        > "$OUT/serve-check.txt" 2>&1 || failed+=(serve-check)
+    head -1 "$OUT/serve-cuda.log"
+    cat "$OUT/serve-check.txt"
+    for dev in cuda cpu; do kill "$(cat "$OUT/serve-$dev.pid")" 2>/dev/null; done
+    wait 2>/dev/null
+fi
+
+if has perf; then
+    for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
+        f=$(gen $spec)
+        L "$P/bin/lamina" perf "$f" --device cuda -p 512 -n 128 -r 5 >> "$OUT/perf.jsonl" 2>> "$OUT/perf.txt" || failed+=("perf-$spec")
+        for par in 16 64; do
+            L "$P/bin/lamina" perf "$f" --device cuda -p 128 -n 128 -r 3 --parallel $par >> "$OUT/perf.jsonl" 2>> "$OUT/perf.txt" ||
+                failed+=("perf-$spec-x$par")
+        done
+    done
+    cat "$OUT/perf.txt"
+fi
+
+if has llama && [ -x "$P/llama/llama-bench" ]; then
+    LL() { LD_LIBRARY_PATH="$PWD/$P/llama:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$@"; }
+    for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
+        f=$(gen $spec)
+        LL "$P/llama/llama-bench" -m "$f" -p 512 -n 128 -r 5 -ngl 99 -o md >> "$OUT/llama-bench.md" 2>> "$OUT/llama.log" || failed+=("llama-bench-$spec")
+        [ -x "$P/llama/llama-batched-bench" ] && LL "$P/llama/llama-batched-bench" -m "$f" -ngl 99 -c 20000 -npp 128 -ntg 128 -npl 1,16,64 \
+            >> "$OUT/llama-batched.txt" 2>> "$OUT/llama.log"
+    done
+    cat "$OUT/llama-bench.md"
+    grep -E "^\|" "$OUT/llama-batched.txt" | tail -20
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then echo "cuda_device: FAILED: ${failed[*]}"; exit 1; fi
+echo "cuda_device: all ok"

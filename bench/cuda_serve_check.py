@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Greedy chat completions from two lamina servers (a CUDA-backed one and a
+CPU one on the same model) compared token by token, standard library only
+(the GPU machine has no openai package).
+
+Each prompt is sent to both servers at once (all prompts concurrently, so the
+CUDA server batches them) with temperature 0 and the top-2 logprobs of every
+token. The two replies must be identical, except that they may part at a
+near tie: where the CPU's own top-2 logprob margin is below --tol (twice the
+model's fidelity tolerance: either side may sit that far from llama.cpp).
+After such a parting the rest is not compared (the contexts differ).
+
+    cuda_serve_check.py --gpu http://127.0.0.1:18080 --cpu http://127.0.0.1:18081 --tol 0.236
+"""
+import argparse
+import concurrent.futures as cf
+import json
+import sys
+import urllib.request
+
+PROMPTS = [
+    "Once upon a time", "The capital of France is", "def fibonacci(n):", "Write a haiku about the sea.",
+    "List three prime numbers.", "Translate 'good morning' to Spanish.", "What is 17 times 23?",
+    "Explain gravity to a child.", "A recipe for pancakes:", "The quick brown fox", "Why is the sky blue?",
+    "Name a famous painter.", "SELECT * FROM", "Dear diary, today", "The meaning of life is",
+    "In 1969, astronauts",
+]
+
+
+def ask(base, prompt, max_tokens):
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
+                       "temperature": 0, "logprobs": True, "top_logprobs": 2}).encode()
+    req = urllib.request.Request(base + "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as r:
+        return json.load(r)["choices"][0]["logprobs"]["content"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gpu", required=True)
+    ap.add_argument("--cpu", required=True)
+    ap.add_argument("--tol", type=float, required=True)
+    ap.add_argument("--max-tokens", type=int, default=48)
+    a = ap.parse_args()
+    with cf.ThreadPoolExecutor(2 * len(PROMPTS)) as ex:
+        futs = [(p, ex.submit(ask, a.gpu, p, a.max_tokens), ex.submit(ask, a.cpu, p, a.max_tokens)) for p in PROMPTS]
+        results = [(p, g.result(), c.result()) for p, g, c in futs]
+    identical = tie = bad = 0
+    for p, g, c in results:
+        gt = [tuple(e["bytes"]) for e in g]
+        ct = [tuple(e["bytes"]) for e in c]
+        if gt == ct:
+            identical += 1
+            continue
+        i = next((k for k in range(min(len(gt), len(ct))) if gt[k] != ct[k]), min(len(gt), len(ct)))
+        top = c[i]["top_logprobs"] if i < len(c) else []
+        margin = top[0]["logprob"] - top[1]["logprob"] if len(top) >= 2 else float("inf")
+        if margin < a.tol:
+            tie += 1
+            print(f"parted at a near tie: {p!r} token {i} (CPU margin {margin:.4f} < {a.tol})")
+        else:
+            bad += 1
+            print(f"DIFFER: {p!r} token {i}: gpu {gt[i] if i < len(gt) else None} cpu {ct[i] if i < len(ct) else None}"
+                  f" (CPU margin {margin:.4f} >= {a.tol})")
+    print(f"serve check: {identical}/{len(results)} identical, {tie} parted at a near tie, {bad} differ")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

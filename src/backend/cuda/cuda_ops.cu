@@ -1,0 +1,433 @@
+/* cuda_ops.cu - the forward pass's ops other than the matrix products
+ * (cuda_ops.h): norms, the residual connection, activations, RoPE and the
+ * K/V store, paged attention; and the host memory and copies that feed them.
+ *
+ * Attention (flash-decoding style): a block of ATT_WARPS warps takes one
+ * token, one K/V head and up to ATT_GROUP of the query heads that share it
+ * (GQA), and one split of the token's key positions. Each warp walks every
+ * ATT_WARPS-th key of the split: the lanes hold head_dim / 32 elements of
+ * q, k and v each, a score is a warp sum, and an online softmax keeps the
+ * running max, sum and weighted V sum per query head in registers. The warps
+ * then merge through shared memory. When a step has too few (token, head)
+ * pairs to fill the GPU (decode), the keys are cut into splits that run in
+ * parallel and a second kernel merges their partial results. */
+#include <math.h>
+#include <stdio.h>
+
+#include "backend/cuda/cuda_internal.cuh"
+#include "backend/cuda/cuda_ops.h"
+
+#define ROW_BLOCK 256            /* threads per row of the norm kernels */
+#define ATT_WARPS 4              /* warps per attention block */
+#define ATT_GROUP 4              /* query heads per attention block */
+#define ATT_MAX_PARTIALS 16384   /* (token, head, split) partial results the scratch holds */
+#define ATT_MAX_SPLITS 64
+#define ATT_MIN_SPLIT_KEYS 64    /* fewer keys per split would cost more to merge than it saves */
+
+/* ---- host memory and copies ---- */
+
+extern "C" void *lm_cuda_host_alloc(lm_cuda_ctx *ctx, size_t bytes, lm_error *err) {
+    void *p = NULL;
+    cudaError_t e = cudaSetDevice(ctx->device);
+    if (e == cudaSuccess) e = cudaMallocHost(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        char what[96];
+        snprintf(what, sizeof(what), "cudaMallocHost(%zu bytes)", bytes);
+        cu_fail(err, what, e, __FILE__, __LINE__);
+        return NULL;
+    }
+    return p;
+}
+
+extern "C" void lm_cuda_host_free(lm_cuda_ctx *ctx, void *host) {
+    (void)ctx;
+    if (host) cudaFreeHost(host);
+}
+
+extern "C" int lm_cuda_upload_async(lm_cuda_ctx *ctx, void *dst_dev, const void *src, size_t bytes, lm_error *err) {
+    CU_TRY(cudaSetDevice(ctx->device));
+    CU_TRY(cudaMemcpyAsync(dst_dev, src, bytes, cudaMemcpyHostToDevice, ctx->stream));
+    return 0;
+}
+
+extern "C" int lm_cuda_download_async(lm_cuda_ctx *ctx, void *dst, const void *src_dev, size_t bytes,
+                                      lm_error *err) {
+    CU_TRY(cudaMemcpyAsync(dst, src_dev, bytes, cudaMemcpyDeviceToHost, ctx->stream));
+    return 0;
+}
+
+extern "C" int lm_cuda_mem_info(lm_cuda_ctx *ctx, size_t *free_bytes, size_t *total_bytes, lm_error *err) {
+    CU_TRY(cudaSetDevice(ctx->device));
+    CU_TRY(cudaMemGetInfo(free_bytes, total_bytes));
+    return 0;
+}
+
+/* ---- reductions ---- */
+
+__device__ __forceinline__ float warp_sum_f(float v) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+__device__ __forceinline__ double warp_sum_d(double v) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+/* sum over the block (blockDim.x a multiple of 32); every thread gets it */
+__device__ double block_sum_d(double v) {
+    __shared__ double part[32];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
+    v = warp_sum_d(v);
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < n_warps ? part[lane] : 0.0;
+        v = warp_sum_d(v);
+        if (lane == 0) part[0] = v;
+    }
+    __syncthreads();
+    const double total = part[0];
+    __syncthreads(); /* part is reused by the next call */
+    return total;
+}
+
+/* 1 / rms of a row, as the CPU's op_rmsnorm: squares summed in double */
+__device__ float row_inv_rms(const float *x, int dim, float eps) {
+    double s = 0.0;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) s += (double)(x[i] * x[i]);
+    s = block_sum_d(s);
+    return 1.0f / sqrtf((float)(s / dim) + eps);
+}
+
+/* ---- norms and the residual connection ---- */
+
+__global__ void rmsnorm_kernel(float *y, const float *x, const int32_t *rows, const float *w, int dim, float eps) {
+    const int r = blockIdx.x;
+    const float *xr = x + (size_t)(rows ? rows[r] : r) * dim;
+    float *yr = y + (size_t)r * dim;
+    const float scale = row_inv_rms(xr, dim, eps);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+}
+
+extern "C" int lm_cuda_rmsnorm(lm_cuda_ctx *ctx, float *y, const float *x, const int32_t *rows, const float *w,
+                               int n_rows, int dim, float eps, lm_error *err) {
+    if (n_rows <= 0) return 0;
+    rmsnorm_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(y, x, rows, w, dim, eps);
+    CU_LAUNCHED("rmsnorm_kernel");
+    return 0;
+}
+
+__global__ void residual_kernel(float *x, float *h, const float *post_w, float *xb, const float *next_w, int dim,
+                                float eps) {
+    const size_t r = blockIdx.x;
+    float *xr = x + r * dim, *hr = h + r * dim;
+    const float h_scale = post_w ? row_inv_rms(hr, dim, eps) : 1.0f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float hv = post_w ? hr[i] * h_scale * post_w[i] : hr[i];
+        xr[i] += hv;
+    }
+    if (!next_w) return;
+    __syncthreads();
+    const float scale = row_inv_rms(xr, dim, eps);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) xb[r * dim + i] = xr[i] * scale * next_w[i];
+}
+
+extern "C" int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb,
+                                const float *next_w, int n_rows, int dim, float eps, lm_error *err) {
+    if (n_rows <= 0) return 0;
+    residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps);
+    CU_LAUNCHED("residual_kernel");
+    return 0;
+}
+
+/* ---- activations ---- */
+
+/* the CPU's GELU: the gate rounded to f16, GELU (tanh form) of it rounded to
+ * f16 (its table), saturated outside [-10, 10] */
+__device__ __forceinline__ float gelu_mul(float x, float u) {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x * u;
+    const float xf = __half2float(__float2half_rn(x));
+    const float sqrt_2_over_pi = 0.79788456080286535587989211986876f;
+    const float g = 0.5f * xf * (1.0f + tanhf(sqrt_2_over_pi * xf * (1.0f + 0.044715f * xf * xf)));
+    return __half2float(__float2half_rn(g)) * u;
+}
+
+__global__ void act_mul_kernel(float *g, const float *u, size_t n, bool gelu) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float x = g[i];
+        g[i] = gelu ? gelu_mul(x, u[i]) : x / (1.0f + expf(-x)) * u[i];
+    }
+}
+
+static int grid_for(const lm_cuda_ctx *ctx, size_t n, int threads) {
+    size_t blocks = (n + threads - 1) / threads, cap = (size_t)ctx->sm_count * 16;
+    return (int)(blocks < cap ? (blocks ? blocks : 1) : cap);
+}
+
+extern "C" int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *g, const float *u, int n_rows, int n, bool gelu,
+                               lm_error *err) {
+    const size_t total = (size_t)n_rows * n;
+    if (!total) return 0;
+    act_mul_kernel<<<grid_for(ctx, total, 256), 256, 0, ctx->stream>>>(g, u, total, gelu);
+    CU_LAUNCHED("act_mul_kernel");
+    return 0;
+}
+
+__global__ void softcap_kernel(float *x, size_t n, float cap) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        x[i] = cap * tanhf(x[i] / cap);
+}
+
+extern "C" int lm_cuda_softcap(lm_cuda_ctx *ctx, float *x, size_t n, float cap, lm_error *err) {
+    if (!n) return 0;
+    softcap_kernel<<<grid_for(ctx, n, 256), 256, 0, ctx->stream>>>(x, n, cap);
+    CU_LAUNCHED("softcap_kernel");
+    return 0;
+}
+
+/* ---- biases, QK norm, RoPE, K/V store ---- */
+
+/* where position POS of slot SLOT sits in a layer's pool: its row (in units
+ * of one position's K or V) */
+__device__ __forceinline__ size_t kv_row(const lm_cuda_kv_layer &kv, int slot, int pos) {
+    const int block = kv.tables[(size_t)slot * kv.max_blocks + pos / kv.block_size];
+    return (size_t)block * kv.block_size + pos % kv.block_size;
+}
+
+/* one warp per (token, head): q heads, then k heads, then v heads */
+__global__ void qkv_store_kernel(lm_cuda_qkv a, lm_cuda_kv_layer kv, float theta_scale) {
+    __shared__ float buf[LM_CUDA_MAX_HEAD_DIM];
+    const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
+    const int kind = h < a.n_head ? 0 : h < a.n_head + a.n_head_kv ? 1 : 2; /* q, k, v */
+    const int hh = kind == 0 ? h : kind == 1 ? h - a.n_head : h - a.n_head - a.n_head_kv;
+    const int hd = kind == 2 ? a.head_dim_v : a.head_dim;
+    const int n_heads = kind == 0 ? a.n_head : a.n_head_kv;
+    float *src = (kind == 0 ? a.q : kind == 1 ? a.k : a.v) + ((size_t)t * n_heads + hh) * hd;
+    const float *bias = kind == 0 ? a.bq : kind == 1 ? a.bk : a.bv;
+    const float *norm = kind == 0 ? a.q_norm : kind == 1 ? a.k_norm : NULL;
+    double ss = 0.0;
+    for (int i = lane; i < hd; i += 32) {
+        float v = src[i];
+        if (bias) v += bias[(size_t)hh * hd + i];
+        buf[i] = v;
+        ss += (double)(v * v);
+    }
+    if (norm) {
+        ss = warp_sum_d(ss);
+        const float scale = 1.0f / sqrtf((float)(ss / hd) + a.eps);
+        for (int i = lane; i < hd; i += 32) buf[i] = buf[i] * scale * norm[i];
+    }
+    __syncwarp();
+    const int pos = a.pos[t];
+    if (kind != 2) {
+        const int half = a.n_rot / 2;
+        for (int i = lane; i < half; i += 32) {
+            /* theta_i = pos * scale * theta_scale^i by the CPU's float recurrence */
+            float theta = (float)pos * a.rope_scale;
+            for (int j = 0; j < i; j++) theta *= theta_scale;
+            const float th = a.freq_factors ? theta / a.freq_factors[i] : theta;
+            const float c = cosf(th), s = sinf(th);
+            const int ia = a.neox ? i : 2 * i, ib = a.neox ? i + half : 2 * i + 1;
+            const float x0 = buf[ia], x1 = buf[ib];
+            buf[ia] = x0 * c - x1 * s;
+            buf[ib] = x0 * s + x1 * c;
+        }
+        __syncwarp();
+    }
+    if (kind == 0) {
+        for (int i = lane; i < hd; i += 32) src[i] = buf[i];
+        return;
+    }
+    const size_t row = kv_row(kv, a.slot[t], pos);
+    __half *dst = (__half *)(kind == 1 ? kv.k : kv.v) + row * ((size_t)a.n_head_kv * hd) + (size_t)hh * hd;
+    for (int i = lane; i < hd; i += 32) dst[i] = __float2half_rn(buf[i]);
+}
+
+extern "C" int lm_cuda_qkv_store(lm_cuda_ctx *ctx, const lm_cuda_qkv *a, const lm_cuda_kv_layer *kv,
+                                 lm_error *err) {
+    if (a->head_dim > LM_CUDA_MAX_HEAD_DIM || a->head_dim_v > LM_CUDA_MAX_HEAD_DIM || a->n_rot > a->head_dim) {
+        lm_error_set(err, "CUDA: head size %d / %d (rotated %d) beyond the kernels' %d", a->head_dim, a->head_dim_v,
+                     a->n_rot, LM_CUDA_MAX_HEAD_DIM);
+        return -1;
+    }
+    if (a->n_tokens <= 0) return 0;
+    /* the CPU's op_rope computes this once per head with the host's powf */
+    const float theta_scale = powf(a->rope_base, -2.0f / (float)a->n_rot);
+    const dim3 grid(a->n_tokens, a->n_head + 2 * a->n_head_kv);
+    qkv_store_kernel<<<grid, 32, 0, ctx->stream>>>(*a, *kv, theta_scale);
+    CU_LAUNCHED("qkv_store_kernel");
+    return 0;
+}
+
+/* ---- attention ---- */
+
+extern "C" size_t lm_cuda_attn_scratch_bytes(int head_dim) {
+    return (size_t)ATT_MAX_PARTIALS * (head_dim + 2) * sizeof(float);
+}
+
+/* the first key position a token attends to */
+__host__ __device__ __forceinline__ int attn_lo(int pos, int window) {
+    return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+}
+
+template <int EPL> /* elements per lane: head_dim / 32 */
+__global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm_cuda_kv_layer kv, int n_split,
+                                                              int split_len) {
+    constexpr int D = EPL * 32;
+    __shared__ float sm_m[ATT_WARPS][ATT_GROUP], sm_l[ATT_WARPS][ATT_GROUP];
+    __shared__ float sm_acc[ATT_WARPS][ATT_GROUP][D];
+    const int t = blockIdx.x, split = blockIdx.z;
+    const int group = a.n_head / a.n_head_kv, n_chunks = (group + ATT_GROUP - 1) / ATT_GROUP;
+    const int kvh = blockIdx.y / n_chunks, chunk = blockIdx.y % n_chunks;
+    const int h0 = kvh * group + chunk * ATT_GROUP;
+    const int ng = min(ATT_GROUP, group - chunk * ATT_GROUP);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int pos = a.pos[t], slot = a.slot[t];
+    const int start = attn_lo(pos, a.window) + split * split_len;
+    const int end = min(pos + 1, start + split_len);
+
+    float q[ATT_GROUP][EPL], acc[ATT_GROUP][EPL], m[ATT_GROUP], l[ATT_GROUP];
+#pragma unroll
+    for (int g = 0; g < ATT_GROUP; g++) {
+        const float *qh = a.q + ((size_t)t * a.n_head + h0 + (g < ng ? g : 0)) * D;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            /* Q rounded to f16 before it meets the f16 keys, as the CPU (and llama.cpp) do */
+            q[g][e] = __half2float(__float2half_rn(qh[lane + 32 * e]));
+            acc[g][e] = 0.0f;
+        }
+        m[g] = -INFINITY;
+        l[g] = 0.0f;
+    }
+    const size_t kv_dim = (size_t)a.n_head_kv * D;
+    const __half *kbase = (const __half *)kv.k + (size_t)kvh * D, *vbase = (const __half *)kv.v + (size_t)kvh * D;
+    for (int j = start + warp; j < end; j += ATT_WARPS) {
+        const size_t off = kv_row(kv, slot, j) * kv_dim;
+        float kf[EPL], vf[EPL];
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            kf[e] = __half2float(kbase[off + lane + 32 * e]);
+            vf[e] = __half2float(vbase[off + lane + 32 * e]);
+        }
+#pragma unroll
+        for (int g = 0; g < ATT_GROUP; g++) {
+            if (g >= ng) break;
+            float s = 0.0f;
+#pragma unroll
+            for (int e = 0; e < EPL; e++) s += q[g][e] * kf[e];
+            s = warp_sum_f(s) * a.scale;
+            if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+            const float mn = fmaxf(m[g], s), c = expf(m[g] - mn), p = expf(s - mn);
+            l[g] = l[g] * c + p;
+#pragma unroll
+            for (int e = 0; e < EPL; e++) acc[g][e] = acc[g][e] * c + p * vf[e];
+            m[g] = mn;
+        }
+    }
+#pragma unroll
+    for (int g = 0; g < ATT_GROUP; g++) {
+        if (lane == 0) {
+            sm_m[warp][g] = m[g];
+            sm_l[warp][g] = l[g];
+        }
+#pragma unroll
+        for (int e = 0; e < EPL; e++) sm_acc[warp][g][lane + 32 * e] = acc[g][e];
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < ng * D; idx += blockDim.x) {
+        const int g = idx / D, d = idx % D;
+        float M = -INFINITY;
+        for (int w = 0; w < ATT_WARPS; w++) M = fmaxf(M, sm_m[w][g]);
+        float L = 0.0f, O = 0.0f;
+        if (M != -INFINITY) {
+            for (int w = 0; w < ATT_WARPS; w++) {
+                const float f = expf(sm_m[w][g] - M); /* 0 for a warp that saw no key */
+                L += sm_l[w][g] * f;
+                O += sm_acc[w][g][d] * f;
+            }
+        }
+        const size_t th = (size_t)t * a.n_head + h0 + g;
+        if (n_split == 1) {
+            a.out[th * D + d] = O / L;
+        } else {
+            float *part = a.scratch + (th * n_split + split) * (D + 2);
+            part[d] = O;
+            if (d == 0) {
+                part[D] = M;
+                part[D + 1] = L;
+            }
+        }
+    }
+}
+
+/* merges the splits of one (token, head): blockDim.x = head_dim */
+__global__ void attn_merge_kernel(float *out, const float *scratch, int n_split, int D) {
+    const size_t th = blockIdx.x;
+    const int d = threadIdx.x;
+    const float *part = scratch + th * n_split * (D + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; s++) M = fmaxf(M, part[s * (D + 2) + D]);
+    float L = 0.0f, O = 0.0f;
+    for (int s = 0; s < n_split; s++) {
+        const float *p = part + s * (D + 2);
+        if (p[D] == -INFINITY) continue; /* an empty split */
+        const float f = expf(p[D] - M);
+        L += p[D + 1] * f;
+        O += p[d] * f;
+    }
+    out[th * D + d] = O / L;
+}
+
+template <int EPL>
+static void launch_attn(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv, dim3 grid, int n_split,
+                        int split_len) {
+    attn_kernel<EPL><<<grid, ATT_WARPS * 32, 0, ctx->stream>>>(*a, *kv, n_split, split_len);
+}
+
+extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv,
+                                 lm_error *err) {
+    const int D = a->head_dim;
+    if (D % 32 != 0 || D > LM_CUDA_MAX_HEAD_DIM || a->n_head_kv < 1 || a->n_head % a->n_head_kv != 0) {
+        lm_error_set(err, "CUDA: attention over heads of %d (%d query heads, %d K/V heads) is not supported (head "
+                          "size a multiple of 32 up to %d)",
+                     D, a->n_head, a->n_head_kv, LM_CUDA_MAX_HEAD_DIM);
+        return -1;
+    }
+    if (a->n_tokens <= 0) return 0;
+    /* splits: enough blocks for two waves of the GPU, but no split under
+     * ATT_MIN_SPLIT_KEYS keys, and no more partials than the scratch holds */
+    int max_keys = 1;
+    for (int t = 0; t < a->n_tokens; t++) {
+        const int n = a->pos_host[t] - attn_lo(a->pos_host[t], a->window) + 1;
+        if (n > max_keys) max_keys = n;
+    }
+    const int group = a->n_head / a->n_head_kv, n_chunks = (group + ATT_GROUP - 1) / ATT_GROUP;
+    const long blocks = (long)a->n_tokens * a->n_head_kv * n_chunks;
+    long n_split = (2L * ctx->sm_count + blocks - 1) / blocks;
+    const long by_keys = (max_keys + ATT_MIN_SPLIT_KEYS - 1) / ATT_MIN_SPLIT_KEYS;
+    const long by_scratch = ATT_MAX_PARTIALS / ((long)a->n_tokens * a->n_head);
+    if (n_split > by_keys) n_split = by_keys;
+    if (n_split > ATT_MAX_SPLITS) n_split = ATT_MAX_SPLITS;
+    if (n_split > by_scratch) n_split = by_scratch;
+    if (n_split < 1 || !a->scratch) n_split = 1;
+    const int split_len = (int)((max_keys + n_split - 1) / n_split);
+    const dim3 grid(a->n_tokens, a->n_head_kv * n_chunks, (unsigned)n_split);
+    switch (D / 32) {
+    case 1: launch_attn<1>(ctx, a, kv, grid, (int)n_split, split_len); break;
+    case 2: launch_attn<2>(ctx, a, kv, grid, (int)n_split, split_len); break;
+    case 3: launch_attn<3>(ctx, a, kv, grid, (int)n_split, split_len); break;
+    case 4: launch_attn<4>(ctx, a, kv, grid, (int)n_split, split_len); break;
+    case 5: launch_attn<5>(ctx, a, kv, grid, (int)n_split, split_len); break;
+    case 6: launch_attn<6>(ctx, a, kv, grid, (int)n_split, split_len); break;
+    case 7: launch_attn<7>(ctx, a, kv, grid, (int)n_split, split_len); break;
+    default: launch_attn<8>(ctx, a, kv, grid, (int)n_split, split_len); break;
+    }
+    CU_LAUNCHED("attn_kernel");
+    if (n_split > 1) {
+        attn_merge_kernel<<<a->n_tokens * a->n_head, D, 0, ctx->stream>>>(a->out, a->scratch, (int)n_split, D);
+        CU_LAUNCHED("attn_merge_kernel");
+    }
+    return 0;
+}

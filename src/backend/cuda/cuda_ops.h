@@ -1,0 +1,102 @@
+/* cuda_ops.h - the CUDA backend's ops of the forward pass (everything but
+ * the matrix products of cuda_backend.h), and the host memory and copies
+ * that feed them.
+ *
+ * All ops work on device buffers and are queued on the context's stream
+ * (asynchronous). Activations are f32, (rows, width) row-major; the K/V
+ * cache is f16 in blocks of block_size positions, each layer's keys
+ * (n_blocks, block_size, n_head_kv * head_dim) and values likewise. A
+ * sequence's blocks are listed in its row of a block table (n_slots,
+ * max_blocks) of block indices; a token names its row (its slot) and its
+ * position. The numerics follow the CPU ops (backend/cpu/ops.h): norms sum
+ * squares in double, RoPE builds its angles by the same float recurrence,
+ * GELU rounds through f16 as the CPU's table does, attention rounds Q to
+ * f16 before it meets the f16 keys. Without LAMINA_CUDA each function fails
+ * with "CUDA not compiled in" (cuda_stub.c). */
+#ifndef LAMINA_BACKEND_CUDA_OPS_H
+#define LAMINA_BACKEND_CUDA_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/cuda/cuda_backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* page-locked host memory (fast, asynchronous copies); NULL on failure */
+void *lm_cuda_host_alloc(lm_cuda_ctx *ctx, size_t bytes, lm_error *err);
+void lm_cuda_host_free(lm_cuda_ctx *ctx, void *host);
+/* queued copies on the context's stream (host memory from lm_cuda_host_alloc) */
+int lm_cuda_upload_async(lm_cuda_ctx *ctx, void *dst_dev, const void *src, size_t bytes, lm_error *err);
+int lm_cuda_download_async(lm_cuda_ctx *ctx, void *dst, const void *src_dev, size_t bytes, lm_error *err);
+/* free and total memory of the context's device, bytes */
+int lm_cuda_mem_info(lm_cuda_ctx *ctx, size_t *free_bytes, size_t *total_bytes, lm_error *err);
+
+/* y[r] = x[rows ? rows[r] : r] / rms * w for r < n_rows, rows of dim floats */
+int lm_cuda_rmsnorm(lm_cuda_ctx *ctx, float *y, const float *x, const int32_t *rows, const float *w, int n_rows,
+                    int dim, float eps, lm_error *err);
+
+/* Per row: h = rmsnorm(h) * post_w if post_w; x += h; then, if next_w,
+ * xb = rmsnorm(x) * next_w (the residual connection and the next norm). */
+int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb, const float *next_w,
+                     int n_rows, int dim, float eps, lm_error *err);
+
+/* g = act(g) * u over (n_rows, n): SiLU, or GELU (tanh form, through f16) */
+int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *g, const float *u, int n_rows, int n, bool gelu, lm_error *err);
+
+/* x = cap * tanh(x / cap) over n floats */
+int lm_cuda_softcap(lm_cuda_ctx *ctx, float *x, size_t n, float cap, lm_error *err);
+
+/* where one layer's keys and values live, and how tokens find them */
+typedef struct lm_cuda_kv_layer {
+    uint16_t *k, *v;        /* the layer's pools of f16, (n_blocks, block_size, n_head_kv * head_dim) */
+    const int32_t *tables;  /* (n_slots, max_blocks) block indices */
+    int max_blocks;
+    int block_size;
+} lm_cuda_kv_layer;
+
+typedef struct lm_cuda_qkv {
+    float *q, *k, *v;                 /* (T, n_head * hd), (T, n_head_kv * hd), (T, n_head_kv * hd_v) */
+    const float *bq, *bk, *bv;        /* biases or NULL */
+    const float *q_norm, *k_norm;     /* per-head RMSNorm weights (hd) or NULL */
+    const int32_t *pos, *slot;        /* (T) */
+    int n_tokens, n_head, n_head_kv, head_dim, head_dim_v, n_rot;
+    float eps, rope_base, rope_scale;
+    bool neox;
+    const float *freq_factors;        /* (n_rot / 2) or NULL */
+} lm_cuda_qkv;
+
+/* Biases, QK norm and RoPE of q and k in place, then k and v stored as f16
+ * at each token's (slot, position) in the layer's cache. */
+int lm_cuda_qkv_store(lm_cuda_ctx *ctx, const lm_cuda_qkv *a, const lm_cuda_kv_layer *kv, lm_error *err);
+
+typedef struct lm_cuda_attn {
+    float *out;                       /* (T, n_head * hd) */
+    const float *q;                   /* (T, n_head * hd) */
+    const int32_t *pos, *slot;        /* (T), device */
+    const int32_t *pos_host;          /* (T), the same positions on the host (to plan the split) */
+    int n_tokens, n_head, n_head_kv, head_dim;
+    int window;                       /* sliding window (tokens), 0 = none */
+    float scale, softcap;
+    float *scratch;                   /* lm_cuda_attn_scratch_bytes(head_dim) on the device */
+} lm_cuda_attn;
+
+/* device scratch the attention needs for its split passes over long contexts */
+size_t lm_cuda_attn_scratch_bytes(int head_dim);
+
+/* largest head size the attention kernel takes (head_dim == head_dim_v, a
+ * multiple of 32) */
+#define LM_CUDA_MAX_HEAD_DIM 256
+
+/* causal attention of every token over its sequence's positions 0..pos
+ * (the last WINDOW of them on sliding-window layers), paged K/V */
+int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv, lm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,435 @@
+/* forward_cuda.c - the forward pass on the GPU (forward_cuda.h).
+ *
+ * The layer recipe is forward.c's, op for op, on device buffers:
+ *   xb = rmsnorm(x)                       (fused into the previous residual)
+ *   q, k, v = xb Wq, xb Wk, xb Wv         lm_cuda_matmul (VEC or GEMM path)
+ *   biases, QK norm, RoPE; k, v -> cache  lm_cuda_qkv_store
+ *   att = softmax(q K^T) V                lm_cuda_attention, paged
+ *   x += (post-norm of) att Wo; xb = rmsnorm(x)
+ *   x += (post-norm of) (act(xb Wgate) * xb Wup) Wdown; xb = next layer's norm
+ * then logits = rmsnorm(x) Wout for the tokens that want them.
+ *
+ * A step costs one host-to-device copy (token embeddings, positions, slots,
+ * block tables: one page-locked staging buffer), the kernels, and one copy
+ * of the wanted logits back. The embeddings are looked up on the host (the
+ * CPU's op_get_row, so the GPU sees the very floats the CPU path uses); it
+ * is n_tokens rows of n_embd floats per step. */
+#include "model/forward_cuda.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/ops.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_ops.h"
+#include "base/dtype.h"
+
+#define RESERVE_BYTES ((size_t)256 << 20) /* CUDA context, cuBLAS, allocator slack */
+#define STAGE_ALIGN 256
+
+typedef struct cuda_layer {
+    lm_cuda_matrix *wq, *wk, *wv, *wo, *gate, *up, *down;
+    float *attn_norm, *bq, *bk, *bv, *q_norm, *k_norm, *attn_post_norm, *ffn_norm, *ffn_post_norm;
+} cuda_layer;
+
+struct lm_forward_cuda {
+    const lm_model *m;
+    lm_cuda_forward_config cfg;
+    lm_cuda_ctx *ctx;
+    char device_name[256];
+    cuda_layer *layers;
+    lm_cuda_matrix *output; /* may be the embedding matrix's upload when tied: uploaded once */
+    float *output_norm, *rope_freqs;
+    size_t weight_bytes;
+    /* activations (device) */
+    float *x, *xb, *q, *k, *v, *att, *gate, *up, *proj, *logits, *attn_scratch;
+    /* K/V pool (device): per layer (n_blocks, block_size, n_head_kv * head_dim) f16 */
+    uint16_t *k_pool, *v_pool;
+    int n_blocks, max_blocks;
+    size_t k_layer, v_layer; /* f16 elements of one layer's pool */
+    /* staging: the same layout on the host (page-locked) and on the device */
+    void *stage_host, *stage_dev;
+    size_t stage_bytes, off_pos, off_slot, off_rows, off_tables;
+    float *embd_host;   /* page-locked (max_tokens, n_embd): the step's embeddings, uploaded into x */
+    float *logits_host; /* page-locked (max_logits, n_vocab) */
+    int *pos_host;      /* positions of the run in progress (plan of the attention splits) */
+};
+
+static size_t align_up(size_t n) { return (n + STAGE_ALIGN - 1) / STAGE_ALIGN * STAGE_ALIGN; }
+
+/* a vector of f32 (norm, bias) on the device; NULL when the model has none */
+static int upload_vec(lm_forward_cuda *fw, const lm_weight *w, float **out, lm_error *err) {
+    *out = NULL;
+    if (!w->data) return 0;
+    const size_t bytes = (size_t)w->ne0 * (w->ne1 > 0 ? w->ne1 : 1) * sizeof(float);
+    *out = lm_cuda_alloc(fw->ctx, bytes, err);
+    if (!*out || lm_cuda_upload(fw->ctx, *out, w->data, bytes, err)) return -1;
+    fw->weight_bytes += bytes;
+    return 0;
+}
+
+static int upload_matrix(lm_forward_cuda *fw, const lm_weight *w, const char *name, int layer,
+                         lm_cuda_matrix **out, lm_error *err) {
+    char full[64];
+    if (layer >= 0) snprintf(full, sizeof(full), "blk.%d.%s", layer, name);
+    else snprintf(full, sizeof(full), "%s", name);
+    *out = NULL;
+    if (!lm_cuda_type_supported(w->type)) {
+        lm_error_set(err, "CUDA: %s is %s, a type the GPU kernels do not take yet", full, lm_dtype_name(w->type));
+        return -1;
+    }
+    lm_error inner = {{0}};
+    *out = lm_cuda_matrix_upload(fw->ctx, w->type, w->ne1, w->ne0, w->data, &inner);
+    if (!*out) {
+        lm_error_set(err, "uploading %s: %s", full, inner.msg);
+        return -1;
+    }
+    fw->weight_bytes += lm_cuda_matrix_bytes(*out);
+    return 0;
+}
+
+static int upload_weights(lm_forward_cuda *fw, lm_error *err) {
+    const lm_model *m = fw->m;
+    const int n_layer = m->hp.n_layer;
+    fw->layers = calloc((size_t)n_layer, sizeof(cuda_layer));
+    if (!fw->layers) {
+        lm_error_set(err, "out of memory");
+        return -1;
+    }
+    for (int il = 0; il < n_layer; il++) {
+        const lm_layer *L = &m->layers[il];
+        cuda_layer *C = &fw->layers[il];
+        const struct {
+            const lm_weight *w;
+            const char *name;
+            lm_cuda_matrix **dst;
+        } mats[] = {{&L->wq, "attn_q", &C->wq},         {&L->wk, "attn_k", &C->wk},
+                    {&L->wv, "attn_v", &C->wv},         {&L->wo, "attn_output", &C->wo},
+                    {&L->ffn_gate, "ffn_gate", &C->gate}, {&L->ffn_up, "ffn_up", &C->up},
+                    {&L->ffn_down, "ffn_down", &C->down}};
+        for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++)
+            if (upload_matrix(fw, mats[i].w, mats[i].name, il, mats[i].dst, err)) return -1;
+        const struct {
+            const lm_weight *w;
+            float **dst;
+        } vecs[] = {{&L->attn_norm, &C->attn_norm}, {&L->bq, &C->bq},
+                    {&L->bk, &C->bk},               {&L->bv, &C->bv},
+                    {&L->q_norm, &C->q_norm},       {&L->k_norm, &C->k_norm},
+                    {&L->attn_post_norm, &C->attn_post_norm}, {&L->ffn_norm, &C->ffn_norm},
+                    {&L->ffn_post_norm, &C->ffn_post_norm}};
+        for (size_t i = 0; i < sizeof(vecs) / sizeof(vecs[0]); i++)
+            if (upload_vec(fw, vecs[i].w, vecs[i].dst, err)) return -1;
+    }
+    if (upload_matrix(fw, &m->output, m->output.data == m->tok_embd.data ? "token_embd.weight" : "output.weight", -1,
+                      &fw->output, err))
+        return -1;
+    if (upload_vec(fw, &m->output_norm, &fw->output_norm, err)) return -1;
+    if (upload_vec(fw, &m->rope_freqs, &fw->rope_freqs, err)) return -1;
+    return 0;
+}
+
+/* largest f16 copy of a matrix the GEMM path dequantizes into scratch */
+static size_t gemm_scratch_bytes(const lm_model *m) {
+    size_t most = (size_t)m->output.ne0 * m->output.ne1;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const lm_layer *L = &m->layers[il];
+        const lm_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+            const size_t n = (size_t)ws[i]->ne0 * ws[i]->ne1;
+            if (n > most) most = n;
+        }
+    }
+    return most * 2;
+}
+
+static int alloc_activations(lm_forward_cuda *fw, lm_error *err) {
+    const lm_hparams *hp = &fw->m->hp;
+    const size_t T = (size_t)fw->cfg.max_tokens, E = (size_t)hp->n_embd;
+    const size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t v_dim = (size_t)hp->n_head_kv * hp->head_dim_v, att_dim = (size_t)hp->n_head * hp->head_dim_v;
+    struct {
+        float **dst;
+        size_t floats;
+    } bufs[] = {{&fw->x, T * E},
+                {&fw->xb, T * E},
+                {&fw->q, T * q_dim},
+                {&fw->k, T * kv_dim},
+                {&fw->v, T * v_dim},
+                {&fw->att, T * att_dim},
+                {&fw->gate, T * hp->n_ff},
+                {&fw->up, T * hp->n_ff},
+                {&fw->proj, T * E},
+                {&fw->logits, (size_t)fw->cfg.max_logits * hp->n_vocab},
+                {&fw->attn_scratch, lm_cuda_attn_scratch_bytes(hp->head_dim) / sizeof(float)}};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        if (!(*bufs[i].dst = lm_cuda_alloc(fw->ctx, bufs[i].floats * sizeof(float), err))) return -1;
+    fw->max_blocks = (fw->cfg.max_ctx + fw->cfg.block_size - 1) / fw->cfg.block_size;
+    fw->off_pos = 0;
+    fw->off_slot = fw->off_pos + align_up(T * sizeof(int32_t));
+    fw->off_rows = fw->off_slot + align_up(T * sizeof(int32_t));
+    fw->off_tables = fw->off_rows + align_up((size_t)fw->cfg.max_logits * sizeof(int32_t));
+    fw->stage_bytes = fw->off_tables + align_up((size_t)fw->cfg.max_slots * fw->max_blocks * sizeof(int32_t));
+    fw->stage_host = lm_cuda_host_alloc(fw->ctx, fw->stage_bytes, err);
+    fw->stage_dev = fw->stage_host ? lm_cuda_alloc(fw->ctx, fw->stage_bytes, err) : NULL;
+    fw->logits_host =
+        fw->stage_dev ? lm_cuda_host_alloc(fw->ctx, (size_t)fw->cfg.max_logits * hp->n_vocab * sizeof(float), err)
+                      : NULL;
+    fw->embd_host = fw->logits_host ? lm_cuda_host_alloc(fw->ctx, T * E * sizeof(float), err) : NULL;
+    fw->pos_host = malloc(T * sizeof(int));
+    if (!fw->embd_host) return -1;
+    if (!fw->pos_host) {
+        lm_error_set(err, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* the K/V pool: cfg.kv_bytes, or what memory_utilization leaves after the
+ * weights, the activations and the GEMM path's scratch */
+static int alloc_kv_pool(lm_forward_cuda *fw, lm_error *err) {
+    const lm_hparams *hp = &fw->m->hp;
+    fw->k_layer = (size_t)fw->cfg.block_size * hp->n_head_kv * hp->head_dim;
+    fw->v_layer = (size_t)fw->cfg.block_size * hp->n_head_kv * hp->head_dim_v;
+    const size_t block_bytes = (size_t)hp->n_layer * (fw->k_layer + fw->v_layer) * sizeof(uint16_t);
+    size_t pool = fw->cfg.kv_bytes;
+    if (!pool) {
+        size_t free_b = 0, total_b = 0;
+        if (lm_cuda_mem_info(fw->ctx, &free_b, &total_b, err)) return -1;
+        const double util = fw->cfg.memory_utilization > 0 && fw->cfg.memory_utilization <= 1
+                                ? fw->cfg.memory_utilization
+                                : 0.9;
+        const size_t allowed = (size_t)(util * (double)total_b), used = total_b - free_b;
+        const size_t keep = gemm_scratch_bytes(fw->m) + RESERVE_BYTES;
+        pool = allowed > used + keep ? allowed - used - keep : 0;
+        if (pool > free_b) pool = free_b > keep ? free_b - keep : 0;
+    }
+    size_t n_blocks = pool / block_bytes;
+    if (n_blocks > (1u << 30)) n_blocks = 1u << 30;
+    if (n_blocks < (size_t)fw->max_blocks + 1) {
+        lm_error_set(err,
+                     "CUDA: room for %zu K/V blocks of %d positions on %s after %zu MiB of weights; one context of "
+                     "%d positions needs %d (lower --ctx-size, or raise --gpu-memory-utilization)",
+                     n_blocks, fw->cfg.block_size, fw->device_name, fw->weight_bytes >> 20, fw->cfg.max_ctx,
+                     fw->max_blocks + 1);
+        return -1;
+    }
+    fw->n_blocks = (int)n_blocks;
+    fw->k_pool = lm_cuda_alloc(fw->ctx, n_blocks * hp->n_layer * fw->k_layer * sizeof(uint16_t), err);
+    fw->v_pool = fw->k_pool ? lm_cuda_alloc(fw->ctx, n_blocks * hp->n_layer * fw->v_layer * sizeof(uint16_t), err)
+                            : NULL;
+    return fw->v_pool ? 0 : -1;
+}
+
+lm_forward_cuda *lm_forward_cuda_create(const lm_model *m, const lm_cuda_forward_config *cfg, lm_error *err) {
+    const lm_hparams *hp = &m->hp;
+    if (cfg->max_tokens < 1 || cfg->max_logits < 1 || cfg->max_slots < 1 || cfg->max_ctx < 1 ||
+        cfg->block_size < 1) {
+        lm_error_set(err, "CUDA: invalid forward configuration");
+        return NULL;
+    }
+    if (hp->head_dim != hp->head_dim_v || hp->head_dim % 32 || hp->head_dim > LM_CUDA_MAX_HEAD_DIM) {
+        lm_error_set(err, "CUDA: heads of %d (keys) and %d (values) are not supported yet (equal, a multiple of 32, "
+                          "at most %d)",
+                     hp->head_dim, hp->head_dim_v, LM_CUDA_MAX_HEAD_DIM);
+        return NULL;
+    }
+    lm_forward_cuda *fw = calloc(1, sizeof(*fw));
+    if (!fw) {
+        lm_error_set(err, "out of memory");
+        return NULL;
+    }
+    fw->m = m;
+    fw->cfg = *cfg;
+    lm_cuda_device_info info;
+    if (!(fw->ctx = lm_cuda_ctx_create(cfg->device, err)) || lm_cuda_device_query(cfg->device, &info, err) ||
+        (snprintf(fw->device_name, sizeof(fw->device_name), "%s", info.name), upload_weights(fw, err)) ||
+        alloc_activations(fw, err) || alloc_kv_pool(fw, err)) {
+        lm_forward_cuda_free(fw);
+        return NULL;
+    }
+    return fw;
+}
+
+void lm_forward_cuda_free(lm_forward_cuda *fw) {
+    if (!fw) return;
+    lm_cuda_ctx *ctx = fw->ctx;
+    if (ctx) {
+        lm_error ignored = {{0}};
+        lm_cuda_sync(ctx, &ignored);
+        for (int il = 0; fw->layers && il < fw->m->hp.n_layer; il++) {
+            cuda_layer *C = &fw->layers[il];
+            lm_cuda_matrix *mats[] = {C->wq, C->wk, C->wv, C->wo, C->gate, C->up, C->down};
+            for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++)
+                if (mats[i]) lm_cuda_matrix_free(mats[i]);
+            float *vecs[] = {C->attn_norm, C->bq,     C->bk,       C->bv,          C->q_norm,
+                             C->k_norm,    C->attn_post_norm, C->ffn_norm, C->ffn_post_norm};
+            for (size_t i = 0; i < sizeof(vecs) / sizeof(vecs[0]); i++) lm_cuda_free(ctx, vecs[i]);
+        }
+        if (fw->output) lm_cuda_matrix_free(fw->output);
+        float *bufs[] = {fw->output_norm, fw->rope_freqs, fw->x,    fw->xb,     fw->q,      fw->k,
+                         fw->v,           fw->att,        fw->gate, fw->up,     fw->proj,   fw->logits,
+                         fw->attn_scratch};
+        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) lm_cuda_free(ctx, bufs[i]);
+        lm_cuda_free(ctx, fw->k_pool);
+        lm_cuda_free(ctx, fw->v_pool);
+        lm_cuda_free(ctx, fw->stage_dev);
+        lm_cuda_host_free(ctx, fw->stage_host);
+        lm_cuda_host_free(ctx, fw->logits_host);
+        lm_cuda_host_free(ctx, fw->embd_host);
+        lm_cuda_ctx_free(ctx);
+    }
+    free(fw->layers);
+    free(fw->pos_host);
+    free(fw);
+}
+
+int lm_forward_cuda_n_blocks(const lm_forward_cuda *fw) { return fw->n_blocks; }
+size_t lm_forward_cuda_weight_bytes(const lm_forward_cuda *fw) { return fw->weight_bytes; }
+const char *lm_forward_cuda_device_name(const lm_forward_cuda *fw) { return fw->device_name; }
+
+/* checks the batch and fills the staging buffer; returns the number of logits rows or -1 */
+static int stage_batch(lm_forward_cuda *fw, const lm_batch *b, const int *const *tables, const int *n_table,
+                       int n_slots, lm_error *err) {
+    const lm_model *m = fw->m;
+    const lm_hparams *hp = &m->hp;
+    if (b->n_tokens < 1 || b->n_tokens > fw->cfg.max_tokens) {
+        lm_error_set(err, "batch of %d tokens (1..%d allowed)", b->n_tokens, fw->cfg.max_tokens);
+        return -1;
+    }
+    if (n_slots < 1 || n_slots > fw->cfg.max_slots) {
+        lm_error_set(err, "batch of %d sequences (1..%d allowed)", n_slots, fw->cfg.max_slots);
+        return -1;
+    }
+    char *stage = fw->stage_host;
+    float *embd = fw->embd_host;
+    int32_t *pos = (int32_t *)(stage + fw->off_pos), *slot = (int32_t *)(stage + fw->off_slot);
+    int32_t *rows = (int32_t *)(stage + fw->off_rows), *tab = (int32_t *)(stage + fw->off_tables);
+    const cpu_matrix emb = {m->tok_embd.data, m->tok_embd.type, m->tok_embd.ne0, m->tok_embd.ne1,
+                            m->tok_embd.row_bytes};
+    int n_logits = 0;
+    for (int t = 0; t < b->n_tokens; t++) {
+        const int tok = b->tokens[t], p = b->pos[t], s = b->seq[t];
+        if (tok < 0 || tok >= hp->n_vocab) {
+            lm_error_set(err, "token id %d out of range [0, %d)", tok, hp->n_vocab);
+            return -1;
+        }
+        if (p < 0 || p >= fw->cfg.max_ctx) {
+            lm_error_set(err, "position %d out of range [0, %d)", p, fw->cfg.max_ctx);
+            return -1;
+        }
+        if (s < 0 || s >= n_slots || p / fw->cfg.block_size >= n_table[s]) {
+            lm_error_set(err, "token %d: slot %d has no K/V block for position %d", t, s, p);
+            return -1;
+        }
+        if (b->want_logits[t]) {
+            if (n_logits == fw->cfg.max_logits) {
+                lm_error_set(err, "more than %d tokens want logits", fw->cfg.max_logits);
+                return -1;
+            }
+            rows[n_logits++] = t;
+        }
+        float *xt = embd + (size_t)t * hp->n_embd;
+        op_get_row(&emb, tok, xt);
+        if (hp->embd_scale != 1.0f)
+            for (int i = 0; i < hp->n_embd; i++) xt[i] *= hp->embd_scale;
+        pos[t] = p;
+        slot[t] = s;
+        fw->pos_host[t] = p;
+    }
+    for (int s = 0; s < n_slots; s++) {
+        if (n_table[s] > fw->max_blocks) {
+            lm_error_set(err, "slot %d: %d K/V blocks (at most %d)", s, n_table[s], fw->max_blocks);
+            return -1;
+        }
+        for (int i = 0; i < n_table[s]; i++) {
+            if (tables[s][i] < 0 || tables[s][i] >= fw->n_blocks) {
+                lm_error_set(err, "slot %d: K/V block %d out of range [0, %d)", s, tables[s][i], fw->n_blocks);
+                return -1;
+            }
+            tab[(size_t)s * fw->max_blocks + i] = tables[s][i];
+        }
+    }
+    return n_logits;
+}
+
+/* one layer; on return x holds its output and xb the next layer's normed input */
+static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer *kv, const int32_t *pos_dev,
+                     const int32_t *slot_dev, lm_error *err) {
+    const lm_hparams *hp = &fw->m->hp;
+    const lm_layer *L = &fw->m->layers[il];
+    const cuda_layer *C = &fw->layers[il];
+    lm_cuda_ctx *ctx = fw->ctx;
+    const lm_cuda_path AUTO = LM_CUDA_PATH_AUTO;
+    if (lm_cuda_matmul(ctx, C->wq, fw->xb, T, fw->q, AUTO, err) ||
+        lm_cuda_matmul(ctx, C->wk, fw->xb, T, fw->k, AUTO, err) ||
+        lm_cuda_matmul(ctx, C->wv, fw->xb, T, fw->v, AUTO, err))
+        return -1;
+    const lm_cuda_qkv qkv = {
+        .q = fw->q, .k = fw->k, .v = fw->v, .bq = C->bq, .bk = C->bk, .bv = C->bv,
+        .q_norm = C->q_norm, .k_norm = C->k_norm, .pos = pos_dev, .slot = slot_dev,
+        .n_tokens = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+        .head_dim_v = hp->head_dim_v, .n_rot = hp->n_rot, .eps = hp->rms_eps,
+        .rope_base = L->is_swa ? hp->rope_base_swa : hp->rope_base,
+        .rope_scale = L->is_swa ? hp->rope_scale_swa : hp->rope_scale,
+        .neox = hp->rope_style == LM_ROPE_NEOX, .freq_factors = fw->rope_freqs,
+    };
+    if (lm_cuda_qkv_store(ctx, &qkv, kv, err)) return -1;
+    const lm_cuda_attn attn = {
+        .out = fw->att, .q = fw->q, .pos = pos_dev, .slot = slot_dev, .pos_host = fw->pos_host, .n_tokens = T,
+        .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+        .window = L->is_swa ? hp->sliding_window : 0, .scale = hp->attn_scale, .softcap = hp->attn_softcap,
+        .scratch = fw->attn_scratch,
+    };
+    if (lm_cuda_attention(ctx, &attn, kv, err) || lm_cuda_matmul(ctx, C->wo, fw->att, T, fw->proj, AUTO, err) ||
+        lm_cuda_residual(ctx, fw->x, fw->proj, C->attn_post_norm, fw->xb, C->ffn_norm, T, hp->n_embd, hp->rms_eps,
+                         err) ||
+        lm_cuda_matmul(ctx, C->gate, fw->xb, T, fw->gate, AUTO, err) ||
+        lm_cuda_matmul(ctx, C->up, fw->xb, T, fw->up, AUTO, err) ||
+        lm_cuda_act_mul(ctx, fw->gate, fw->up, T, hp->n_ff, hp->gelu_ffn, err) ||
+        lm_cuda_matmul(ctx, C->down, fw->gate, T, fw->proj, AUTO, err))
+        return -1;
+    const float *next_norm = il + 1 < hp->n_layer ? fw->layers[il + 1].attn_norm : NULL;
+    return lm_cuda_residual(ctx, fw->x, fw->proj, C->ffn_post_norm, fw->xb, next_norm, T, hp->n_embd, hp->rms_eps,
+                            err);
+}
+
+int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
+                        int n_slots, float *logits, lm_error *err) {
+    const lm_hparams *hp = &fw->m->hp;
+    const int n_logits = stage_batch(fw, batch, tables, n_table, n_slots, err);
+    if (n_logits < 0) return -1;
+    const int T = batch->n_tokens;
+    lm_cuda_ctx *ctx = fw->ctx;
+    char *dev = fw->stage_dev;
+    const size_t used = fw->off_tables + (size_t)n_slots * fw->max_blocks * sizeof(int32_t);
+    if (lm_cuda_upload_async(ctx, fw->x, fw->embd_host, (size_t)T * hp->n_embd * sizeof(float), err) ||
+        lm_cuda_upload_async(ctx, dev, fw->stage_host, used, err))
+        return -1;
+    const int32_t *pos_dev = (const int32_t *)(dev + fw->off_pos), *slot_dev = (const int32_t *)(dev + fw->off_slot);
+    const int32_t *rows_dev = (const int32_t *)(dev + fw->off_rows);
+    if (lm_cuda_rmsnorm(ctx, fw->xb, fw->x, NULL, fw->layers[0].attn_norm, T, hp->n_embd, hp->rms_eps, err))
+        return -1;
+    for (int il = 0; il < hp->n_layer; il++) {
+        const lm_cuda_kv_layer kv = {
+            .k = fw->k_pool + (size_t)il * fw->n_blocks * fw->k_layer,
+            .v = fw->v_pool + (size_t)il * fw->n_blocks * fw->v_layer,
+            .tables = (const int32_t *)(dev + fw->off_tables),
+            .max_blocks = fw->max_blocks,
+            .block_size = fw->cfg.block_size,
+        };
+        if (run_layer(fw, il, T, &kv, pos_dev, slot_dev, err)) return -1;
+    }
+    if (n_logits > 0) {
+        const size_t n_out = (size_t)n_logits * hp->n_vocab;
+        if (lm_cuda_rmsnorm(ctx, fw->xb, fw->x, rows_dev, fw->output_norm, n_logits, hp->n_embd, hp->rms_eps, err) ||
+            lm_cuda_matmul(ctx, fw->output, fw->xb, n_logits, fw->logits, LM_CUDA_PATH_AUTO, err) ||
+            (hp->final_softcap > 0.0f && lm_cuda_softcap(ctx, fw->logits, n_out, hp->final_softcap, err)) ||
+            lm_cuda_download_async(ctx, fw->logits_host, fw->logits, n_out * sizeof(float), err))
+            return -1;
+    }
+    if (lm_cuda_sync(ctx, err)) return -1;
+    if (n_logits > 0) memcpy(logits, fw->logits_host, (size_t)n_logits * hp->n_vocab * sizeof(float));
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* forward_cuda.h - the forward pass of model.h on an NVIDIA GPU.
+ *
+ * The same families and the same batch as lm_forward_run (a step's tokens
+ * from many sequences, each with its position), computed by the CUDA ops
+ * (backend/cuda): the weights are uploaded once at create in their GGUF
+ * quantized types, the K/V cache is a pool of blocks in GPU memory that the
+ * engine's block manager (engine/kv_cache.h) hands out by index, and only
+ * the logits of the tokens that want them come back to the host.
+ *
+ * A batch names its sequences by slot (lm_batch.seq = 0..n_slots-1); slot s
+ * reads and writes the pool blocks listed in tables[s] (tables[s][i] holds
+ * positions i * block_size .. (i + 1) * block_size - 1), which must cover
+ * every position up to the slot's highest one in the batch. */
+#ifndef LAMINA_MODEL_FORWARD_CUDA_H
+#define LAMINA_MODEL_FORWARD_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "model/model.h"
+
+typedef struct lm_cuda_forward_config {
+    int device;              /* CUDA device index */
+    int max_tokens;          /* tokens per batch */
+    int max_logits;          /* tokens per batch that want logits */
+    int max_slots;           /* sequences per batch */
+    int max_ctx;             /* positions per sequence */
+    int block_size;          /* positions per K/V block */
+    size_t kv_bytes;         /* K/V pool; 0: what memory_utilization leaves */
+    float memory_utilization; /* share of the device's memory this process may hold (0..1] */
+} lm_cuda_forward_config;
+
+typedef struct lm_forward_cuda lm_forward_cuda;
+
+/* Uploads the weights and allocates activations and the K/V pool. NULL + err
+ * (a weight type the GPU does not take, out of device memory, no device).
+ * The model must outlive the result. */
+lm_forward_cuda *lm_forward_cuda_create(const lm_model *m, const lm_cuda_forward_config *cfg, lm_error *err);
+void lm_forward_cuda_free(lm_forward_cuda *fw);
+
+/* K/V blocks in the device pool */
+int lm_forward_cuda_n_blocks(const lm_forward_cuda *fw);
+/* bytes of weights on the device, and the device's name (for the log line) */
+size_t lm_forward_cuda_weight_bytes(const lm_forward_cuda *fw);
+const char *lm_forward_cuda_device_name(const lm_forward_cuda *fw);
+
+/* Runs the batch; tables[s] lists slot s's pool blocks (n_table[s] of them).
+ * logits: (n_want, n_vocab) f32 host rows, in batch order. 0, or -1 + err. */
+int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
+                        int n_slots, float *logits, lm_error *err);
+
+#endif

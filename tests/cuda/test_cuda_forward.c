@@ -1,0 +1,538 @@
+/* test_cuda_forward.c - the GPU forward pass (model/forward_cuda.h) against
+ * the CPU's (model.h) and llama.cpp's logits.
+ *
+ *   test_cuda_forward                 every fixture of tests/fixtures/logits
+ *   test_cuda_forward MODEL.gguf...   the GPU against the CPU on these files
+ *                                     (real shapes: bench/gen_model makes them)
+ *
+ * Per model, with the CPU forward pass as the reference (it is itself held to
+ * llama.cpp by tests/unit/test_model_fidelity.c):
+ *   - whole prompts in one batch (the GEMM path from 9 tokens on) and token by
+ *     token (the VEC path): every logits row within the tolerance of the CPU's,
+ *     the argmax equal except at a near tie of the CPU's (top-2 margin below
+ *     the tolerance); for fixtures also the llama.cpp probes within the
+ *     fixture's tolerance, as test_model_fidelity checks the CPU;
+ *   - all prompts in one batch, their tokens interleaved, each sequence in
+ *     blocks scattered over the pool: the same logits as alone (within the
+ *     tolerance: cuBLAS may pick other algorithms for other batch sizes);
+ *   - a long context fed in chunks of 128 and then decoded (past the sliding
+ *     window of gemma3-shaped models; long enough that decode attention runs
+ *     in several splits and merges them);
+ *   - greedy fixtures: the GPU's greedy continuation against llama.cpp's, as
+ *     the CPU's is checked.
+ * Tolerance: against llama.cpp, that of the fixture (twice llama.cpp's own
+ * divergence, floors 0.01 float / 0.06 quantized), the very bound the CPU
+ * is held to; against the CPU twice that, since both sides may sit that far
+ * from llama.cpp in opposite directions. Files without a fixture have no
+ * measured divergence to scale a logit bound by (llama.cpp's own run-to-run
+ * divergence is 1-3 logits on real quantized models of this size, 0.03-0.06
+ * on the tiny fixtures), so there the distributions are compared instead:
+ * KL(CPU || GPU) of every row at most MAX_KL, and the argmax equal except
+ * where the CPU's top-2 margin is below twice the row's max |difference|
+ * (also reported).
+ * Exits 77 (ctest: skipped) where no GPU is visible. */
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../unit/check.h"
+#include "backend/cuda/cuda_backend.h"
+#include "base/dtype.h"
+#include "engine/sampler.h"
+#include "model/forward_cuda.h"
+#include "model/kv_contig.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+#define FIXTURE_DIR "tests/fixtures/logits"
+#define MAX_CTX 1024
+#define MAX_SLOTS 8
+#define BLOCK 16
+#define CHUNK 128
+#define MAX_KL 1e-2 /* nats, per row, files without a fixture */
+#define MIN_TOLERANCE_FLOAT 0.01f
+#define MIN_TOLERANCE_QUANT 0.06f
+
+typedef struct runner {
+    const char *name;
+    lm_model *model;
+    int n_vocab, max_ctx;
+    /* the CPU reference */
+    tp_pool *pool;
+    lm_forward *cpu;
+    kv_contig *cpu_kv;
+    lm_kv kv;
+    /* the GPU: each slot owns max_blocks pool blocks, a scattered permutation */
+    lm_forward_cuda *gpu;
+    int *tables[MAX_SLOTS];
+    int max_blocks;
+} runner;
+
+static int runner_open(runner *r, const char *path) {
+    memset(r, 0, sizeof(*r));
+    r->name = path;
+    lm_error err = {{0}};
+    r->model = lm_model_load(path, &err);
+    CHECK(r->model != NULL, "%s", err.msg);
+    if (!r->model) return -1;
+    r->n_vocab = r->model->hp.n_vocab;
+    r->max_ctx = r->model->hp.n_ctx_train < MAX_CTX ? r->model->hp.n_ctx_train : MAX_CTX;
+    r->pool = tp_create(4);
+    r->cpu = lm_forward_create(r->model, MAX_CTX, r->max_ctx);
+    r->cpu_kv = kv_contig_create(&r->model->hp, 1, r->max_ctx, &r->kv);
+    r->max_blocks = (r->max_ctx + BLOCK - 1) / BLOCK;
+    const int n_blocks = MAX_SLOTS * r->max_blocks + 1;
+    const size_t block_bytes = (size_t)r->model->hp.n_layer * BLOCK * r->model->hp.n_head_kv *
+                               (r->model->hp.head_dim + r->model->hp.head_dim_v) * 2;
+    const lm_cuda_forward_config cfg = {.device = 0, .max_tokens = MAX_CTX, .max_logits = MAX_CTX,
+                                        .max_slots = MAX_SLOTS, .max_ctx = r->max_ctx, .block_size = BLOCK,
+                                        .kv_bytes = (size_t)n_blocks * block_bytes};
+    r->gpu = lm_forward_cuda_create(r->model, &cfg, &err);
+    CHECK(r->gpu != NULL, "%s: %s", path, err.msg);
+    /* blocks 1.. in a fixed scattered order (block 0 stays unused: a table
+     * entry that is never written would read it) */
+    int *perm = malloc(sizeof(int) * (size_t)n_blocks);
+    for (int i = 0; i < n_blocks; i++) perm[i] = i;
+    uint32_t seed = 12345;
+    for (int i = n_blocks - 1; i > 1; i--) {
+        seed = seed * 1664525u + 1013904223u;
+        int j = 1 + (int)(seed % (uint32_t)i);
+        int t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (int s = 0; s < MAX_SLOTS; s++) {
+        r->tables[s] = malloc(sizeof(int) * (size_t)r->max_blocks);
+        for (int i = 0; i < r->max_blocks; i++) r->tables[s][i] = perm[1 + s * r->max_blocks + i];
+    }
+    free(perm);
+    return r->pool && r->cpu && r->cpu_kv && r->gpu ? 0 : -1;
+}
+
+static void runner_close(runner *r) {
+    for (int s = 0; s < MAX_SLOTS; s++) free(r->tables[s]);
+    lm_forward_cuda_free(r->gpu);
+    kv_contig_free(r->cpu_kv);
+    lm_forward_free(r->cpu);
+    tp_free(r->pool);
+    lm_model_free(r->model);
+}
+
+/* tokens[0..n) at positions start.. of one sequence, one batch; logits of
+ * every token if all, else of the last; on the GPU in slot SLOT */
+static int run_cpu(runner *r, const int32_t *tokens, int n, int start, bool all, float *logits) {
+    static int32_t pos[MAX_CTX], seq[MAX_CTX];
+    static bool want[MAX_CTX];
+    for (int i = 0; i < n; i++) {
+        pos[i] = start + i;
+        seq[i] = 0;
+        want[i] = all || i == n - 1;
+    }
+    lm_batch b = {n, tokens, pos, seq, want};
+    lm_error err = {{0}};
+    int rc = lm_forward_run(r->cpu, r->pool, &r->kv, &b, logits, &err);
+    CHECK(rc == 0, "cpu: %s", err.msg);
+    return rc;
+}
+
+static int run_gpu_batch(runner *r, const lm_batch *b, float *logits) {
+    const int *tables[MAX_SLOTS];
+    int n_table[MAX_SLOTS];
+    for (int s = 0; s < MAX_SLOTS; s++) {
+        tables[s] = r->tables[s];
+        n_table[s] = r->max_blocks;
+    }
+    lm_error err = {{0}};
+    int rc = lm_forward_cuda_run(r->gpu, b, tables, n_table, MAX_SLOTS, logits, &err);
+    CHECK(rc == 0, "gpu: %s", err.msg);
+    return rc;
+}
+
+static int run_gpu(runner *r, int slot, const int32_t *tokens, int n, int start, bool all, float *logits) {
+    static int32_t pos[MAX_CTX], seq[MAX_CTX];
+    static bool want[MAX_CTX];
+    for (int i = 0; i < n; i++) {
+        pos[i] = start + i;
+        seq[i] = slot;
+        want[i] = all || i == n - 1;
+    }
+    lm_batch b = {n, tokens, pos, seq, want};
+    return run_gpu_batch(r, &b, logits);
+}
+
+/* the largest |a - b| of two rows */
+static float max_diff(const float *a, const float *b, int n) {
+    float worst = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        if (!(d <= worst)) worst = d; /* NaN wins */
+    }
+    return worst;
+}
+
+static float top2_margin(const float *row, int n) {
+    float a = -INFINITY, b = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        if (row[i] > a) {
+            b = a;
+            a = row[i];
+        } else if (row[i] > b) {
+            b = row[i];
+        }
+    }
+    return a - b;
+}
+
+typedef struct stats {
+    float worst_cpu, worst_batch, worst_long, worst_ref;
+    double worst_kl, sum_kl;
+    int n_rows, n_argmax_equal;
+} stats;
+
+/* GPU row against CPU row: within tol, argmax equal unless the CPU's own
+ * top-2 margin is a near tie */
+/* KL(p || q) of the softmaxes of two logits rows, nats */
+static double kl_div(const float *p_logits, const float *q_logits, int n) {
+    double pm = -INFINITY, qm = -INFINITY, ps = 0.0, qs = 0.0, kl = 0.0;
+    for (int i = 0; i < n; i++) {
+        pm = fmax(pm, p_logits[i]);
+        qm = fmax(qm, q_logits[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        ps += exp(p_logits[i] - pm);
+        qs += exp(q_logits[i] - qm);
+    }
+    const double lp = log(ps) + pm, lq = log(qs) + qm;
+    for (int i = 0; i < n; i++) {
+        const double a = p_logits[i] - lp, b = q_logits[i] - lq;
+        kl += exp(a) * (a - b);
+    }
+    return kl;
+}
+
+/* GPU row against the CPU's (or the GPU's own alone): with BASE_TOL > 0,
+ * within twice it and the argmax equal unless the CPU's top-2 margin is a
+ * near tie; with BASE_TOL < 0 (no fixture), KL at most MAX_KL */
+static void compare_rows(const char *what, const float *gpu, const float *cpu, int n_vocab, float base_tol,
+                         float *worst, stats *st) {
+    const float d = max_diff(gpu, cpu, n_vocab);
+    if (!(d <= *worst)) *worst = d;
+    const int ga = lm_argmax(gpu, n_vocab), ca = lm_argmax(cpu, n_vocab);
+    st->n_rows++;
+    st->n_argmax_equal += ga == ca;
+    if (base_tol > 0) {
+        const float tol = 2.0f * base_tol;
+        CHECK(d <= tol, "%s: max |gpu - cpu| %.5f > tolerance %.4f", what, d, tol);
+        CHECK(ga == ca || top2_margin(cpu, n_vocab) < tol, "%s: argmax %d on the GPU, %d on the CPU (CPU margin %.4f)",
+              what, ga, ca, top2_margin(cpu, n_vocab));
+    } else {
+        const double kl = kl_div(cpu, gpu, n_vocab);
+        if (!(kl <= st->worst_kl)) st->worst_kl = kl;
+        st->sum_kl += kl;
+        CHECK(kl <= MAX_KL, "%s: KL(cpu || gpu) %.3g > %.3g (max |diff| %.4f)", what, kl, MAX_KL, d);
+        CHECK(ga == ca || top2_margin(cpu, n_vocab) < 2.0f * d, "%s: argmax %d on the GPU, %d on the CPU", what, ga, ca);
+    }
+}
+
+/* whole-prompt, token-by-token and interleaved multi-sequence runs of PROMPTS */
+static void check_prompts(runner *r, int32_t (*prompts)[64], const int *lens, int n_prompts, float tol_fixed,
+                          stats *st, float *gpu_all) {
+    const int V = r->n_vocab;
+    float *cpu = malloc(sizeof(float) * (size_t)V * 64);
+    float *gpu = malloc(sizeof(float) * (size_t)V * 64);
+    float *one = malloc(sizeof(float) * (size_t)V);
+    char what[256];
+    for (int p = 0; p < n_prompts; p++) {
+        const int n = lens[p];
+        if (run_cpu(r, prompts[p], n, 0, true, cpu) || run_gpu(r, 0, prompts[p], n, 0, true, gpu)) break;
+        memcpy(gpu_all + (size_t)p * 64 * V, gpu, sizeof(float) * (size_t)n * V);
+        for (int t = 0; t < n; t++) {
+            const float *c = cpu + (size_t)t * V;
+            snprintf(what, sizeof(what), "%s prompt %d pos %d (one batch)", r->name, p, t);
+            compare_rows(what, gpu + (size_t)t * V, c, V, tol_fixed, &st->worst_cpu, st);
+        }
+        /* token by token, in another slot: the decode path */
+        for (int t = 0; t < n; t++)
+            if (run_gpu(r, 1, prompts[p] + t, 1, t, false, one)) break;
+        snprintf(what, sizeof(what), "%s prompt %d (token by token)", r->name, p);
+        compare_rows(what, one, cpu + (size_t)(n - 1) * V, V, tol_fixed, &st->worst_cpu, st);
+    }
+    /* every prompt in one batch, interleaved, prompt p in slot p */
+    int n_total = 0;
+    static int32_t tok[MAX_CTX], pos[MAX_CTX], seq[MAX_CTX];
+    static bool want[MAX_CTX];
+    for (int t = 0; t < 64; t++)
+        for (int p = 0; p < n_prompts && p < MAX_SLOTS; p++)
+            if (t < lens[p]) {
+                tok[n_total] = prompts[p][t];
+                pos[n_total] = t;
+                seq[n_total] = p;
+                want[n_total] = true;
+                n_total++;
+            }
+    float *mixed = malloc(sizeof(float) * (size_t)V * n_total);
+    lm_batch b = {n_total, tok, pos, seq, want};
+    if (run_gpu_batch(r, &b, mixed) == 0) {
+        for (int i = 0; i < n_total; i++) {
+            const float *alone = gpu_all + ((size_t)seq[i] * 64 + pos[i]) * V;
+            snprintf(what, sizeof(what), "%s prompt %d pos %d (interleaved batch)", r->name, seq[i], pos[i]);
+            compare_rows(what, mixed + (size_t)i * V, alone, V, tol_fixed, &st->worst_batch, st);
+        }
+    }
+    free(mixed);
+    free(cpu);
+    free(gpu);
+    free(one);
+}
+
+/* a long context in chunks of CHUNK, then 4 greedy decode steps (the CPU's
+ * choice fed to both) */
+static void check_long(runner *r, const int32_t *text, int n_text, float tol_fixed, stats *st) {
+    const int V = r->n_vocab;
+    const int n = r->max_ctx - 8 < 900 ? r->max_ctx - 8 : 900;
+    int32_t *tokens = malloc(sizeof(int32_t) * (size_t)(n + 8));
+    for (int i = 0; i < n; i++) tokens[i] = text[i % n_text];
+    float *cpu = malloc(sizeof(float) * (size_t)V), *gpu = malloc(sizeof(float) * (size_t)V);
+    char what[256];
+    for (int start = 0; start < n; start += CHUNK) {
+        const int len = n - start < CHUNK ? n - start : CHUNK;
+        if (run_cpu(r, tokens + start, len, start, false, cpu) || run_gpu(r, 2, tokens + start, len, start, false, gpu))
+            goto out;
+    }
+    for (int step = 0; step < 5; step++) {
+        snprintf(what, sizeof(what), "%s long context, position %d", r->name, n - 1 + step);
+        compare_rows(what, gpu, cpu, V, tol_fixed, &st->worst_long, st);
+        if (step == 4) break;
+        tokens[n + step] = lm_argmax(cpu, V);
+        if (run_cpu(r, tokens + n + step, 1, n + step, false, cpu) ||
+            run_gpu(r, 2, tokens + n + step, 1, n + step, false, gpu))
+            break;
+    }
+out:
+    free(tokens);
+    free(cpu);
+    free(gpu);
+}
+
+static bool float_weights(const lm_model *m) {
+    uint32_t t = m->layers[0].wq.type;
+    return t == LM_F32 || t == LM_F16 || t == LM_BF16;
+}
+
+static float tolerance_of(json_t *root, bool float_model) {
+    json_t *self = json_object_get(json_object_get(root, "self_divergence"), "max_abs_diff");
+    if (!json_is_number(self)) return -1.0f;
+    float tol = 2.0f * (float)json_number_value(self);
+    float floor = float_model ? MIN_TOLERANCE_FLOAT : MIN_TOLERANCE_QUANT;
+    return tol > floor ? tol : floor;
+}
+
+static int read_ids(json_t *arr, int32_t *out, int cap) {
+    int n = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        if (n < cap) out[n++] = (int32_t)json_integer_value(v);
+    }
+    return n;
+}
+
+static int n_files_run, n_files_absent;
+
+static bool model_present(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static void check_logits_fixture(const char *file) {
+    json_error_t jerr;
+    json_t *root = json_load_file(file, 0, &jerr);
+    CHECK(root != NULL, "%s: %s", file, jerr.text);
+    if (!root) return;
+    const char *model_path = json_string_value(json_object_get(root, "model"));
+    if (!model_path || !model_present(model_path)) {
+        printf("%s: NOT RUN, model %s absent here\n", file, model_path ? model_path : "(none)");
+        n_files_absent++;
+        json_decref(root);
+        return;
+    }
+    runner r;
+    if (runner_open(&r, model_path)) {
+        runner_close(&r);
+        json_decref(root);
+        return;
+    }
+    n_files_run++;
+    const int V = r.n_vocab;
+    const float tol = tolerance_of(root, float_weights(r.model));
+    CHECK(tol > 0.0f, "%s: no self_divergence", file);
+    static int32_t prompts[MAX_SLOTS][64];
+    int lens[MAX_SLOTS], n_prompts = 0;
+    json_t *jp = json_object_get(root, "prompts");
+    for (size_t i = 0; i < json_array_size(jp) && n_prompts < MAX_SLOTS; i++, n_prompts++)
+        lens[n_prompts] = read_ids(json_object_get(json_array_get(jp, i), "tokens"), prompts[n_prompts], 64);
+    stats st = {0};
+    float *gpu_all = calloc((size_t)MAX_SLOTS * 64 * V, sizeof(float));
+    check_prompts(&r, prompts, lens, n_prompts, tol, &st, gpu_all);
+    /* the llama.cpp probes, as test_model_fidelity checks the CPU */
+    int ref_equal = 0, ref_rows = 0;
+    for (int p = 0; p < n_prompts; p++) {
+        json_t *pr = json_array_get(jp, (size_t)p);
+        json_t *argmax = json_object_get(pr, "argmax"), *margin = json_object_get(pr, "top2_margin");
+        json_t *probe_ids = json_object_get(pr, "probe_ids"), *probe_logits = json_object_get(pr, "probe_logits");
+        for (int t = 0; t < lens[p]; t++) {
+            const float *row = gpu_all + ((size_t)p * 64 + t) * V;
+            const int32_t ref = (int32_t)json_integer_value(json_array_get(argmax, t)), ours = lm_argmax(row, V);
+            const double ref_margin = json_number_value(json_array_get(margin, t));
+            ref_rows++;
+            ref_equal += ours == ref;
+            CHECK(ours == ref || ref_margin < tol, "%s prompt %d pos %d: GPU argmax %d, llama.cpp %d (margin %.4f)", file,
+                  p, t, ours, ref, ref_margin);
+            json_t *ids = json_array_get(probe_ids, t), *vals = json_array_get(probe_logits, t);
+            for (size_t j = 0; j < json_array_size(ids); j++) {
+                const int id = (int)json_integer_value(json_array_get(ids, j));
+                const float d = fabsf(row[id] - (float)json_number_value(json_array_get(vals, j)));
+                if (!(d <= st.worst_ref)) st.worst_ref = d;
+            }
+        }
+    }
+    CHECK(st.worst_ref <= tol, "%s: GPU vs llama.cpp max |logit diff| %.5f > tolerance %.3f", file, st.worst_ref, tol);
+    check_long(&r, prompts[0], lens[0], tol, &st);
+    printf("%s: tolerance %.3f (GPU-CPU twice it) | GPU vs llama.cpp %.5f, argmax %d/%d | GPU vs CPU %.5f, argmax %d/%d rows | "
+           "interleaved batch %.5f | long context %.5f\n",
+           file, tol, st.worst_ref, ref_equal, ref_rows, st.worst_cpu, st.n_argmax_equal, st.n_rows, st.worst_batch,
+           st.worst_long);
+    free(gpu_all);
+    runner_close(&r);
+    json_decref(root);
+}
+
+/* greedy_NAME.json: the GPU's greedy continuation against llama.cpp's */
+static void check_greedy_fixture(const char *file) {
+    json_t *root = json_load_file(file, 0, NULL);
+    CHECK(root != NULL, "%s: unreadable", file);
+    if (!root) return;
+    const char *model_path = json_string_value(json_object_get(root, "model"));
+    if (!model_path || !model_present(model_path)) {
+        printf("%s: NOT RUN, model %s absent here\n", file, model_path ? model_path : "(none)");
+        n_files_absent++;
+        json_decref(root);
+        return;
+    }
+    char logits_file[512];
+    snprintf(logits_file, sizeof(logits_file), "%s/%s", FIXTURE_DIR, strrchr(file, '/') + 1 + strlen("greedy_"));
+    json_t *lroot = json_load_file(logits_file, 0, NULL);
+    runner r;
+    if (runner_open(&r, model_path)) {
+        runner_close(&r);
+        json_decref(lroot);
+        json_decref(root);
+        return;
+    }
+    n_files_run++;
+    const float tol = lroot ? tolerance_of(lroot, float_weights(r.model)) : -1.0f;
+    json_decref(lroot);
+    CHECK(tol > 0.0f, "%s: the model's logits fixture has no tolerance", file);
+    lm_error err = {{0}};
+    tok_vocab *vocab = tok_vocab_load(r.model->file, &err);
+    const int V = r.n_vocab;
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    size_t ci;
+    json_t *c;
+    json_array_foreach(json_object_get(root, "cases"), ci, c) {
+        int32_t tokens[MAX_CTX], expect[MAX_CTX];
+        const int n = read_ids(json_object_get(c, "prompt_tokens"), tokens, MAX_CTX);
+        const int n_expect = read_ids(json_object_get(c, "tokens"), expect, MAX_CTX);
+        if (run_gpu(&r, 0, tokens, n, 0, false, logits)) break;
+        json_t *margins = json_object_get(c, "top2_margin");
+        int n_same = 0;
+        bool parted_at_tie = false;
+        for (int i = 0; i < n_expect && n + i < r.max_ctx; i++) {
+            const int32_t tok = lm_argmax(logits, V);
+            if (tok != expect[i]) {
+                const double margin = json_number_value(json_array_get(margins, i));
+                parted_at_tie = json_array_size(margins) > (size_t)i && margin < tol;
+                CHECK(parted_at_tie, "%s case %zu: token %d is %d on the GPU, llama.cpp %d (its margin %.4f)", file, ci,
+                      i, tok, expect[i], margin);
+                break;
+            }
+            n_same++;
+            tokens[n + i] = tok;
+            if (vocab && tok_is_eog(vocab, tok)) break;
+            if (i + 1 < n_expect && run_gpu(&r, 0, &tokens[n + i], 1, n + i, false, logits)) break;
+        }
+        printf("%s case %zu: %d/%d greedy tokens identical to llama.cpp's on the GPU%s\n", file, ci, n_same, n_expect,
+               parted_at_tie ? " (then parted at a near tie)" : "");
+    }
+    free(logits);
+    tok_vocab_free(vocab);
+    runner_close(&r);
+    json_decref(root);
+}
+
+/* a model file without fixture: the GPU against the CPU on made-up prompts */
+static void check_model_file(const char *path) {
+    runner r;
+    if (runner_open(&r, path)) {
+        runner_close(&r);
+        return;
+    }
+    n_files_run++;
+    const int V = r.n_vocab;
+    static int32_t prompts[4][64];
+    int lens[4] = {32, 17, 9, 1};
+    uint32_t seed = 7;
+    for (int p = 0; p < 4; p++)
+        for (int t = 0; t < lens[p]; t++) {
+            seed = seed * 1664525u + 1013904223u;
+            prompts[p][t] = (int32_t)((seed >> 8) % (uint32_t)V);
+        }
+    stats st = {0};
+    float *gpu_all = calloc((size_t)MAX_SLOTS * 64 * V, sizeof(float));
+    check_prompts(&r, prompts, lens, 4, -1.0f, &st, gpu_all);
+    check_long(&r, prompts[0], lens[0], -1.0f, &st);
+    printf("%s: GPU vs CPU max |diff| %.5f, argmax %d/%d rows, KL max %.2e mean %.2e (bound %.0e) | interleaved batch "
+           "%.5f | long context %.5f\n",
+           path, st.worst_cpu, st.n_argmax_equal, st.n_rows, st.worst_kl, st.sum_kl / (st.n_rows ? st.n_rows : 1),
+           MAX_KL, st.worst_batch, st.worst_long);
+    free(gpu_all);
+    runner_close(&r);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int main(int argc, char **argv) {
+    int n_dev = 0;
+    lm_error err = {{0}};
+    if (lm_cuda_device_count(&n_dev, &err) || n_dev == 0) {
+        printf("test_cuda_forward: no CUDA device (%s): skipped\n", err.msg[0] ? err.msg : "none visible");
+        return 77;
+    }
+    if (argc > 1) {
+        for (int i = 1; i < argc; i++) check_model_file(argv[i]);
+        return check_done("cuda forward");
+    }
+    DIR *dir = opendir(FIXTURE_DIR);
+    CHECK(dir != NULL, "cannot open %s", FIXTURE_DIR);
+    if (!dir) return check_done("cuda forward");
+    char *names[256];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) && n < 256)
+        if (strstr(e->d_name, ".json")) names[n++] = strdup(e->d_name);
+    closedir(dir);
+    qsort(names, (size_t)n, sizeof(char *), cmp_str);
+    for (int i = 0; i < n; i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", FIXTURE_DIR, names[i]);
+        if (!strncmp(names[i], "greedy_", 7)) check_greedy_fixture(path);
+        else check_logits_fixture(path);
+        free(names[i]);
+    }
+    printf("fixtures run %d, not run for want of the model file %d\n", n_files_run, n_files_absent);
+    CHECK(n_files_run >= 12, "only %d fixtures ran", n_files_run);
+    return check_done("cuda forward");
+}
