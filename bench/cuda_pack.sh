@@ -41,7 +41,7 @@ skip='/(libc|libm|libpthread|libdl|librt|libresolv|libstdc\+\+|libgcc_s|libcuda|
 for bin in "$P"/bin/*; do
     readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'
 done | sort -u | while read -r soname; do
-    path=$(ldconfig -p </dev/null | awk -v n="$soname" '$1 == n && /x86-64/ {print $NF; exit}')
+    path=$(ldconfig -p </dev/null | awk -v n="$soname" '$1 == n && /x86-64/ && !found {print $NF; found = 1}')
     [ -n "$path" ] && ! echo "$path" | grep -Eq "$skip" || continue
     { echo "$path"; ldd "$path" </dev/null | awk '/=> \// {print $3}'; } | grep -Ev "$skip" || true
 done | sort -u | while read -r lib; do cp -L "$lib" "$P/lib/"; done

@@ -27,12 +27,16 @@ PROMPTS = [
 ]
 
 
-def ask(base, prompt, max_tokens):
-    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-                       "temperature": 0, "logprobs": True, "top_logprobs": 2}).encode()
-    req = urllib.request.Request(base + "/v1/chat/completions", body, {"Content-Type": "application/json"})
+def ask(base, prompt, max_tokens, logprobs=True):
+    req = {"model": "m", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
+           "temperature": 0}
+    if logprobs:
+        req.update(logprobs=True, top_logprobs=2)
+    req = urllib.request.Request(base + "/v1/chat/completions", json.dumps(req).encode(),
+                                 {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=300) as r:
-        return json.load(r)["choices"][0]["logprobs"]["content"]
+        choice = json.load(r)["choices"][0]
+    return choice["logprobs"]["content"] if logprobs else choice["message"]["content"]
 
 
 def main():
@@ -63,6 +67,19 @@ def main():
             print(f"DIFFER: {p!r} token {i}: gpu {gt[i] if i < len(gt) else None} cpu {ct[i] if i < len(ct) else None}"
                   f" (CPU margin {margin:.4f} >= {a.tol})")
     print(f"serve check: {identical}/{len(results)} identical, {tie} parted at a near tie, {bad} differ")
+    # one request at a time (so each runs the same kernels twice): without
+    # logprobs the GPU picks greedy tokens itself; the text must be the one the
+    # logits path gives
+    same = 0
+    for p in PROMPTS[:4]:
+        with_lp = b"".join(bytes(e["bytes"]) for e in ask(a.gpu, p, a.max_tokens)).decode("utf-8", "replace")
+        picked = ask(a.gpu, p, a.max_tokens, logprobs=False)
+        if picked == with_lp:
+            same += 1
+        else:
+            bad += 1
+            print(f"DIFFER (GPU argmax vs GPU logits): {p!r}: {picked!r} vs {with_lp!r}")
+    print(f"serve check: GPU-picked greedy text equal to the logits path's for {same}/4 prompts")
     return 1 if bad else 0
 
 

@@ -269,12 +269,15 @@ static void fill_logprobs(lm_engine *e, const float *logits, int32_t chosen, int
 }
 
 /* samples the next token of s from its logits row; false if s finished */
-static bool advance(lm_engine *e, lm_seq *s, float *logits) {
+/* LOGITS: the sequence's row to sample from; NULL when the GPU already
+ * picked PICKED (a greedy sequence without logprobs) */
+static bool advance(lm_engine *e, lm_seq *s, float *logits, int32_t picked) {
     lm_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.kind = LM_EVENT_TOKEN;
-    if (s->top_logprobs >= 0) memcpy(e->logprob_scratch, logits, sizeof(float) * (size_t)e->model->hp.n_vocab);
-    const int32_t tok = lm_sampler_sample(s->sampler, logits);
+    if (logits && s->top_logprobs >= 0)
+        memcpy(e->logprob_scratch, logits, sizeof(float) * (size_t)e->model->hp.n_vocab);
+    const int32_t tok = logits ? lm_sampler_sample(s->sampler, logits) : picked;
     const bool eog = tok_is_eog(e->vocab, tok);
     s->n_generated++;
     e->n_generated++;
@@ -358,12 +361,22 @@ static void step(lm_engine *e) {
     lm_batch b = {n_tokens, e->b_tokens, e->b_pos, e->b_seq, e->b_want};
     lm_error err = {{0}};
     int rc;
+    float *logits = e->logits;
+    bool gpu_picks = false;
     if (e->fwc) {
+        /* greedy sequences without logprobs only: the GPU picks the tokens
+         * and no logits cross; otherwise they stay in its page-locked buffer */
+        gpu_picks = true;
         for (int i = 0; i < e->n_step; i++) {
-            e->tables[i] = e->step[i].seq->blocks;
-            e->n_tables[i] = e->step[i].seq->n_blocks;
+            const lm_seq *s = e->step[i].seq;
+            e->tables[i] = s->blocks;
+            e->n_tables[i] = s->n_blocks;
+            if (e->step[i].logits_row >= 0 && (s->top_logprobs >= 0 || !lm_sampler_argmax_only(s->sampler)))
+                gpu_picks = false;
         }
-        rc = lm_forward_cuda_run(e->fwc, &b, e->tables, e->n_tables, e->n_step, e->logits, &err);
+        rc = lm_forward_cuda_run(e->fwc, &b, e->tables, e->n_tables, e->n_step, NULL,
+                                 gpu_picks ? e->greedy_ids : NULL, &err);
+        logits = gpu_picks ? NULL : lm_forward_cuda_logits(e->fwc);
     } else {
         rc = lm_forward_run(e->fw, e->pool, &e->kv_view, &b, e->logits, &err);
     }
@@ -390,8 +403,8 @@ static void step(lm_engine *e) {
         register_blocks(e, s);
         if (it->logits_row < 0) continue;
         if (atomic_load(&s->handle->aborted)) continue; /* reaped next step */
-        float *row = e->logits + (size_t)it->logits_row * n_vocab;
-        if (!advance(e, s, row)) sched_remove_running(e, s);
+        float *row = logits ? logits + (size_t)it->logits_row * n_vocab : NULL;
+        if (!advance(e, s, row, gpu_picks ? e->greedy_ids[it->logits_row] : -1)) sched_remove_running(e, s);
     }
     e->n_steps++;
 }
@@ -503,10 +516,11 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
     e->b_pos = malloc(sizeof(int32_t) * T);
     e->b_seq = malloc(sizeof(int32_t) * T);
     e->b_want = malloc(sizeof(bool) * T);
-    e->logits = malloc(sizeof(float) * S * (size_t)hp->n_vocab);
+    e->logits = fwc ? NULL : malloc(sizeof(float) * S * (size_t)hp->n_vocab);
+    e->greedy_ids = malloc(sizeof(int32_t) * S);
     e->logprob_scratch = malloc(sizeof(float) * (size_t)hp->n_vocab);
     if (!e->pool || !(e->fw || e->fwc) || !e->tables || !e->n_tables || !e->kv || !e->waiting || !e->running || !e->step || !e->b_tokens || !e->b_pos ||
-        !e->b_seq || !e->b_want || !e->logits || !e->logprob_scratch) {
+        !e->b_seq || !e->b_want || !(e->logits || fwc) || !e->greedy_ids || !e->logprob_scratch) {
         lm_error_set(err, "out of memory for the engine (K/V pool %zu MiB)", (n_blocks * block_bytes) >> 20);
         engine_free(e);
         return NULL;
@@ -551,6 +565,7 @@ void engine_free(lm_engine *e) {
     free(e->b_seq);
     free(e->b_want);
     free(e->logits);
+    free(e->greedy_ids);
     free(e->logprob_scratch);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);

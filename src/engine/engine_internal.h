@@ -63,6 +63,7 @@ struct lm_engine {
     int32_t *b_tokens, *b_pos, *b_seq; /* (max_num_batched_tokens) */
     bool *b_want;
     float *logits;          /* (max_num_seqs, n_vocab) */
+    int32_t *greedy_ids;    /* (max_num_seqs) tokens the GPU picked (steps of greedy sequences only) */
     float *logprob_scratch; /* (n_vocab) */
 };
 

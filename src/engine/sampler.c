@@ -135,6 +135,12 @@ static int sorted_candidates(lm_sampler *s, const float *logits) {
     return n;
 }
 
+bool lm_sampler_argmax_only(const lm_sampler *s) {
+    const lm_sampling *p = &s->p;
+    return p->temperature <= 0.0f && p->n_logit_bias == 0 && p->repetition_penalty == 1.0f &&
+           p->presence_penalty == 0.0f && p->frequency_penalty == 0.0f;
+}
+
 int32_t lm_sampler_sample(lm_sampler *s, float *logits) {
     const lm_sampling *p = &s->p;
     for (int i = 0; i < p->n_logit_bias; i++) {

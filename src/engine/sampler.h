@@ -41,6 +41,9 @@ lm_sampler *lm_sampler_create(const lm_sampling *params, int n_vocab);
 void lm_sampler_free(lm_sampler *s);
 /* records a token (prompt or generated) in the penalty history */
 void lm_sampler_accept(lm_sampler *s, int32_t token);
+/* true when sampling is the plain argmax of the logits (temperature 0, no
+ * penalties, no logit bias): the GPU can then pick the token itself */
+bool lm_sampler_argmax_only(const lm_sampler *s);
 /* samples from logits (n_vocab, modified in place); returns the token id */
 int32_t lm_sampler_sample(lm_sampler *s, float *logits);
 

@@ -9,11 +9,20 @@
  *   x += (post-norm of) (act(xb Wgate) * xb Wup) Wdown; xb = next layer's norm
  * then logits = rmsnorm(x) Wout for the tokens that want them.
  *
- * A step costs one host-to-device copy (token embeddings, positions, slots,
- * block tables: one page-locked staging buffer), the kernels, and one copy
- * of the wanted logits back. The embeddings are looked up on the host (the
- * CPU's op_get_row, so the GPU sees the very floats the CPU path uses); it
- * is n_tokens rows of n_embd floats per step. */
+ * A step costs two host-to-device copies (the token embeddings; positions,
+ * slots and block tables from one page-locked staging buffer), the kernels,
+ * and one copy of the wanted logits back. The embeddings are looked up on
+ * the host (the CPU's op_get_row, so the GPU sees the very floats the CPU
+ * path uses); it is n_tokens rows of n_embd floats per step.
+ *
+ * CUDA graphs: a decode step (every token wants logits, at most
+ * GRAPH_MAX_TOKENS of them) is the same sequence of launches for every step
+ * of its token count: kernel arguments are device pointers whose contents
+ * change, and the attention splits depend on the batch shape alone. So the
+ * second step of a token count is captured (the first one, run directly,
+ * sizes the matmul scratch) and later ones replay it with a single launch,
+ * copies included. Graphs are dropped when a scratch buffer moves
+ * (lm_cuda_scratch_epoch). LAMINA_CUDA_GRAPHS=0 turns them off. */
 #include "model/forward_cuda.h"
 
 #include <math.h>
@@ -27,6 +36,7 @@
 #include "base/dtype.h"
 
 #define RESERVE_BYTES ((size_t)256 << 20) /* CUDA context, cuBLAS, allocator slack */
+#define GRAPH_MAX_TOKENS 256
 #define STAGE_ALIGN 256
 
 typedef struct cuda_layer {
@@ -43,6 +53,7 @@ struct lm_forward_cuda {
     lm_cuda_matrix *output; /* may be the embedding matrix's upload when tied: uploaded once */
     float *output_norm, *rope_freqs;
     size_t weight_bytes;
+    bool f16_kept; /* every quantized matrix has its f16 copy (keep_f16_copies) */
     /* activations (device) */
     float *x, *xb, *q, *k, *v, *att, *gate, *up, *proj, *logits, *attn_scratch;
     /* K/V pool (device): per layer (n_blocks, block_size, n_head_kv * head_dim) f16 */
@@ -54,7 +65,12 @@ struct lm_forward_cuda {
     size_t stage_bytes, off_pos, off_slot, off_rows, off_tables;
     float *embd_host;   /* page-locked (max_tokens, n_embd): the step's embeddings, uploaded into x */
     float *logits_host; /* page-locked (max_logits, n_vocab) */
-    int *pos_host;      /* positions of the run in progress (plan of the attention splits) */
+    int32_t *ids, *ids_host; /* (max_logits) greedy tokens, device and page-locked host */
+    /* decode graphs by output kind (0 logits, 1 argmax) and token count (see the top of the file) */
+    bool use_graphs;
+    lm_cuda_graph *graphs[2][GRAPH_MAX_TOKENS + 1];
+    bool seen[2][GRAPH_MAX_TOKENS + 1];
+    uint64_t graph_epoch;
 };
 
 static size_t align_up(size_t n) { return (n + STAGE_ALIGN - 1) / STAGE_ALIGN * STAGE_ALIGN; }
@@ -130,6 +146,49 @@ static int upload_weights(lm_forward_cuda *fw, lm_error *err) {
     return 0;
 }
 
+/* Batches (prefill, many streams) run on the GEMM path, which dequantizes
+ * each matrix to f16 on every call. Keeping those f16 copies resident
+ * (2 bytes a weight) saves that pass; it is done when they take at most
+ * F16_SHARE of the free memory (small models, big GPUs: the common case
+ * here), so the K/V pool keeps the rest. LAMINA_CUDA_F16_WEIGHTS=0 turns
+ * it off. */
+#define F16_SHARE 0.3
+
+static void each_matrix(lm_forward_cuda *fw, lm_cuda_matrix ***out, int *n) {
+    int k = 0;
+    for (int il = 0; il < fw->m->hp.n_layer; il++) {
+        cuda_layer *C = &fw->layers[il];
+        lm_cuda_matrix **ms[] = {&C->wq, &C->wk, &C->wv, &C->wo, &C->gate, &C->up, &C->down};
+        for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) out[k++] = ms[i];
+    }
+    out[k++] = &fw->output;
+    *n = k;
+}
+
+static int keep_f16_copies(lm_forward_cuda *fw, lm_error *err) {
+    const char *env = getenv("LAMINA_CUDA_F16_WEIGHTS");
+    if (env && !strcmp(env, "0")) return 0;
+    lm_cuda_matrix ***ms = malloc(sizeof(*ms) * (size_t)(fw->m->hp.n_layer * 7 + 1));
+    if (!ms) {
+        lm_error_set(err, "out of memory");
+        return -1;
+    }
+    int n = 0;
+    each_matrix(fw, ms, &n);
+    size_t need = 0, free_b = 0, total_b = 0;
+    for (int i = 0; i < n; i++) need += lm_cuda_matrix_f16_bytes(*ms[i]);
+    int rc = lm_cuda_mem_info(fw->ctx, &free_b, &total_b, err);
+    if (rc == 0 && need <= (size_t)(F16_SHARE * (double)free_b)) {
+        for (int i = 0; i < n && rc == 0; i++) {
+            rc = lm_cuda_matrix_keep_f16(fw->ctx, *ms[i], err);
+            if (rc == 0) fw->weight_bytes += lm_cuda_matrix_f16_bytes(*ms[i]);
+        }
+        fw->f16_kept = rc == 0;
+    }
+    free(ms);
+    return rc;
+}
+
 /* largest f16 copy of a matrix the GEMM path dequantizes into scratch */
 static size_t gemm_scratch_bytes(const lm_model *m) {
     size_t most = (size_t)m->output.ne0 * m->output.ne1;
@@ -177,13 +236,9 @@ static int alloc_activations(lm_forward_cuda *fw, lm_error *err) {
         fw->stage_dev ? lm_cuda_host_alloc(fw->ctx, (size_t)fw->cfg.max_logits * hp->n_vocab * sizeof(float), err)
                       : NULL;
     fw->embd_host = fw->logits_host ? lm_cuda_host_alloc(fw->ctx, T * E * sizeof(float), err) : NULL;
-    fw->pos_host = malloc(T * sizeof(int));
-    if (!fw->embd_host) return -1;
-    if (!fw->pos_host) {
-        lm_error_set(err, "out of memory");
-        return -1;
-    }
-    return 0;
+    fw->ids = fw->embd_host ? lm_cuda_alloc(fw->ctx, (size_t)fw->cfg.max_logits * sizeof(int32_t), err) : NULL;
+    fw->ids_host = fw->ids ? lm_cuda_host_alloc(fw->ctx, (size_t)fw->cfg.max_logits * sizeof(int32_t), err) : NULL;
+    return fw->ids_host ? 0 : -1;
 }
 
 /* the K/V pool: cfg.kv_bytes, or what memory_utilization leaves after the
@@ -201,7 +256,7 @@ static int alloc_kv_pool(lm_forward_cuda *fw, lm_error *err) {
                                 ? fw->cfg.memory_utilization
                                 : 0.9;
         const size_t allowed = (size_t)(util * (double)total_b), used = total_b - free_b;
-        const size_t keep = gemm_scratch_bytes(fw->m) + RESERVE_BYTES;
+        const size_t keep = (fw->f16_kept ? 0 : gemm_scratch_bytes(fw->m)) + RESERVE_BYTES;
         pool = allowed > used + keep ? allowed - used - keep : 0;
         if (pool > free_b) pool = free_b > keep ? free_b - keep : 0;
     }
@@ -242,10 +297,12 @@ lm_forward_cuda *lm_forward_cuda_create(const lm_model *m, const lm_cuda_forward
     }
     fw->m = m;
     fw->cfg = *cfg;
+    const char *graphs = getenv("LAMINA_CUDA_GRAPHS");
+    fw->use_graphs = !(graphs && !strcmp(graphs, "0"));
     lm_cuda_device_info info;
     if (!(fw->ctx = lm_cuda_ctx_create(cfg->device, err)) || lm_cuda_device_query(cfg->device, &info, err) ||
         (snprintf(fw->device_name, sizeof(fw->device_name), "%s", info.name), upload_weights(fw, err)) ||
-        alloc_activations(fw, err) || alloc_kv_pool(fw, err)) {
+        keep_f16_copies(fw, err) || alloc_activations(fw, err) || alloc_kv_pool(fw, err)) {
         lm_forward_cuda_free(fw);
         return NULL;
     }
@@ -278,10 +335,13 @@ void lm_forward_cuda_free(lm_forward_cuda *fw) {
         lm_cuda_host_free(ctx, fw->stage_host);
         lm_cuda_host_free(ctx, fw->logits_host);
         lm_cuda_host_free(ctx, fw->embd_host);
+        lm_cuda_free(ctx, fw->ids);
+        lm_cuda_host_free(ctx, fw->ids_host);
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i <= GRAPH_MAX_TOKENS; i++) lm_cuda_graph_free(fw->graphs[k][i]);
         lm_cuda_ctx_free(ctx);
     }
     free(fw->layers);
-    free(fw->pos_host);
     free(fw);
 }
 
@@ -336,7 +396,6 @@ static int stage_batch(lm_forward_cuda *fw, const lm_batch *b, const int *const 
             for (int i = 0; i < hp->n_embd; i++) xt[i] *= hp->embd_scale;
         pos[t] = p;
         slot[t] = s;
-        fw->pos_host[t] = p;
     }
     for (int s = 0; s < n_slots; s++) {
         if (n_table[s] > fw->max_blocks) {
@@ -354,6 +413,23 @@ static int stage_batch(lm_forward_cuda *fw, const lm_batch *b, const int *const 
     return n_logits;
 }
 
+/* ys[i] = x ws[i] for matrices that read one input: where the VEC path
+ * serves them, the activations quantized for one are reused by the next */
+static int linear_shared(lm_forward_cuda *fw, const float *x, int T, lm_cuda_matrix *const *ws, float *const *ys,
+                         int n, lm_error *err) {
+    const lm_cuda_matrix *prepared = NULL; /* the matrix whose VEC product last prepared x */
+    for (int i = 0; i < n; i++) {
+        const bool vec = T <= lm_cuda_vec_max_tokens(ws[i]);
+        if (vec && prepared && lm_cuda_same_activations(prepared, ws[i])) {
+            if (lm_cuda_matmul_reuse_act(fw->ctx, ws[i], T, ys[i], err)) return -1;
+            continue;
+        }
+        if (lm_cuda_matmul(fw->ctx, ws[i], x, T, ys[i], LM_CUDA_PATH_AUTO, err)) return -1;
+        if (vec) prepared = ws[i];
+    }
+    return 0;
+}
+
 /* one layer; on return x holds its output and xb the next layer's normed input */
 static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer *kv, const int32_t *pos_dev,
                      const int32_t *slot_dev, lm_error *err) {
@@ -362,10 +438,9 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
     const cuda_layer *C = &fw->layers[il];
     lm_cuda_ctx *ctx = fw->ctx;
     const lm_cuda_path AUTO = LM_CUDA_PATH_AUTO;
-    if (lm_cuda_matmul(ctx, C->wq, fw->xb, T, fw->q, AUTO, err) ||
-        lm_cuda_matmul(ctx, C->wk, fw->xb, T, fw->k, AUTO, err) ||
-        lm_cuda_matmul(ctx, C->wv, fw->xb, T, fw->v, AUTO, err))
-        return -1;
+    lm_cuda_matrix *const qkv_w[3] = {C->wq, C->wk, C->wv};
+    float *const qkv_y[3] = {fw->q, fw->k, fw->v};
+    if (linear_shared(fw, fw->xb, T, qkv_w, qkv_y, 3, err)) return -1;
     const lm_cuda_qkv qkv = {
         .q = fw->q, .k = fw->k, .v = fw->v, .bq = C->bq, .bk = C->bk, .bv = C->bv,
         .q_norm = C->q_norm, .k_norm = C->k_norm, .pos = pos_dev, .slot = slot_dev,
@@ -376,17 +451,19 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
         .neox = hp->rope_style == LM_ROPE_NEOX, .freq_factors = fw->rope_freqs,
     };
     if (lm_cuda_qkv_store(ctx, &qkv, kv, err)) return -1;
+    const int window = L->is_swa ? hp->sliding_window : 0;
     const lm_cuda_attn attn = {
-        .out = fw->att, .q = fw->q, .pos = pos_dev, .slot = slot_dev, .pos_host = fw->pos_host, .n_tokens = T,
+        .out = fw->att, .q = fw->q, .pos = pos_dev, .slot = slot_dev, .n_tokens = T,
+        .max_keys = window > 0 && window < fw->cfg.max_ctx ? window : fw->cfg.max_ctx,
         .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
-        .window = L->is_swa ? hp->sliding_window : 0, .scale = hp->attn_scale, .softcap = hp->attn_softcap,
+        .window = window, .scale = hp->attn_scale, .softcap = hp->attn_softcap,
         .scratch = fw->attn_scratch,
     };
     if (lm_cuda_attention(ctx, &attn, kv, err) || lm_cuda_matmul(ctx, C->wo, fw->att, T, fw->proj, AUTO, err) ||
         lm_cuda_residual(ctx, fw->x, fw->proj, C->attn_post_norm, fw->xb, C->ffn_norm, T, hp->n_embd, hp->rms_eps,
                          err) ||
-        lm_cuda_matmul(ctx, C->gate, fw->xb, T, fw->gate, AUTO, err) ||
-        lm_cuda_matmul(ctx, C->up, fw->xb, T, fw->up, AUTO, err) ||
+        linear_shared(fw, fw->xb, T, (lm_cuda_matrix *const[2]){C->gate, C->up}, (float *const[2]){fw->gate, fw->up},
+                      2, err) ||
         lm_cuda_act_mul(ctx, fw->gate, fw->up, T, hp->n_ff, hp->gelu_ffn, err) ||
         lm_cuda_matmul(ctx, C->down, fw->gate, T, fw->proj, AUTO, err))
         return -1;
@@ -395,17 +472,15 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
                             err);
 }
 
-int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
-                        int n_slots, float *logits, lm_error *err) {
+/* queues the whole step: uploads, layers, logits and their copy back.
+ * STAGE_BYTES: how much of the staging buffer to upload (a graph copies all
+ * of it, so that one graph serves any number of sequences) */
+static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, bool argmax, size_t stage_bytes, lm_error *err) {
     const lm_hparams *hp = &fw->m->hp;
-    const int n_logits = stage_batch(fw, batch, tables, n_table, n_slots, err);
-    if (n_logits < 0) return -1;
-    const int T = batch->n_tokens;
     lm_cuda_ctx *ctx = fw->ctx;
     char *dev = fw->stage_dev;
-    const size_t used = fw->off_tables + (size_t)n_slots * fw->max_blocks * sizeof(int32_t);
     if (lm_cuda_upload_async(ctx, fw->x, fw->embd_host, (size_t)T * hp->n_embd * sizeof(float), err) ||
-        lm_cuda_upload_async(ctx, dev, fw->stage_host, used, err))
+        lm_cuda_upload_async(ctx, dev, fw->stage_host, stage_bytes, err))
         return -1;
     const int32_t *pos_dev = (const int32_t *)(dev + fw->off_pos), *slot_dev = (const int32_t *)(dev + fw->off_slot);
     const int32_t *rows_dev = (const int32_t *)(dev + fw->off_rows);
@@ -421,15 +496,72 @@ int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *c
         };
         if (run_layer(fw, il, T, &kv, pos_dev, slot_dev, err)) return -1;
     }
-    if (n_logits > 0) {
-        const size_t n_out = (size_t)n_logits * hp->n_vocab;
-        if (lm_cuda_rmsnorm(ctx, fw->xb, fw->x, rows_dev, fw->output_norm, n_logits, hp->n_embd, hp->rms_eps, err) ||
-            lm_cuda_matmul(ctx, fw->output, fw->xb, n_logits, fw->logits, LM_CUDA_PATH_AUTO, err) ||
-            (hp->final_softcap > 0.0f && lm_cuda_softcap(ctx, fw->logits, n_out, hp->final_softcap, err)) ||
-            lm_cuda_download_async(ctx, fw->logits_host, fw->logits, n_out * sizeof(float), err))
-            return -1;
+    if (n_logits == 0) return 0;
+    const size_t n_out = (size_t)n_logits * hp->n_vocab;
+    if (lm_cuda_rmsnorm(ctx, fw->xb, fw->x, rows_dev, fw->output_norm, n_logits, hp->n_embd, hp->rms_eps, err) ||
+        lm_cuda_matmul(ctx, fw->output, fw->xb, n_logits, fw->logits, LM_CUDA_PATH_AUTO, err) ||
+        (hp->final_softcap > 0.0f && lm_cuda_softcap(ctx, fw->logits, n_out, hp->final_softcap, err)))
+        return -1;
+    if (argmax)
+        return lm_cuda_argmax(ctx, fw->logits, n_logits, hp->n_vocab, fw->ids, err) ||
+                       lm_cuda_download_async(ctx, fw->ids_host, fw->ids, (size_t)n_logits * sizeof(int32_t), err)
+                   ? -1
+                   : 0;
+    return lm_cuda_download_async(ctx, fw->logits_host, fw->logits, n_out * sizeof(float), err);
+}
+
+/* a decode step through its graph: captured on the second step of this
+ * token count, replayed after. 1: not a graph step (run it directly). */
+static int run_graph(lm_forward_cuda *fw, int T, int n_logits, bool argmax, lm_error *err) {
+    if (!fw->use_graphs || T > GRAPH_MAX_TOKENS || n_logits != T) return 1;
+    if (fw->graph_epoch != lm_cuda_scratch_epoch()) { /* a scratch buffer moved: every graph is stale */
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i <= GRAPH_MAX_TOKENS; i++) {
+                lm_cuda_graph_free(fw->graphs[k][i]);
+                fw->graphs[k][i] = NULL;
+            }
+        fw->graph_epoch = lm_cuda_scratch_epoch();
     }
-    if (lm_cuda_sync(ctx, err)) return -1;
-    if (n_logits > 0) memcpy(logits, fw->logits_host, (size_t)n_logits * hp->n_vocab * sizeof(float));
+    lm_cuda_graph **slot = &fw->graphs[argmax][T];
+    if (!*slot) {
+        if (!fw->seen[argmax][T]) { /* first step of this kind: direct, sizing the scratch */
+            fw->seen[argmax][T] = true;
+            return 1;
+        }
+        if (lm_cuda_capture_begin(fw->ctx, err)) return -1;
+        lm_error inner = {{0}};
+        const int rc = enqueue_step(fw, T, n_logits, argmax, fw->stage_bytes, &inner);
+        lm_cuda_graph *g = lm_cuda_capture_end(fw->ctx, err); /* ends the capture even after a failure */
+        if (rc) {
+            lm_cuda_graph_free(g);
+            *err = inner;
+            return -1;
+        }
+        if (!g) return -1;
+        if (fw->graph_epoch != lm_cuda_scratch_epoch()) { /* scratch grew while capturing: not replayable */
+            lm_cuda_graph_free(g);
+            return 1;
+        }
+        *slot = g;
+    }
+    return lm_cuda_graph_launch(fw->ctx, *slot, err);
+}
+
+int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
+                        int n_slots, float *logits, int32_t *argmax, lm_error *err) {
+    const lm_hparams *hp = &fw->m->hp;
+    const int n_logits = stage_batch(fw, batch, tables, n_table, n_slots, err);
+    if (n_logits < 0) return -1;
+    const int T = batch->n_tokens;
+    const bool ids = argmax != NULL;
+    int rc = run_graph(fw, T, n_logits, ids, err);
+    if (rc > 0)
+        rc = enqueue_step(fw, T, n_logits, ids, fw->off_tables + (size_t)n_slots * fw->max_blocks * sizeof(int32_t),
+                          err);
+    if (rc || lm_cuda_sync(fw->ctx, err)) return -1;
+    if (n_logits > 0 && ids) memcpy(argmax, fw->ids_host, (size_t)n_logits * sizeof(int32_t));
+    else if (n_logits > 0 && logits) memcpy(logits, fw->logits_host, (size_t)n_logits * hp->n_vocab * sizeof(float));
     return 0;
 }
+
+float *lm_forward_cuda_logits(lm_forward_cuda *fw) { return fw->logits_host; }

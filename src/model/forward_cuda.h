@@ -46,8 +46,16 @@ size_t lm_forward_cuda_weight_bytes(const lm_forward_cuda *fw);
 const char *lm_forward_cuda_device_name(const lm_forward_cuda *fw);
 
 /* Runs the batch; tables[s] lists slot s's pool blocks (n_table[s] of them).
- * logits: (n_want, n_vocab) f32 host rows, in batch order. 0, or -1 + err. */
+ * What comes back, for the n_want tokens that want logits, in batch order:
+ *   argmax != NULL   only the index of each row's largest logit (n_want
+ *                    int32): the GPU picks greedy tokens, no logits cross
+ *   logits != NULL   the logits, (n_want, n_vocab) f32, copied there
+ *   both NULL        the logits, left in lm_forward_cuda_logits() (page-
+ *                    locked host memory, valid until the next run: no copy)
+ * 0, or -1 + err. */
 int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
-                        int n_slots, float *logits, lm_error *err);
+                        int n_slots, float *logits, int32_t *argmax, lm_error *err);
+/* the last run's logits rows (when it was asked for logits) */
+float *lm_forward_cuda_logits(lm_forward_cuda *fw);
 
 #endif

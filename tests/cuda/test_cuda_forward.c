@@ -145,7 +145,7 @@ static int run_gpu_batch(runner *r, const lm_batch *b, float *logits) {
         n_table[s] = r->max_blocks;
     }
     lm_error err = {{0}};
-    int rc = lm_forward_cuda_run(r->gpu, b, tables, n_table, MAX_SLOTS, logits, &err);
+    int rc = lm_forward_cuda_run(r->gpu, b, tables, n_table, MAX_SLOTS, logits, NULL, &err);
     CHECK(rc == 0, "gpu: %s", err.msg);
     return rc;
 }

@@ -99,8 +99,20 @@ lm_cuda_matrix *lm_cuda_matrix_upload(lm_cuda_ctx *ctx, uint32_t type, int64_t r
 /* a device-side copy of M (for benchmarks that must not time the L2) */
 lm_cuda_matrix *lm_cuda_matrix_clone(lm_cuda_ctx *ctx, const lm_cuda_matrix *m, lm_error *err);
 void lm_cuda_matrix_free(lm_cuda_matrix *m);
-/* bytes M takes on the device */
+/* bytes M takes on the device (its kept f16 copy included) */
 size_t lm_cuda_matrix_bytes(const lm_cuda_matrix *m);
+
+/* Keeps a dequantized f16 copy of M on the device (rows x cols x 2 bytes)
+ * that the GEMM path reads instead of dequantizing M on every call: the
+ * same numbers, one pass over f16 weights per batch. No-op for f16 and
+ * bf16 matrices, which the GEMM reads as they are. */
+int lm_cuda_matrix_keep_f16(lm_cuda_ctx *ctx, lm_cuda_matrix *m, lm_error *err);
+/* bytes that copy would take (0 for f16 / bf16 matrices) */
+size_t lm_cuda_matrix_f16_bytes(const lm_cuda_matrix *m);
+
+/* true when a VEC product with B can reuse the activations a VEC product
+ * with A prepared from the same x (lm_cuda_matmul_reuse_act) */
+bool lm_cuda_same_activations(const lm_cuda_matrix *a, const lm_cuda_matrix *b);
 
 typedef enum lm_cuda_path {
     LM_CUDA_PATH_AUTO = 0,

@@ -296,8 +296,15 @@ extern "C" int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int 
     return 0;
 }
 
+/* bumped whenever a scratch buffer moves: captured graphs that read the old
+ * one are stale (lm_cuda_scratch_epoch) */
+static unsigned long long scratch_epoch;
+
+extern "C" uint64_t lm_cuda_scratch_epoch(void) { return __atomic_load_n(&scratch_epoch, __ATOMIC_RELAXED); }
+
 int cu_scratch_reserve(cu_scratch *s, size_t bytes, lm_error *err) {
     if (s->cap >= bytes) return 0;
+    __atomic_add_fetch(&scratch_epoch, 1, __ATOMIC_RELAXED);
     CU_TRY(cudaFree(s->ptr));
     s->ptr = NULL;
     s->cap = 0;
@@ -426,6 +433,7 @@ extern "C" lm_cuda_matrix *lm_cuda_matrix_clone(lm_cuda_ctx *ctx, const lm_cuda_
 
 extern "C" void lm_cuda_matrix_free(lm_cuda_matrix *m) {
     if (!m) return;
+    lm_cuda_free(m->ctx, m->f16);
     lm_cuda_free(m->ctx, m->dev);
     free(m);
 }

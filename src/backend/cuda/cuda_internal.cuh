@@ -60,6 +60,7 @@ struct lm_cuda_matrix {
     int type_index; /* cu_type */
     uint8_t *dev;   /* one allocation: the body plane, then the hdr plane */
     size_t bytes;
+    __half *f16;    /* the dequantized copy the GEMM path reads, when kept (lm_cuda_matrix_keep_f16) */
     cu_mat view;
 };
 

@@ -486,8 +486,8 @@ static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x
     } else if (convert_act(ctx, x, n, bf16, ctx->act_h.ptr, err)) {
         return -1;
     }
-    const void *wh = w->view.body;
-    if (w->type_index != CU_F16 && !bf16) {
+    const void *wh = w->f16 ? (const void *)w->f16 : w->view.body;
+    if (quantized && !w->f16) {
         if (cu_scratch_reserve(&ctx->w_h, (size_t)(rows * cols) * sizeof(__half), err)) return -1;
         if (dequant_f16(ctx, w, (__half *)ctx->w_h.ptr, err)) return -1;
         wh = ctx->w_h.ptr;
@@ -500,6 +500,29 @@ static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x
                             (int)cols, ctx->act_h.ptr, half_type, (int)cols, &beta, y, CUDA_R_32F, (int)rows,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
+}
+
+extern "C" size_t lm_cuda_matrix_f16_bytes(const lm_cuda_matrix *m) {
+    if (m->type_index == CU_F16 || m->type_index == CU_BF16) return 0;
+    return (size_t)(m->view.rows * m->view.cols) * sizeof(__half);
+}
+
+extern "C" int lm_cuda_matrix_keep_f16(lm_cuda_ctx *ctx, lm_cuda_matrix *m, lm_error *err) {
+    const size_t bytes = lm_cuda_matrix_f16_bytes(m);
+    if (!bytes || m->f16) return 0;
+    __half *h = (__half *)lm_cuda_alloc(ctx, bytes, err);
+    if (!h) return -1;
+    if (dequant_f16(ctx, m, h, err)) {
+        lm_cuda_free(ctx, h);
+        return -1;
+    }
+    m->f16 = h;
+    m->bytes += bytes;
+    return 0;
+}
+
+extern "C" bool lm_cuda_same_activations(const lm_cuda_matrix *a, const lm_cuda_matrix *b) {
+    return a->layout->act == b->layout->act && a->view.cols == b->view.cols;
 }
 
 /* ---- the entry point ---- */

@@ -56,6 +56,45 @@ extern "C" int lm_cuda_download_async(lm_cuda_ctx *ctx, void *dst, const void *s
     return 0;
 }
 
+struct lm_cuda_graph {
+    cudaGraphExec_t exec;
+};
+
+extern "C" int lm_cuda_capture_begin(lm_cuda_ctx *ctx, lm_error *err) {
+    CU_TRY(cudaSetDevice(ctx->device));
+    CU_TRY(cudaStreamBeginCapture(ctx->stream, cudaStreamCaptureModeThreadLocal));
+    return 0;
+}
+
+extern "C" lm_cuda_graph *lm_cuda_capture_end(lm_cuda_ctx *ctx, lm_error *err) {
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(ctx->stream, &graph);
+    if (e != cudaSuccess) {
+        cu_fail(err, "cudaStreamEndCapture", e, __FILE__, __LINE__);
+        return NULL;
+    }
+    lm_cuda_graph *g = (lm_cuda_graph *)calloc(1, sizeof(*g));
+    e = g ? cudaGraphInstantiate(&g->exec, graph, 0) : cudaErrorMemoryAllocation;
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+        cu_fail(err, "cudaGraphInstantiate", e, __FILE__, __LINE__);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+extern "C" int lm_cuda_graph_launch(lm_cuda_ctx *ctx, lm_cuda_graph *g, lm_error *err) {
+    CU_TRY(cudaGraphLaunch(g->exec, ctx->stream));
+    return 0;
+}
+
+extern "C" void lm_cuda_graph_free(lm_cuda_graph *g) {
+    if (!g) return;
+    cudaGraphExecDestroy(g->exec);
+    free(g);
+}
+
 extern "C" int lm_cuda_mem_info(lm_cuda_ctx *ctx, size_t *free_bytes, size_t *total_bytes, lm_error *err) {
     CU_TRY(cudaSetDevice(ctx->device));
     CU_TRY(cudaMemGetInfo(free_bytes, total_bytes));
@@ -175,6 +214,57 @@ extern "C" int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *g, const float *u, int n
     return 0;
 }
 
+/* one block per row: each thread its strided share, then the block's
+ * (value, index) reduction, ties to the lower index */
+__global__ void argmax_kernel(const float *x, int n, int32_t *out) {
+    __shared__ float best_v[32];
+    __shared__ int best_i[32];
+    const float *row = x + (size_t)blockIdx.x * n;
+    float v = -INFINITY;
+    int idx = 0x7fffffff;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float y = row[i];
+        if (y > v) { /* strict: a thread keeps its first maximum; NaN never wins */
+            v = y;
+            idx = i;
+        }
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, off);
+        const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
+        if (ov > v || (ov == v && oi < idx)) {
+            v = ov;
+            idx = oi;
+        }
+    }
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) {
+        best_v[warp] = v;
+        best_i[warp] = idx;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < blockDim.x / 32 ? best_v[lane] : -INFINITY;
+        idx = lane < blockDim.x / 32 ? best_i[lane] : 0x7fffffff;
+        for (int off = 16; off > 0; off >>= 1) {
+            const float ov = __shfl_xor_sync(0xffffffffu, v, off);
+            const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
+            if (ov > v || (ov == v && oi < idx)) {
+                v = ov;
+                idx = oi;
+            }
+        }
+        if (lane == 0) out[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
+    }
+}
+
+extern "C" int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int32_t *out, lm_error *err) {
+    if (n_rows <= 0) return 0;
+    argmax_kernel<<<n_rows, 1024, 0, ctx->stream>>>(x, n, out);
+    CU_LAUNCHED("argmax_kernel");
+    return 0;
+}
+
 __global__ void softcap_kernel(float *x, size_t n, float cap) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         x[i] = cap * tanhf(x[i] / cap);
@@ -273,8 +363,7 @@ __host__ __device__ __forceinline__ int attn_lo(int pos, int window) {
 }
 
 template <int EPL> /* elements per lane: head_dim / 32 */
-__global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm_cuda_kv_layer kv, int n_split,
-                                                              int split_len) {
+__global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm_cuda_kv_layer kv, int n_split) {
     constexpr int D = EPL * 32;
     __shared__ float sm_m[ATT_WARPS][ATT_GROUP], sm_l[ATT_WARPS][ATT_GROUP];
     __shared__ float sm_acc[ATT_WARPS][ATT_GROUP][D];
@@ -285,7 +374,12 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm
     const int ng = min(ATT_GROUP, group - chunk * ATT_GROUP);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int pos = a.pos[t], slot = a.slot[t];
-    const int start = attn_lo(pos, a.window) + split * split_len;
+    /* the token's keys cut into n_split runs of at least ATT_MIN_SPLIT_KEYS
+     * (the last ones may be empty): the split count depends on the batch
+     * shape alone, so a captured graph serves every context length */
+    const int lo = attn_lo(pos, a.window), n_keys = pos - lo + 1;
+    const int split_len = max((n_keys + n_split - 1) / n_split, ATT_MIN_SPLIT_KEYS);
+    const int start = lo + split * split_len;
     const int end = min(pos + 1, start + split_len);
 
     float q[ATT_GROUP][EPL], acc[ATT_GROUP][EPL], m[ATT_GROUP], l[ATT_GROUP];
@@ -381,9 +475,8 @@ __global__ void attn_merge_kernel(float *out, const float *scratch, int n_split,
 }
 
 template <int EPL>
-static void launch_attn(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv, dim3 grid, int n_split,
-                        int split_len) {
-    attn_kernel<EPL><<<grid, ATT_WARPS * 32, 0, ctx->stream>>>(*a, *kv, n_split, split_len);
+static void launch_attn(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv, dim3 grid, int n_split) {
+    attn_kernel<EPL><<<grid, ATT_WARPS * 32, 0, ctx->stream>>>(*a, *kv, n_split);
 }
 
 extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv,
@@ -396,13 +489,10 @@ extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const 
         return -1;
     }
     if (a->n_tokens <= 0) return 0;
-    /* splits: enough blocks for two waves of the GPU, but no split under
-     * ATT_MIN_SPLIT_KEYS keys, and no more partials than the scratch holds */
-    int max_keys = 1;
-    for (int t = 0; t < a->n_tokens; t++) {
-        const int n = a->pos_host[t] - attn_lo(a->pos_host[t], a->window) + 1;
-        if (n > max_keys) max_keys = n;
-    }
+    /* splits: enough blocks for two waves of the GPU, but no more than the
+     * longest possible run of keys fills with ATT_MIN_SPLIT_KEYS each, and
+     * no more partials than the scratch holds */
+    const int max_keys = a->max_keys > 0 ? a->max_keys : 1;
     const int group = a->n_head / a->n_head_kv, n_chunks = (group + ATT_GROUP - 1) / ATT_GROUP;
     const long blocks = (long)a->n_tokens * a->n_head_kv * n_chunks;
     long n_split = (2L * ctx->sm_count + blocks - 1) / blocks;
@@ -412,17 +502,16 @@ extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const 
     if (n_split > ATT_MAX_SPLITS) n_split = ATT_MAX_SPLITS;
     if (n_split > by_scratch) n_split = by_scratch;
     if (n_split < 1 || !a->scratch) n_split = 1;
-    const int split_len = (int)((max_keys + n_split - 1) / n_split);
     const dim3 grid(a->n_tokens, a->n_head_kv * n_chunks, (unsigned)n_split);
     switch (D / 32) {
-    case 1: launch_attn<1>(ctx, a, kv, grid, (int)n_split, split_len); break;
-    case 2: launch_attn<2>(ctx, a, kv, grid, (int)n_split, split_len); break;
-    case 3: launch_attn<3>(ctx, a, kv, grid, (int)n_split, split_len); break;
-    case 4: launch_attn<4>(ctx, a, kv, grid, (int)n_split, split_len); break;
-    case 5: launch_attn<5>(ctx, a, kv, grid, (int)n_split, split_len); break;
-    case 6: launch_attn<6>(ctx, a, kv, grid, (int)n_split, split_len); break;
-    case 7: launch_attn<7>(ctx, a, kv, grid, (int)n_split, split_len); break;
-    default: launch_attn<8>(ctx, a, kv, grid, (int)n_split, split_len); break;
+    case 1: launch_attn<1>(ctx, a, kv, grid, (int)n_split); break;
+    case 2: launch_attn<2>(ctx, a, kv, grid, (int)n_split); break;
+    case 3: launch_attn<3>(ctx, a, kv, grid, (int)n_split); break;
+    case 4: launch_attn<4>(ctx, a, kv, grid, (int)n_split); break;
+    case 5: launch_attn<5>(ctx, a, kv, grid, (int)n_split); break;
+    case 6: launch_attn<6>(ctx, a, kv, grid, (int)n_split); break;
+    case 7: launch_attn<7>(ctx, a, kv, grid, (int)n_split); break;
+    default: launch_attn<8>(ctx, a, kv, grid, (int)n_split); break;
     }
     CU_LAUNCHED("attn_kernel");
     if (n_split > 1) {

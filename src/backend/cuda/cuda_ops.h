@@ -32,6 +32,20 @@ void lm_cuda_host_free(lm_cuda_ctx *ctx, void *host);
 /* queued copies on the context's stream (host memory from lm_cuda_host_alloc) */
 int lm_cuda_upload_async(lm_cuda_ctx *ctx, void *dst_dev, const void *src, size_t bytes, lm_error *err);
 int lm_cuda_download_async(lm_cuda_ctx *ctx, void *dst, const void *src_dev, size_t bytes, lm_error *err);
+/* A captured sequence of the context's stream work (a CUDA graph), replayed
+ * with one launch. Capture: lm_cuda_capture_begin, the ops, then
+ * lm_cuda_capture_end. Nothing may allocate device memory in between (the
+ * ops' scratch must already be large enough: run the same work once
+ * uncaptured first), and a graph reads the buffers it was captured with:
+ * when lm_cuda_scratch_epoch() changes (a scratch buffer moved), graphs
+ * captured before are stale and must be freed. */
+typedef struct lm_cuda_graph lm_cuda_graph;
+int lm_cuda_capture_begin(lm_cuda_ctx *ctx, lm_error *err);
+lm_cuda_graph *lm_cuda_capture_end(lm_cuda_ctx *ctx, lm_error *err);
+int lm_cuda_graph_launch(lm_cuda_ctx *ctx, lm_cuda_graph *g, lm_error *err);
+void lm_cuda_graph_free(lm_cuda_graph *g);
+uint64_t lm_cuda_scratch_epoch(void);
+
 /* free and total memory of the context's device, bytes */
 int lm_cuda_mem_info(lm_cuda_ctx *ctx, size_t *free_bytes, size_t *total_bytes, lm_error *err);
 
@@ -46,6 +60,10 @@ int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, 
 
 /* g = act(g) * u over (n_rows, n): SiLU, or GELU (tanh form, through f16) */
 int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *g, const float *u, int n_rows, int n, bool gelu, lm_error *err);
+
+/* out[r] = the index of the largest of row r of x (n_rows, n), the first
+ * one on ties (as lm_argmax) */
+int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int32_t *out, lm_error *err);
 
 /* x = cap * tanh(x / cap) over n floats */
 int lm_cuda_softcap(lm_cuda_ctx *ctx, float *x, size_t n, float cap, lm_error *err);
@@ -77,7 +95,7 @@ typedef struct lm_cuda_attn {
     float *out;                       /* (T, n_head * hd) */
     const float *q;                   /* (T, n_head * hd) */
     const int32_t *pos, *slot;        /* (T), device */
-    const int32_t *pos_host;          /* (T), the same positions on the host (to plan the split) */
+    int max_keys;                     /* most positions a token may attend to (the context, or the window) */
     int n_tokens, n_head, n_head_kv, head_dim;
     int window;                       /* sliding window (tokens), 0 = none */
     float scale, softcap;

@@ -77,6 +77,19 @@ size_t lm_cuda_matrix_bytes(const lm_cuda_matrix *m) {
     return 0;
 }
 
+int lm_cuda_matrix_keep_f16(lm_cuda_ctx *ctx, lm_cuda_matrix *m, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+size_t lm_cuda_matrix_f16_bytes(const lm_cuda_matrix *m) {
+    return 0;
+}
+
+bool lm_cuda_same_activations(const lm_cuda_matrix *a, const lm_cuda_matrix *b) {
+    return false;
+}
+
 int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w) {
     return 0;
 }
@@ -116,6 +129,27 @@ int lm_cuda_download_async(lm_cuda_ctx *ctx, void *dst, const void *src_dev, siz
     return -1;
 }
 
+int lm_cuda_capture_begin(lm_cuda_ctx *ctx, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+lm_cuda_graph *lm_cuda_capture_end(lm_cuda_ctx *ctx, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return NULL;
+}
+
+int lm_cuda_graph_launch(lm_cuda_ctx *ctx, lm_cuda_graph *g, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+void lm_cuda_graph_free(lm_cuda_graph *g) {}
+
+uint64_t lm_cuda_scratch_epoch(void) {
+    return 0;
+}
+
 int lm_cuda_mem_info(lm_cuda_ctx *ctx, size_t *free_bytes, size_t *total_bytes, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
@@ -134,6 +168,11 @@ int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, 
 }
 
 int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *g, const float *u, int n_rows, int n, bool gelu, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int32_t *out, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
 }
