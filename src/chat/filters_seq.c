@@ -316,8 +316,11 @@ static int f_batch(interp *ip, jv in, const jv_args *args, jv *out) {
 /* The arguments after the first SKIP positionals, for a nested filter or test. */
 static jv_args rest_args(const jv_args *a, size_t skip) {
     jv_args r = *a;
-    r.pos += skip < a->n_pos ? skip : a->n_pos;
-    r.n_pos -= skip < a->n_pos ? skip : a->n_pos;
+    const size_t n = skip < a->n_pos ? skip : a->n_pos;
+    if (n) { /* no arithmetic on the NULL of an empty list (UB, found by fuzz_jinja) */
+        r.pos += n;
+        r.n_pos -= n;
+    }
     return r;
 }
 
