@@ -16,6 +16,8 @@
 #             (bench/cuda_serve_check.py)
 #   perf      lamina perf --device cuda on the real-shape models: pp512,
 #             tg128, and 16 / 64 parallel streams
+#   profile   where a decode step's time goes (LAMINA_CUDA_PROFILE=1: events
+#             between the ops, graphs off), batch 1 and 64 streams
 #   llama     llama.cpp's CUDA build on the same files (llama-bench,
 #             llama-batched-bench), when build-gpupack/llama has it
 # Logs and results go to $OUT (default /tmp/lamina-gpu).
@@ -96,13 +98,26 @@ if has perf; then
     cat "$OUT/perf.txt"
 fi
 
+if has profile; then
+    f=$(gen qwen3-0.6b q4_k_m)
+    LAMINA_CUDA_PROFILE=1 L "$P/bin/lamina" perf "$f" --device cuda -p 0 -n 128 -r 3 > /dev/null 2> "$OUT/profile-tg.txt"
+    LAMINA_CUDA_PROFILE=1 L "$P/bin/lamina" perf "$f" --device cuda -p 1 -n 128 -r 3 --parallel 64 > /dev/null \
+        2> "$OUT/profile-x64.txt"
+    cat "$OUT/profile-tg.txt" "$OUT/profile-x64.txt"
+fi
+
+# llama.cpp's CUDA build, carried in pieces (its libggml-cuda alone is ~60 MB):
+# /tmp/ll/part* from earlier calls on the same warm machine, or $P/llama
+if has llama && [ ! -x "$P/llama/llama-bench" ] && ls /tmp/ll/part* >/dev/null 2>&1; then
+    mkdir -p "$P/llama" && cat /tmp/ll/part* | xz -d | tar x -C "$P/llama"
+fi
 if has llama && [ -x "$P/llama/llama-bench" ]; then
     LL() { LD_LIBRARY_PATH="$PWD/$P/llama:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$@"; }
     for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
         f=$(gen $spec)
         LL "$P/llama/llama-bench" -m "$f" -p 512 -n 128 -r 5 -ngl 99 -o md >> "$OUT/llama-bench.md" 2>> "$OUT/llama.log" || failed+=("llama-bench-$spec")
-        [ -x "$P/llama/llama-batched-bench" ] && LL "$P/llama/llama-batched-bench" -m "$f" -ngl 99 -c 20000 -npp 128 -ntg 128 -npl 1,16,64 \
-            >> "$OUT/llama-batched.txt" 2>> "$OUT/llama.log"
+        [ -x "$P/llama/llama-batched-bench" ] && LL "$P/llama/llama-batched-bench" -m "$f" -ngl 99 -c 20480 -b 2048 -ub 512 \
+            -npp 128 -ntg 128 -npl 16,64 >> "$OUT/llama-batched.txt" 2>> "$OUT/llama.log"
     done
     cat "$OUT/llama-bench.md"
     grep -E "^\|" "$OUT/llama-batched.txt" | tail -20

@@ -68,6 +68,7 @@ struct lm_forward_cuda {
     int32_t *ids, *ids_host; /* (max_logits) greedy tokens, device and page-locked host */
     /* decode graphs by output kind (0 logits, 1 argmax) and token count (see the top of the file) */
     bool use_graphs;
+    bool profile; /* LAMINA_CUDA_PROFILE=1: marks between ops, graphs off */
     lm_cuda_graph *graphs[2][GRAPH_MAX_TOKENS + 1];
     bool seen[2][GRAPH_MAX_TOKENS + 1];
     uint64_t graph_epoch;
@@ -298,7 +299,9 @@ lm_forward_cuda *lm_forward_cuda_create(const lm_model *m, const lm_cuda_forward
     fw->m = m;
     fw->cfg = *cfg;
     const char *graphs = getenv("LAMINA_CUDA_GRAPHS");
-    fw->use_graphs = !(graphs && !strcmp(graphs, "0"));
+    const char *profile = getenv("LAMINA_CUDA_PROFILE");
+    fw->profile = profile && !strcmp(profile, "1");
+    fw->use_graphs = !(graphs && !strcmp(graphs, "0")) && !fw->profile;
     lm_cuda_device_info info;
     if (!(fw->ctx = lm_cuda_ctx_create(cfg->device, err)) || lm_cuda_device_query(cfg->device, &info, err) ||
         (snprintf(fw->device_name, sizeof(fw->device_name), "%s", info.name), upload_weights(fw, err)) ||
@@ -339,6 +342,7 @@ void lm_forward_cuda_free(lm_forward_cuda *fw) {
         lm_cuda_host_free(ctx, fw->ids_host);
         for (int k = 0; k < 2; k++)
             for (int i = 0; i <= GRAPH_MAX_TOKENS; i++) lm_cuda_graph_free(fw->graphs[k][i]);
+        if (fw->profile) lm_cuda_marks_print(ctx);
         lm_cuda_ctx_free(ctx);
     }
     free(fw->layers);
@@ -413,22 +417,26 @@ static int stage_batch(lm_forward_cuda *fw, const lm_batch *b, const int *const 
     return n_logits;
 }
 
-/* ys[i] = x ws[i] for matrices that read one input: where the VEC path
- * serves them, the activations quantized for one are reused by the next */
+/* ys[i] = x ws[i] for matrices that read one input: the activations
+ * prepared for one product serve the next ones of the same kind */
 static int linear_shared(lm_forward_cuda *fw, const float *x, int T, lm_cuda_matrix *const *ws, float *const *ys,
                          int n, lm_error *err) {
-    const lm_cuda_matrix *prepared = NULL; /* the matrix whose VEC product last prepared x */
+    const lm_cuda_matrix *prepared = NULL; /* the matrix whose product last prepared x */
     for (int i = 0; i < n; i++) {
-        const bool vec = T <= lm_cuda_vec_max_tokens(ws[i]);
-        if (vec && prepared && lm_cuda_same_activations(prepared, ws[i])) {
-            if (lm_cuda_matmul_reuse_act(fw->ctx, ws[i], T, ys[i], err)) return -1;
+        if (prepared && lm_cuda_same_activations(prepared, ws[i])) {
+            if (lm_cuda_matmul_again(fw->ctx, ws[i], T, ys[i], err)) return -1;
             continue;
         }
         if (lm_cuda_matmul(fw->ctx, ws[i], x, T, ys[i], LM_CUDA_PATH_AUTO, err)) return -1;
-        if (vec) prepared = ws[i];
+        prepared = ws[i];
     }
     return 0;
 }
+
+#define MARK(fw, label)                                                                                              \
+    do {                                                                                                             \
+        if ((fw)->profile) lm_cuda_mark((fw)->ctx, label);                                                           \
+    } while (0)
 
 /* one layer; on return x holds its output and xb the next layer's normed input */
 static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer *kv, const int32_t *pos_dev,
@@ -441,6 +449,7 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
     lm_cuda_matrix *const qkv_w[3] = {C->wq, C->wk, C->wv};
     float *const qkv_y[3] = {fw->q, fw->k, fw->v};
     if (linear_shared(fw, fw->xb, T, qkv_w, qkv_y, 3, err)) return -1;
+    MARK(fw, "qkv");
     const lm_cuda_qkv qkv = {
         .q = fw->q, .k = fw->k, .v = fw->v, .bq = C->bq, .bk = C->bk, .bv = C->bv,
         .q_norm = C->q_norm, .k_norm = C->k_norm, .pos = pos_dev, .slot = slot_dev,
@@ -451,6 +460,7 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
         .neox = hp->rope_style == LM_ROPE_NEOX, .freq_factors = fw->rope_freqs,
     };
     if (lm_cuda_qkv_store(ctx, &qkv, kv, err)) return -1;
+    MARK(fw, "qkv_store");
     const int window = L->is_swa ? hp->sliding_window : 0;
     const lm_cuda_attn attn = {
         .out = fw->att, .q = fw->q, .pos = pos_dev, .slot = slot_dev, .n_tokens = T,
@@ -459,17 +469,27 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
         .window = window, .scale = hp->attn_scale, .softcap = hp->attn_softcap,
         .scratch = fw->attn_scratch,
     };
-    if (lm_cuda_attention(ctx, &attn, kv, err) || lm_cuda_matmul(ctx, C->wo, fw->att, T, fw->proj, AUTO, err) ||
-        lm_cuda_residual(ctx, fw->x, fw->proj, C->attn_post_norm, fw->xb, C->ffn_norm, T, hp->n_embd, hp->rms_eps,
-                         err) ||
-        linear_shared(fw, fw->xb, T, (lm_cuda_matrix *const[2]){C->gate, C->up}, (float *const[2]){fw->gate, fw->up},
-                      2, err) ||
-        lm_cuda_act_mul(ctx, fw->gate, fw->up, T, hp->n_ff, hp->gelu_ffn, err) ||
-        lm_cuda_matmul(ctx, C->down, fw->gate, T, fw->proj, AUTO, err))
+    if (lm_cuda_attention(ctx, &attn, kv, err)) return -1;
+    MARK(fw, "attention");
+    if (lm_cuda_matmul(ctx, C->wo, fw->att, T, fw->proj, AUTO, err)) return -1;
+    MARK(fw, "wo");
+    if (lm_cuda_residual(ctx, fw->x, fw->proj, C->attn_post_norm, fw->xb, C->ffn_norm, T, hp->n_embd, hp->rms_eps,
+                         err))
         return -1;
+    MARK(fw, "residual");
+    if (linear_shared(fw, fw->xb, T, (lm_cuda_matrix *const[2]){C->gate, C->up}, (float *const[2]){fw->gate, fw->up},
+                      2, err))
+        return -1;
+    MARK(fw, "gate_up");
+    if (lm_cuda_act_mul(ctx, fw->gate, fw->up, T, hp->n_ff, hp->gelu_ffn, err)) return -1;
+    MARK(fw, "act");
+    if (lm_cuda_matmul(ctx, C->down, fw->gate, T, fw->proj, AUTO, err)) return -1;
+    MARK(fw, "down");
     const float *next_norm = il + 1 < hp->n_layer ? fw->layers[il + 1].attn_norm : NULL;
-    return lm_cuda_residual(ctx, fw->x, fw->proj, C->ffn_post_norm, fw->xb, next_norm, T, hp->n_embd, hp->rms_eps,
-                            err);
+    if (lm_cuda_residual(ctx, fw->x, fw->proj, C->ffn_post_norm, fw->xb, next_norm, T, hp->n_embd, hp->rms_eps, err))
+        return -1;
+    MARK(fw, "residual");
+    return 0;
 }
 
 /* queues the whole step: uploads, layers, logits and their copy back.
@@ -479,6 +499,7 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, bool argmax, s
     const lm_hparams *hp = &fw->m->hp;
     lm_cuda_ctx *ctx = fw->ctx;
     char *dev = fw->stage_dev;
+    MARK(fw, "start");
     if (lm_cuda_upload_async(ctx, fw->x, fw->embd_host, (size_t)T * hp->n_embd * sizeof(float), err) ||
         lm_cuda_upload_async(ctx, dev, fw->stage_host, stage_bytes, err))
         return -1;
@@ -486,6 +507,7 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, bool argmax, s
     const int32_t *rows_dev = (const int32_t *)(dev + fw->off_rows);
     if (lm_cuda_rmsnorm(ctx, fw->xb, fw->x, NULL, fw->layers[0].attn_norm, T, hp->n_embd, hp->rms_eps, err))
         return -1;
+    MARK(fw, "upload");
     for (int il = 0; il < hp->n_layer; il++) {
         const lm_cuda_kv_layer kv = {
             .k = fw->k_pool + (size_t)il * fw->n_blocks * fw->k_layer,
@@ -502,6 +524,7 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, bool argmax, s
         lm_cuda_matmul(ctx, fw->output, fw->xb, n_logits, fw->logits, LM_CUDA_PATH_AUTO, err) ||
         (hp->final_softcap > 0.0f && lm_cuda_softcap(ctx, fw->logits, n_out, hp->final_softcap, err)))
         return -1;
+    MARK(fw, "output");
     if (argmax)
         return lm_cuda_argmax(ctx, fw->logits, n_logits, hp->n_vocab, fw->ids, err) ||
                        lm_cuda_download_async(ctx, fw->ids_host, fw->ids, (size_t)n_logits * sizeof(int32_t), err)
@@ -559,6 +582,10 @@ int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *c
         rc = enqueue_step(fw, T, n_logits, ids, fw->off_tables + (size_t)n_slots * fw->max_blocks * sizeof(int32_t),
                           err);
     if (rc || lm_cuda_sync(fw->ctx, err)) return -1;
+    if (fw->profile) {
+        MARK(fw, "download");
+        lm_cuda_marks_collect(fw->ctx);
+    }
     if (n_logits > 0 && ids) memcpy(argmax, fw->ids_host, (size_t)n_logits * sizeof(int32_t));
     else if (n_logits > 0 && logits) memcpy(logits, fw->logits_host, (size_t)n_logits * hp->n_vocab * sizeof(float));
     return 0;

@@ -312,10 +312,19 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
         LM(lm_cuda_download(ctx, again, y_dev, n_out * sizeof(float), &err));
         CHECK(memcmp(vec, again, n_out * sizeof(float)) == 0, "%s: differs from the VEC run", what);
         CHECK(lm_cuda_matmul_reuse_act(ctx, m, n + 1, y_dev, &err) != 0, "%s: reuse with n + 1 tokens accepted", what);
-        if (type == LM_F16 || type == LM_BF16) {
-            gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, again, what);
-            CHECK(lm_cuda_matmul_reuse_act(ctx, m, n, y_dev, &err) != 0, "%s: reuse after a GEMM run accepted", what);
-        }
+        /* a GEMM run prepares the same activations (the q8 blocks, or the
+         * halves of f16 / bf16): the VEC reuse after it is the VEC result,
+         * and lm_cuda_matmul_again is the product its AUTO path picks */
+        gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, again, what);
+        LM(lm_cuda_matmul_reuse_act(ctx, m, n, y_dev, &err));
+        LM(lm_cuda_sync(ctx, &err));
+        LM(lm_cuda_download(ctx, again, y_dev, n_out * sizeof(float), &err));
+        CHECK(memcmp(vec, again, n_out * sizeof(float)) == 0, "%s: VEC reuse after a GEMM run differs", what);
+        LM(lm_cuda_matmul_again(ctx, m, n, y_dev, &err));
+        LM(lm_cuda_sync(ctx, &err));
+        LM(lm_cuda_download(ctx, again, y_dev, n_out * sizeof(float), &err));
+        CHECK(memcmp(n <= lm_cuda_vec_max_tokens(m) ? vec : gemm, again, n_out * sizeof(float)) == 0,
+              "%s: lm_cuda_matmul_again differs from the path AUTO picks", what);
         /* two rows per thread with the built-in threads per row; on some shapes every choice */
         static const int TPRS[] = {0, 16, 32, 128}; /* 0: the built-in choice */
         for (int rpt = 1; rpt <= 2; rpt++) {

@@ -135,6 +135,12 @@ int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev
  * kernel alone. */
 int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, float *y_dev, lm_error *err);
 
+/* As lm_cuda_matmul (AUTO path) with the activations the last product on
+ * this context prepared from the same x, by either path (same column count
+ * and activation kind: lm_cuda_same_activations): Q, K and V, or gate and
+ * up, quantize (and for the GEMM path convert) their input once. */
+int lm_cuda_matmul_again(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, float *y_dev, lm_error *err);
+
 /* Benchmark knobs of the VEC kernels: threads that share a row group (16,
  * 32 or 128) and rows per thread (1 or 2); 0 for the built-in choice. */
 int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err);

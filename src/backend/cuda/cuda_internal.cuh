@@ -52,6 +52,7 @@ struct lm_cuda_ctx {
     int act_kind; /* cu_act_kind, -1: nothing */
     int64_t act_cols;
     int act_tokens;
+    bool act_h_ready; /* act_h holds the same x as the GEMM path takes it (f16(d * q) for the q8 kinds) */
 };
 
 struct lm_cuda_matrix {

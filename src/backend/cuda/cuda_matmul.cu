@@ -164,6 +164,7 @@ static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int
                        lm_error *err) {
     const int64_t n = (int64_t)n_tok * cols, n32 = n / 32;
     ctx->act_kind = -1;
+    ctx->act_h_ready = false;
     if (l->act == CU_ACT_F16 || l->act == CU_ACT_BF16) { /* bf16: the same scratch */
         if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err) ||
             convert_act(ctx, x, n, l->act == CU_ACT_BF16, ctx->act_h.ptr, err))
@@ -185,6 +186,7 @@ static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int
     ctx->act_kind = l->act;
     ctx->act_cols = cols;
     ctx->act_tokens = n_tok;
+    ctx->act_h_ready = l->act == CU_ACT_F16 || l->act == CU_ACT_BF16; /* the GEMM takes the same halves */
     return 0;
 }
 
@@ -472,20 +474,10 @@ static int dequant_f16(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, __half *out, l
  * VEC path's activations, which stay available for reuse) and taken back
  * to f16 as d * q: the GEMM then sees the CPU's int8 rounding of x, which
  * is what moves logits most between implementations (docs/cuda.md). */
-static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
-                       lm_error *err) {
-    const int64_t rows = w->view.rows, cols = w->view.cols, n = (int64_t)n_tok * cols;
+/* the GEMM on the activations the context holds (act_h, ready) */
+static int gemm_prepared(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, float *y, lm_error *err) {
+    const int64_t rows = w->view.rows, cols = w->view.cols;
     const bool bf16 = w->type_index == CU_BF16, quantized = w->type_index != CU_F16 && !bf16;
-    if (ctx->act_kind == CU_ACT_F16 || ctx->act_kind == CU_ACT_BF16) ctx->act_kind = -1; /* act_h gets this x */
-    if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)) return -1;
-    if (quantized) {
-        if (prepare_act(ctx, w->layout, x, n_tok, cols, err)) return -1;
-        act_q8_to_half_kernel<<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(
-            (const int8_t *)ctx->act_q.ptr, (const float2 *)ctx->act_ds.ptr, n / 8, (__half *)ctx->act_h.ptr);
-        CU_LAUNCHED("act_q8_to_half_kernel");
-    } else if (convert_act(ctx, x, n, bf16, ctx->act_h.ptr, err)) {
-        return -1;
-    }
     const void *wh = w->f16 ? (const void *)w->f16 : w->view.body;
     if (quantized && !w->f16) {
         if (cu_scratch_reserve(&ctx->w_h, (size_t)(rows * cols) * sizeof(__half), err)) return -1;
@@ -500,6 +492,31 @@ static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x
                             (int)cols, ctx->act_h.ptr, half_type, (int)cols, &beta, y, CUDA_R_32F, (int)rows,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
+}
+
+/* the q8 activations in act_q / act_ds -> act_h as f16(d * q) */
+static int q8_to_half(lm_cuda_ctx *ctx, int64_t n, lm_error *err) {
+    if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)) return -1;
+    act_q8_to_half_kernel<<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(
+        (const int8_t *)ctx->act_q.ptr, (const float2 *)ctx->act_ds.ptr, n / 8, (__half *)ctx->act_h.ptr);
+    CU_LAUNCHED("act_q8_to_half_kernel");
+    ctx->act_h_ready = true;
+    return 0;
+}
+
+/* bf16 weights multiply as they are, with x rounded to bf16 (the CPU's bf16
+ * dot: exact products); f16 ones with x in f16. The others are dequantized
+ * to f16 first (or read from their kept f16 copy), and x is quantized as the
+ * CPU quantizes it (q8 blocks, the VEC path's activations) and taken back to
+ * f16 as d * q: the GEMM then sees the CPU's int8 rounding of x, which is
+ * what moves logits most between implementations (docs/cuda.md). Either
+ * way the activations stay prepared for lm_cuda_matmul_again. */
+static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
+                       lm_error *err) {
+    const int64_t n = (int64_t)n_tok * w->view.cols;
+    if (prepare_act(ctx, w->layout, x, n_tok, w->view.cols, err)) return -1;
+    if (!ctx->act_h_ready && q8_to_half(ctx, n, err)) return -1;
+    return gemm_prepared(ctx, w, n_tok, y, err);
 }
 
 extern "C" size_t lm_cuda_matrix_f16_bytes(const lm_cuda_matrix *m) {
@@ -569,6 +586,19 @@ extern "C" int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const f
     if (path == LM_CUDA_PATH_GEMM) return matmul_gemm(ctx, w, x_dev, n_tokens, y_dev, err);
     lm_error_set(err, "CUDA: unknown matmul path %d", (int)path);
     return -1;
+}
+
+extern "C" int lm_cuda_matmul_again(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, float *y_dev,
+                                    lm_error *err) {
+    if (check_args(ctx, w, n_tokens, y_dev, err)) return -1;
+    if (ctx->act_kind != w->layout->act || ctx->act_cols != w->view.cols || ctx->act_tokens != n_tokens) {
+        lm_error_set(err, "CUDA: no activations of %d tokens x %lld prepared for %s", n_tokens,
+                     (long long)w->view.cols, w->layout->name);
+        return -1;
+    }
+    if (n_tokens <= lm_cuda_vec_max_tokens(w)) return launch_vec(ctx, w, n_tokens, y_dev, err);
+    if (!ctx->act_h_ready && q8_to_half(ctx, (int64_t)n_tokens * w->view.cols, err)) return -1;
+    return gemm_prepared(ctx, w, n_tokens, y_dev, err);
 }
 
 extern "C" int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, float *y_dev,

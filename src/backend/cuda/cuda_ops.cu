@@ -4,11 +4,13 @@
  *
  * Attention (flash-decoding style): a block of ATT_WARPS warps takes one
  * token, one K/V head and up to ATT_GROUP of the query heads that share it
- * (GQA), and one split of the token's key positions. Each warp walks every
- * ATT_WARPS-th key of the split: the lanes hold head_dim / 32 elements of
- * q, k and v each, a score is a warp sum, and an online softmax keeps the
- * running max, sum and weighted V sum per query head in registers. The warps
- * then merge through shared memory. When a step has too few (token, head)
+ * (GQA), and one split of the token's key positions. Each warp takes the
+ * split's keys ATT_UNROLL at a time (every ATT_WARPS-th group): the lanes
+ * hold head_dim / 32 elements of q, k and v each; the loads of a group's
+ * keys are all issued before any is used (decode attention is bound by
+ * their latency, not by bandwidth), a score is a warp sum, and an online
+ * softmax keeps the running max, sum and weighted V sum per query head in
+ * registers. The warps then merge through shared memory. When a step has too few (token, head)
  * pairs to fill the GPU (decode), the keys are cut into splits that run in
  * parallel and a second kernel merges their partial results. */
 #include <math.h>
@@ -22,7 +24,7 @@
 #define ATT_GROUP 4              /* query heads per attention block */
 #define ATT_MAX_PARTIALS 16384   /* (token, head, split) partial results the scratch holds */
 #define ATT_MAX_SPLITS 64
-#define ATT_MIN_SPLIT_KEYS 64    /* fewer keys per split would cost more to merge than it saves */
+#define ATT_MIN_SPLIT_KEYS 32    /* fewer keys per split would cost more to merge than it saves */
 
 /* ---- host memory and copies ---- */
 
@@ -54,6 +56,61 @@ extern "C" int lm_cuda_download_async(lm_cuda_ctx *ctx, void *dst, const void *s
                                       lm_error *err) {
     CU_TRY(cudaMemcpyAsync(dst, src_dev, bytes, cudaMemcpyDeviceToHost, ctx->stream));
     return 0;
+}
+
+/* ---- profiling marks ---- */
+
+#define MAX_MARKS 4096
+#define MAX_LABELS 32
+
+typedef struct cu_marks {
+    cudaEvent_t ev[MAX_MARKS];
+    const char *label[MAX_MARKS];
+    int n, n_created;
+    const char *names[MAX_LABELS];
+    double ms[MAX_LABELS];
+    long count[MAX_LABELS];
+    int n_names;
+} cu_marks;
+
+/* one set per process: profiling is a single-context tool */
+static cu_marks g_marks;
+
+extern "C" void lm_cuda_mark(lm_cuda_ctx *ctx, const char *label) {
+    cu_marks *m = &g_marks;
+    if (m->n == MAX_MARKS) return;
+    if (m->n == m->n_created && cudaEventCreate(&m->ev[m->n_created]) == cudaSuccess) m->n_created++;
+    if (m->n >= m->n_created) return;
+    cudaEventRecord(m->ev[m->n], ctx->stream);
+    m->label[m->n++] = label;
+}
+
+extern "C" void lm_cuda_marks_collect(lm_cuda_ctx *ctx) {
+    cu_marks *m = &g_marks;
+    cudaStreamSynchronize(ctx->stream);
+    for (int i = 1; i < m->n; i++) {
+        float ms = 0.0f;
+        if (cudaEventElapsedTime(&ms, m->ev[i - 1], m->ev[i]) != cudaSuccess) continue;
+        int k = 0;
+        while (k < m->n_names && strcmp(m->names[k], m->label[i])) k++;
+        if (k == m->n_names) {
+            if (k == MAX_LABELS) continue;
+            m->names[m->n_names++] = m->label[i];
+        }
+        m->ms[k] += ms;
+        m->count[k]++;
+    }
+    m->n = 0;
+}
+
+extern "C" void lm_cuda_marks_print(lm_cuda_ctx *ctx) {
+    cu_marks *m = &g_marks;
+    double total = 0.0;
+    for (int k = 0; k < m->n_names; k++) total += m->ms[k];
+    fprintf(stderr, "cuda profile (stream time between marks, graphs off):\n");
+    for (int k = 0; k < m->n_names; k++)
+        fprintf(stderr, "  %-10s %10.3f ms  %5.1f%%  %8ld x  %8.2f us each\n", m->names[k], m->ms[k],
+                100.0 * m->ms[k] / (total > 0 ? total : 1), m->count[k], 1000.0 * m->ms[k] / (m->count[k] ? m->count[k] : 1));
 }
 
 struct lm_cuda_graph {
@@ -397,27 +454,42 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm
     }
     const size_t kv_dim = (size_t)a.n_head_kv * D;
     const __half *kbase = (const __half *)kv.k + (size_t)kvh * D, *vbase = (const __half *)kv.v + (size_t)kvh * D;
-    for (int j = start + warp; j < end; j += ATT_WARPS) {
-        const size_t off = kv_row(kv, slot, j) * kv_dim;
-        float kf[EPL], vf[EPL];
+    constexpr int U = EPL <= 4 ? 4 : 2; /* keys in flight per warp */
+    for (int j0 = start + warp * U; j0 < end; j0 += ATT_WARPS * U) {
+        float kf[U][EPL], vf[U][EPL];
 #pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            kf[e] = __half2float(kbase[off + lane + 32 * e]);
-            vf[e] = __half2float(vbase[off + lane + 32 * e]);
+        for (int u = 0; u < U; u++) {
+            const bool in = j0 + u < end;
+            const size_t off = in ? kv_row(kv, slot, j0 + u) * kv_dim : 0;
+#pragma unroll
+            for (int e = 0; e < EPL; e++) {
+                kf[u][e] = in ? __half2float(kbase[off + lane + 32 * e]) : 0.0f;
+                vf[u][e] = in ? __half2float(vbase[off + lane + 32 * e]) : 0.0f;
+            }
         }
 #pragma unroll
         for (int g = 0; g < ATT_GROUP; g++) {
             if (g >= ng) break;
-            float s = 0.0f;
+            float s[U];
 #pragma unroll
-            for (int e = 0; e < EPL; e++) s += q[g][e] * kf[e];
-            s = warp_sum_f(s) * a.scale;
-            if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
-            const float mn = fmaxf(m[g], s), c = expf(m[g] - mn), p = expf(s - mn);
-            l[g] = l[g] * c + p;
+            for (int u = 0; u < U; u++) {
+                s[u] = 0.0f;
 #pragma unroll
-            for (int e = 0; e < EPL; e++) acc[g][e] = acc[g][e] * c + p * vf[e];
-            m[g] = mn;
+                for (int e = 0; e < EPL; e++) s[u] += q[g][e] * kf[u][e];
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++) s[u] = warp_sum_f(s[u]) * a.scale;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                if (j0 + u >= end) break;
+                float su = s[u];
+                if (a.softcap > 0.0f) su = a.softcap * tanhf(su / a.softcap);
+                const float mn = fmaxf(m[g], su), c = expf(m[g] - mn), p = expf(su - mn);
+                l[g] = l[g] * c + p;
+#pragma unroll
+                for (int e = 0; e < EPL; e++) acc[g][e] = acc[g][e] * c + p * vf[u][e];
+                m[g] = mn;
+            }
         }
     }
 #pragma unroll

@@ -46,6 +46,15 @@ int lm_cuda_graph_launch(lm_cuda_ctx *ctx, lm_cuda_graph *g, lm_error *err);
 void lm_cuda_graph_free(lm_cuda_graph *g);
 uint64_t lm_cuda_scratch_epoch(void);
 
+/* Profiling (LAMINA_CUDA_PROFILE=1 in the forward pass): lm_cuda_mark
+ * records an event on the stream under LABEL (a string literal); at each
+ * lm_cuda_marks_collect (after a sync) the time between consecutive marks
+ * is added to the later mark's label; lm_cuda_marks_print writes the totals
+ * to stderr. Without marks it costs nothing. */
+void lm_cuda_mark(lm_cuda_ctx *ctx, const char *label);
+void lm_cuda_marks_collect(lm_cuda_ctx *ctx);
+void lm_cuda_marks_print(lm_cuda_ctx *ctx);
+
 /* free and total memory of the context's device, bytes */
 int lm_cuda_mem_info(lm_cuda_ctx *ctx, size_t *free_bytes, size_t *total_bytes, lm_error *err);
 

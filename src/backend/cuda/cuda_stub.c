@@ -100,6 +100,11 @@ int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev
     return -1;
 }
 
+int lm_cuda_matmul_again(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, float *y_dev, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
 int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, float *y_dev, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
@@ -149,6 +154,12 @@ void lm_cuda_graph_free(lm_cuda_graph *g) {}
 uint64_t lm_cuda_scratch_epoch(void) {
     return 0;
 }
+
+void lm_cuda_mark(lm_cuda_ctx *ctx, const char *label) {}
+
+void lm_cuda_marks_collect(lm_cuda_ctx *ctx) {}
+
+void lm_cuda_marks_print(lm_cuda_ctx *ctx) {}
 
 int lm_cuda_mem_info(lm_cuda_ctx *ctx, size_t *free_bytes, size_t *total_bytes, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
