@@ -54,6 +54,13 @@ if has check; then
     L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures.txt" 2>&1 || failed+=(forward-fixtures)
     grep -v "check failed" "$OUT/forward_fixtures.txt" | tail -20
     grep -m 10 "check failed" "$OUT/forward_fixtures.txt"
+    # the fused activation quantization must change no bit: the same run without it prints the same figures
+    LAMINA_CUDA_FUSE=0 L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures_unfused.txt" 2>&1 || failed+=(forward-unfused)
+    if diff <(grep tolerance "$OUT/forward_fixtures.txt") <(grep tolerance "$OUT/forward_fixtures_unfused.txt") >/dev/null; then
+        echo "fused activation quantization: every figure identical to the unfused run"
+    else
+        echo "fused activation quantization: figures DIFFER from the unfused run"; failed+=(fused-differs)
+    fi
     models=($(gen qwen3-0.6b q4_k_m) $(gen llama-1b q8_0) $(gen gemma3-1b q4_k_m) $(gen qwen2-0.5b q4_k_m))
     L "$P/bin/test_cuda_forward" "${models[@]}" > "$OUT/forward_shapes.txt" 2>&1 || failed+=(forward-shapes)
     grep -v "check failed" "$OUT/forward_shapes.txt" | tail -6

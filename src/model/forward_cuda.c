@@ -41,6 +41,9 @@
 
 typedef struct cuda_layer {
     lm_cuda_matrix *wq, *wk, *wv, *wo, *gate, *up, *down;
+    /* Q, K and V (gate and up) stacked into one matrix when they share a
+     * type: one product instead of three (two); the parts are then NULL */
+    lm_cuda_matrix *qkv, *gate_up;
     float *attn_norm, *bq, *bk, *bv, *q_norm, *k_norm, *attn_post_norm, *ffn_norm, *ffn_post_norm;
 } cuda_layer;
 
@@ -56,6 +59,7 @@ struct lm_forward_cuda {
     bool f16_kept; /* every quantized matrix has its f16 copy (keep_f16_copies) */
     /* activations (device) */
     float *x, *xb, *q, *k, *v, *att, *gate, *up, *proj, *logits, *attn_scratch;
+    float *qkv_out, *gu_out; /* (T, q + k + v dims), (T, 2 n_ff): the stacked products */
     /* K/V pool (device): per layer (n_blocks, block_size, n_head_kv * head_dim) f16 */
     uint16_t *k_pool, *v_pool;
     int n_blocks, max_blocks;
@@ -69,6 +73,9 @@ struct lm_forward_cuda {
     /* decode graphs by output kind (0 logits, 1 argmax) and token count (see the top of the file) */
     bool use_graphs;
     bool profile; /* LAMINA_CUDA_PROFILE=1: marks between ops, graphs off */
+    bool fuse_act; /* residuals quantize the next product's input (LAMINA_CUDA_FUSE=0: off) */
+    bool stack;    /* stacked QKV and gate/up matrices (LAMINA_CUDA_STACK=0: off) */
+    bool xb_prepared; /* the step in progress: xb's activations are prepared for the layer's wq */
     lm_cuda_graph *graphs[2][GRAPH_MAX_TOKENS + 1];
     bool seen[2][GRAPH_MAX_TOKENS + 1];
     uint64_t graph_epoch;
@@ -107,6 +114,40 @@ static int upload_matrix(lm_forward_cuda *fw, const lm_weight *w, const char *na
     return 0;
 }
 
+/* the N weights stacked row-wise into one matrix, when they share a type
+ * and a row length; 1 when they do not (upload them apart) */
+static int upload_stacked(lm_forward_cuda *fw, const lm_weight *const *ws, int n, const char *name, int layer,
+                          lm_cuda_matrix **out, lm_error *err) {
+    *out = NULL;
+    size_t bytes = 0;
+    int64_t rows = 0;
+    for (int i = 0; i < n; i++) {
+        if (ws[i]->type != ws[0]->type || ws[i]->ne0 != ws[0]->ne0) return 1;
+        bytes += ws[i]->row_bytes * (size_t)ws[i]->ne1;
+        rows += ws[i]->ne1;
+    }
+    if (!lm_cuda_type_supported(ws[0]->type)) return 1; /* upload_matrix names the tensor */
+    uint8_t *host = malloc(bytes);
+    if (!host) {
+        lm_error_set(err, "out of memory stacking blk.%d.%s", layer, name);
+        return -1;
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(host + off, ws[i]->data, ws[i]->row_bytes * (size_t)ws[i]->ne1);
+        off += ws[i]->row_bytes * (size_t)ws[i]->ne1;
+    }
+    lm_error inner = {{0}};
+    *out = lm_cuda_matrix_upload(fw->ctx, ws[0]->type, rows, ws[0]->ne0, host, &inner);
+    free(host);
+    if (!*out) {
+        lm_error_set(err, "uploading blk.%d.%s: %s", layer, name, inner.msg);
+        return -1;
+    }
+    fw->weight_bytes += lm_cuda_matrix_bytes(*out);
+    return 0;
+}
+
 static int upload_weights(lm_forward_cuda *fw, lm_error *err) {
     const lm_model *m = fw->m;
     const int n_layer = m->hp.n_layer;
@@ -118,16 +159,21 @@ static int upload_weights(lm_forward_cuda *fw, lm_error *err) {
     for (int il = 0; il < n_layer; il++) {
         const lm_layer *L = &m->layers[il];
         cuda_layer *C = &fw->layers[il];
+        const lm_weight *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->ffn_gate, &L->ffn_up};
+        int rc_qkv = fw->stack ? upload_stacked(fw, qkv, 3, "attn_qkv", il, &C->qkv, err) : 1;
+        int rc_gu = fw->stack ? upload_stacked(fw, gu, 2, "ffn_gate_up", il, &C->gate_up, err) : 1;
+        if (rc_qkv < 0 || rc_gu < 0) return -1;
         const struct {
             const lm_weight *w;
             const char *name;
             lm_cuda_matrix **dst;
-        } mats[] = {{&L->wq, "attn_q", &C->wq},         {&L->wk, "attn_k", &C->wk},
-                    {&L->wv, "attn_v", &C->wv},         {&L->wo, "attn_output", &C->wo},
-                    {&L->ffn_gate, "ffn_gate", &C->gate}, {&L->ffn_up, "ffn_up", &C->up},
-                    {&L->ffn_down, "ffn_down", &C->down}};
+            bool needed;
+        } mats[] = {{&L->wq, "attn_q", &C->wq, rc_qkv},         {&L->wk, "attn_k", &C->wk, rc_qkv},
+                    {&L->wv, "attn_v", &C->wv, rc_qkv},         {&L->wo, "attn_output", &C->wo, true},
+                    {&L->ffn_gate, "ffn_gate", &C->gate, rc_gu}, {&L->ffn_up, "ffn_up", &C->up, rc_gu},
+                    {&L->ffn_down, "ffn_down", &C->down, true}};
         for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++)
-            if (upload_matrix(fw, mats[i].w, mats[i].name, il, mats[i].dst, err)) return -1;
+            if (mats[i].needed && upload_matrix(fw, mats[i].w, mats[i].name, il, mats[i].dst, err)) return -1;
         const struct {
             const lm_weight *w;
             float **dst;
@@ -159,8 +205,9 @@ static void each_matrix(lm_forward_cuda *fw, lm_cuda_matrix ***out, int *n) {
     int k = 0;
     for (int il = 0; il < fw->m->hp.n_layer; il++) {
         cuda_layer *C = &fw->layers[il];
-        lm_cuda_matrix **ms[] = {&C->wq, &C->wk, &C->wv, &C->wo, &C->gate, &C->up, &C->down};
-        for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) out[k++] = ms[i];
+        lm_cuda_matrix **ms[] = {&C->wq, &C->wk, &C->wv, &C->wo, &C->gate, &C->up, &C->down, &C->qkv, &C->gate_up};
+        for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
+            if (*ms[i]) out[k++] = ms[i];
     }
     out[k++] = &fw->output;
     *n = k;
@@ -169,7 +216,7 @@ static void each_matrix(lm_forward_cuda *fw, lm_cuda_matrix ***out, int *n) {
 static int keep_f16_copies(lm_forward_cuda *fw, lm_error *err) {
     const char *env = getenv("LAMINA_CUDA_F16_WEIGHTS");
     if (env && !strcmp(env, "0")) return 0;
-    lm_cuda_matrix ***ms = malloc(sizeof(*ms) * (size_t)(fw->m->hp.n_layer * 7 + 1));
+    lm_cuda_matrix ***ms = malloc(sizeof(*ms) * (size_t)(fw->m->hp.n_layer * 9 + 1));
     if (!ms) {
         lm_error_set(err, "out of memory");
         return -1;
@@ -221,6 +268,8 @@ static int alloc_activations(lm_forward_cuda *fw, lm_error *err) {
                 {&fw->gate, T * hp->n_ff},
                 {&fw->up, T * hp->n_ff},
                 {&fw->proj, T * E},
+                {&fw->qkv_out, T * (q_dim + kv_dim + v_dim)},
+                {&fw->gu_out, T * 2 * (size_t)hp->n_ff},
                 {&fw->logits, (size_t)fw->cfg.max_logits * hp->n_vocab},
                 {&fw->attn_scratch, lm_cuda_attn_scratch_bytes(hp->head_dim) / sizeof(float)}};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
@@ -299,6 +348,10 @@ lm_forward_cuda *lm_forward_cuda_create(const lm_model *m, const lm_cuda_forward
     fw->m = m;
     fw->cfg = *cfg;
     const char *graphs = getenv("LAMINA_CUDA_GRAPHS");
+    const char *stack = getenv("LAMINA_CUDA_STACK");
+    fw->stack = !(stack && !strcmp(stack, "0"));
+    const char *fuse = getenv("LAMINA_CUDA_FUSE");
+    fw->fuse_act = !(fuse && !strcmp(fuse, "0"));
     const char *profile = getenv("LAMINA_CUDA_PROFILE");
     fw->profile = profile && !strcmp(profile, "1");
     fw->use_graphs = !(graphs && !strcmp(graphs, "0")) && !fw->profile;
@@ -320,7 +373,7 @@ void lm_forward_cuda_free(lm_forward_cuda *fw) {
         lm_cuda_sync(ctx, &ignored);
         for (int il = 0; fw->layers && il < fw->m->hp.n_layer; il++) {
             cuda_layer *C = &fw->layers[il];
-            lm_cuda_matrix *mats[] = {C->wq, C->wk, C->wv, C->wo, C->gate, C->up, C->down};
+            lm_cuda_matrix *mats[] = {C->wq, C->wk, C->wv, C->wo, C->gate, C->up, C->down, C->qkv, C->gate_up};
             for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++)
                 if (mats[i]) lm_cuda_matrix_free(mats[i]);
             float *vecs[] = {C->attn_norm, C->bq,     C->bk,       C->bv,          C->q_norm,
@@ -330,7 +383,7 @@ void lm_forward_cuda_free(lm_forward_cuda *fw) {
         if (fw->output) lm_cuda_matrix_free(fw->output);
         float *bufs[] = {fw->output_norm, fw->rope_freqs, fw->x,    fw->xb,     fw->q,      fw->k,
                          fw->v,           fw->att,        fw->gate, fw->up,     fw->proj,   fw->logits,
-                         fw->attn_scratch};
+                         fw->attn_scratch, fw->qkv_out,   fw->gu_out};
         for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) lm_cuda_free(ctx, bufs[i]);
         lm_cuda_free(ctx, fw->k_pool);
         lm_cuda_free(ctx, fw->v_pool);
@@ -420,8 +473,9 @@ static int stage_batch(lm_forward_cuda *fw, const lm_batch *b, const int *const 
 /* ys[i] = x ws[i] for matrices that read one input: the activations
  * prepared for one product serve the next ones of the same kind */
 static int linear_shared(lm_forward_cuda *fw, const float *x, int T, lm_cuda_matrix *const *ws, float *const *ys,
-                         int n, lm_error *err) {
-    const lm_cuda_matrix *prepared = NULL; /* the matrix whose product last prepared x */
+                         int n, bool first_prepared, lm_error *err) {
+    /* the matrix whose product (or whose fused producer) last prepared x */
+    const lm_cuda_matrix *prepared = first_prepared ? ws[0] : NULL;
     for (int i = 0; i < n; i++) {
         if (prepared && lm_cuda_same_activations(prepared, ws[i])) {
             if (lm_cuda_matmul_again(fw->ctx, ws[i], T, ys[i], err)) return -1;
@@ -446,12 +500,27 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
     const cuda_layer *C = &fw->layers[il];
     lm_cuda_ctx *ctx = fw->ctx;
     const lm_cuda_path AUTO = LM_CUDA_PATH_AUTO;
-    lm_cuda_matrix *const qkv_w[3] = {C->wq, C->wk, C->wv};
-    float *const qkv_y[3] = {fw->q, fw->k, fw->v};
-    if (linear_shared(fw, fw->xb, T, qkv_w, qkv_y, 3, err)) return -1;
+    const int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    const int v_dim = hp->n_head_kv * hp->head_dim_v, qkv_dim = q_dim + kv_dim + v_dim;
+    const float *qs = fw->q, *ks = fw->k, *vs = fw->v;
+    int ld_q = q_dim, ld_k = kv_dim, ld_v = v_dim;
+    if (C->qkv) {
+        if (fw->xb_prepared ? lm_cuda_matmul_again(ctx, C->qkv, T, fw->qkv_out, err)
+                            : lm_cuda_matmul(ctx, C->qkv, fw->xb, T, fw->qkv_out, AUTO, err))
+            return -1;
+        qs = fw->qkv_out;
+        ks = fw->qkv_out + q_dim;
+        vs = fw->qkv_out + q_dim + kv_dim;
+        ld_q = ld_k = ld_v = qkv_dim;
+    } else {
+        lm_cuda_matrix *const qkv_w[3] = {C->wq, C->wk, C->wv};
+        float *const qkv_y[3] = {fw->q, fw->k, fw->v};
+        if (linear_shared(fw, fw->xb, T, qkv_w, qkv_y, 3, fw->xb_prepared, err)) return -1;
+    }
     MARK(fw, "qkv");
     const lm_cuda_qkv qkv = {
-        .q = fw->q, .k = fw->k, .v = fw->v, .bq = C->bq, .bk = C->bk, .bv = C->bv,
+        .q = qs, .k = ks, .v = vs, .ld_q = ld_q, .ld_k = ld_k, .ld_v = ld_v, .q_out = fw->q,
+        .bq = C->bq, .bk = C->bk, .bv = C->bv,
         .q_norm = C->q_norm, .k_norm = C->k_norm, .pos = pos_dev, .slot = slot_dev,
         .n_tokens = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
         .head_dim_v = hp->head_dim_v, .n_rot = hp->n_rot, .eps = hp->rms_eps,
@@ -473,20 +542,34 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
     MARK(fw, "attention");
     if (lm_cuda_matmul(ctx, C->wo, fw->att, T, fw->proj, AUTO, err)) return -1;
     MARK(fw, "wo");
-    if (lm_cuda_residual(ctx, fw->x, fw->proj, C->attn_post_norm, fw->xb, C->ffn_norm, T, hp->n_embd, hp->rms_eps,
-                         err))
+    bool fused = false;
+    lm_cuda_matrix *ffn_in = C->gate_up ? C->gate_up : C->gate; /* the first product reading xb */
+    if (lm_cuda_residual_for(ctx, fw->x, fw->proj, C->attn_post_norm, fw->xb, C->ffn_norm, T, hp->n_embd, hp->rms_eps,
+                             fw->fuse_act ? ffn_in : NULL, &fused, err))
         return -1;
     MARK(fw, "residual");
-    if (linear_shared(fw, fw->xb, T, (lm_cuda_matrix *const[2]){C->gate, C->up}, (float *const[2]){fw->gate, fw->up},
-                      2, err))
-        return -1;
-    MARK(fw, "gate_up");
-    if (lm_cuda_act_mul(ctx, fw->gate, fw->up, T, hp->n_ff, hp->gelu_ffn, err)) return -1;
+    const int F = hp->n_ff;
+    if (C->gate_up) {
+        if (fused ? lm_cuda_matmul_again(ctx, C->gate_up, T, fw->gu_out, err)
+                  : lm_cuda_matmul(ctx, C->gate_up, fw->xb, T, fw->gu_out, AUTO, err))
+            return -1;
+        MARK(fw, "gate_up");
+        if (lm_cuda_act_mul(ctx, fw->gate, fw->gu_out, fw->gu_out + F, T, F, 2 * F, hp->gelu_ffn, err)) return -1;
+    } else {
+        if (linear_shared(fw, fw->xb, T, (lm_cuda_matrix *const[2]){C->gate, C->up},
+                          (float *const[2]){fw->gate, fw->up}, 2, fused, err))
+            return -1;
+        MARK(fw, "gate_up");
+        if (lm_cuda_act_mul(ctx, fw->gate, fw->gate, fw->up, T, F, F, hp->gelu_ffn, err)) return -1;
+    }
     MARK(fw, "act");
     if (lm_cuda_matmul(ctx, C->down, fw->gate, T, fw->proj, AUTO, err)) return -1;
     MARK(fw, "down");
     const float *next_norm = il + 1 < hp->n_layer ? fw->layers[il + 1].attn_norm : NULL;
-    if (lm_cuda_residual(ctx, fw->x, fw->proj, C->ffn_post_norm, fw->xb, next_norm, T, hp->n_embd, hp->rms_eps, err))
+    const cuda_layer *next = il + 1 < hp->n_layer ? &fw->layers[il + 1] : NULL;
+    const lm_cuda_matrix *next_wq = next && fw->fuse_act ? (next->qkv ? next->qkv : next->wq) : NULL;
+    if (lm_cuda_residual_for(ctx, fw->x, fw->proj, C->ffn_post_norm, fw->xb, next_norm, T, hp->n_embd, hp->rms_eps,
+                             next_wq, &fw->xb_prepared, err))
         return -1;
     MARK(fw, "residual");
     return 0;
@@ -507,6 +590,7 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, bool argmax, s
     const int32_t *rows_dev = (const int32_t *)(dev + fw->off_rows);
     if (lm_cuda_rmsnorm(ctx, fw->xb, fw->x, NULL, fw->layers[0].attn_norm, T, hp->n_embd, hp->rms_eps, err))
         return -1;
+    fw->xb_prepared = false;
     MARK(fw, "upload");
     for (int il = 0; il < hp->n_layer; il++) {
         const lm_cuda_kv_layer kv = {

@@ -78,4 +78,81 @@ void cu_repack(const cu_layout *l, const void *src, int64_t rows, int64_t cols, 
 /* grows S to at least BYTES (its old content is lost) */
 int cu_scratch_reserve(cu_scratch *s, size_t bytes, lm_error *err);
 
+
+/* ---- the activation quantizers, shared by the matmul's own kernels and the
+ * ops that produce an input and quantize it on the way (cuda_ops.cu) ---- */
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+    return v;
+}
+
+__device__ __forceinline__ int warp_sum_int(int v, int width) {
+    for (int off = width / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+/* one q8_0 / q8_1 block of 32 by one warp, bit for bit the CPU's
+ * (q8_1_quantize_ref: d = amax / 127, q = round-half-even(x * 127 / amax),
+ * ds = (fp16(d), fp16(d * sum of q))) */
+__device__ __forceinline__ void cu_quantize_q8_32_warp(const float *x, int8_t *q, float2 *ds) {
+    const int lane = threadIdx.x & 31;
+    const float v = x[lane];
+    const float amax = warp_max(fabsf(v));
+    const float dd = amax / 127;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const int qi = __float2int_rn(v * id);
+    q[lane] = (int8_t)qi;
+    const int total = warp_sum_int(qi, 32);
+    if (lane == 0) *ds = make_float2(__half2float(__float2half_rn(dd)), __half2float(__float2half_rn((float)total * dd)));
+}
+
+/* one q8_K super-block of 256 by one warp, lane l holding elements
+ * 8l..8l+7; bit for bit q8_K_quantize_ref: the scale comes from the first
+ * element of largest magnitude, with its sign. ds: 8 (d, sum of a block of
+ * 32) pairs. */
+__device__ __forceinline__ void cu_quantize_q8_K_warp(const float *x, int8_t *q, float2 *ds) {
+    const int lane = threadIdx.x & 31;
+    const float4 *x4 = reinterpret_cast<const float4 *>(x + 8 * lane);
+    const float4 v0 = x4[0], v1 = x4[1];
+    const float v[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+    float lane_amax = 0.0f;
+    for (int i = 0; i < 8; i++) lane_amax = fmaxf(lane_amax, fabsf(v[i]));
+    const float amax = warp_max(lane_amax);
+    int qi[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float scale = 0.0f;
+    if (amax != 0.0f) { /* warp-uniform */
+        float mine = 0.0f;
+        bool has = false;
+        for (int i = 0; i < 8; i++) {
+            if (!has && fabsf(v[i]) == amax) {
+                mine = v[i];
+                has = true;
+            }
+        }
+        const unsigned owners = __ballot_sync(0xffffffffu, has);
+        const float max = __shfl_sync(0xffffffffu, mine, __ffs(owners) - 1);
+        const float iscale = -127.f / max;
+        for (int i = 0; i < 8; i++) qi[i] = min(__float2int_rn(iscale * v[i]), 127);
+        scale = 1 / iscale;
+    }
+    uint32_t packed[2] = {0, 0};
+    int lane_sum = 0;
+    for (int i = 0; i < 8; i++) {
+        packed[i / 4] |= (uint32_t)(qi[i] & 0xFF) << (8 * (i % 4));
+        lane_sum += qi[i];
+    }
+    *reinterpret_cast<uint2 *>(q + 8 * lane) = make_uint2(packed[0], packed[1]);
+    const int group_sum = warp_sum_int(lane_sum, 4); /* 4 lanes per block of 32 */
+    if ((lane & 3) == 0) ds[lane / 4] = make_float2(scale, (float)group_sum);
+}
+
+/* Where the activations of a VEC product with W over N_TOK tokens go, for an
+ * op that computes that input and quantizes it itself (q8 kinds only: *q,
+ * *ds; -1 otherwise, or when the product would take the GEMM path). After
+ * the op is queued, cu_act_filled records that they hold it. */
+int cu_act_buffers(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, int8_t **q, float2 **ds, int *kind,
+                   lm_error *err);
+void cu_act_filled(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok);
+
 #endif

@@ -31,74 +31,20 @@ extern "C" {
 
 /* ---- activations ---- */
 
-__device__ __forceinline__ float warp_max(float v) {
-    for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-    return v;
-}
-
-__device__ __forceinline__ int warp_sum_int(int v, int width) {
-    for (int off = width / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    return v;
-}
-
-/* q8_0 / q8_1 blocks of 32, one warp per block, bit for bit the CPU's
- * (q8_1_quantize_ref: d = amax / 127, q = round-half-even(x * 127 / amax),
- * s = fp16(d * sum of q)) */
+/* q8_0 / q8_1 blocks of 32, one warp per block (cu_quantize_q8_32_warp) */
 __global__ void __launch_bounds__(ACT_BLOCK) act_q8_32_kernel(const float *__restrict__ x, int64_t n_blocks,
                                                               int8_t *__restrict__ q, float2 *__restrict__ ds) {
     const int64_t blk = (int64_t)blockIdx.x * (ACT_BLOCK / 32) + threadIdx.x / 32;
-    const int lane = threadIdx.x & 31;
     if (blk >= n_blocks) return; /* whole warps */
-    const float v = x[blk * 32 + lane];
-    const float amax = warp_max(fabsf(v));
-    const float dd = amax / 127;
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    const int qi = __float2int_rn(v * id);
-    q[blk * 32 + lane] = (int8_t)qi;
-    const int total = warp_sum_int(qi, 32);
-    if (lane == 0) ds[blk] = make_float2(__half2float(__float2half_rn(dd)), __half2float(__float2half_rn((float)total * dd)));
+    cu_quantize_q8_32_warp(x + blk * 32, q + blk * 32, ds + blk);
 }
 
-/* q8_K super-blocks of 256, one warp each, lane l holding elements 8l..8l+7;
- * bit for bit q8_K_quantize_ref: the scale comes from the first element of
- * largest magnitude, with its sign. */
+/* q8_K super-blocks of 256, one warp each (cu_quantize_q8_K_warp) */
 __global__ void __launch_bounds__(ACT_BLOCK) act_q8_K_kernel(const float *__restrict__ x, int64_t n_super,
                                                              int8_t *__restrict__ q, float2 *__restrict__ ds) {
     const int64_t sb = (int64_t)blockIdx.x * (ACT_BLOCK / 32) + threadIdx.x / 32;
-    const int lane = threadIdx.x & 31;
     if (sb >= n_super) return; /* whole warps */
-    const float4 *x4 = reinterpret_cast<const float4 *>(x + sb * 256 + 8 * lane);
-    const float4 v0 = x4[0], v1 = x4[1];
-    const float v[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
-    float lane_amax = 0.0f;
-    for (int i = 0; i < 8; i++) lane_amax = fmaxf(lane_amax, fabsf(v[i]));
-    const float amax = warp_max(lane_amax);
-    int qi[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    float scale = 0.0f;
-    if (amax != 0.0f) { /* warp-uniform */
-        float mine = 0.0f;
-        bool has = false;
-        for (int i = 0; i < 8; i++) {
-            if (!has && fabsf(v[i]) == amax) {
-                mine = v[i];
-                has = true;
-            }
-        }
-        const unsigned owners = __ballot_sync(0xffffffffu, has);
-        const float max = __shfl_sync(0xffffffffu, mine, __ffs(owners) - 1);
-        const float iscale = -127.f / max;
-        for (int i = 0; i < 8; i++) qi[i] = min(__float2int_rn(iscale * v[i]), 127);
-        scale = 1 / iscale;
-    }
-    uint32_t packed[2] = {0, 0};
-    int lane_sum = 0;
-    for (int i = 0; i < 8; i++) {
-        packed[i / 4] |= (uint32_t)(qi[i] & 0xFF) << (8 * (i % 4));
-        lane_sum += qi[i];
-    }
-    *reinterpret_cast<uint2 *>(q + sb * 256 + 8 * lane) = make_uint2(packed[0], packed[1]);
-    const int group_sum = warp_sum_int(lane_sum, 4); /* 4 lanes per block of 32 */
-    if ((lane & 3) == 0) ds[sb * 8 + lane / 4] = make_float2(scale, (float)group_sum);
+    cu_quantize_q8_K_warp(x + sb * 256, q + sb * 256, ds + sb * 8);
 }
 
 /* two floats -> two halves (H: __half or __nv_bfloat16), round to nearest even */
@@ -188,6 +134,29 @@ static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int
     ctx->act_tokens = n_tok;
     ctx->act_h_ready = l->act == CU_ACT_F16 || l->act == CU_ACT_BF16; /* the GEMM takes the same halves */
     return 0;
+}
+
+int cu_act_buffers(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, int8_t **q, float2 **ds, int *kind,
+                   lm_error *err) {
+    const cu_layout *l = w->layout;
+    if ((l->act != CU_ACT_Q8_32 && l->act != CU_ACT_Q8_K) || n_tok > lm_cuda_vec_max_tokens(w)) return -1;
+    const int64_t n = (int64_t)n_tok * w->view.cols;
+    if (cu_scratch_reserve(&ctx->act_q, (size_t)n, err) ||
+        cu_scratch_reserve(&ctx->act_ds, (size_t)(n / 32) * sizeof(float2), err))
+        return -2;
+    ctx->act_kind = -1; /* until filled */
+    ctx->act_h_ready = false;
+    *q = (int8_t *)ctx->act_q.ptr;
+    *ds = (float2 *)ctx->act_ds.ptr;
+    *kind = l->act;
+    return 0;
+}
+
+void cu_act_filled(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok) {
+    ctx->act_kind = w->layout->act;
+    ctx->act_cols = w->view.cols;
+    ctx->act_tokens = n_tok;
+    ctx->act_h_ready = false;
 }
 
 /* the context's prepared activations */
@@ -551,6 +520,11 @@ extern "C" bool lm_cuda_same_activations(const lm_cuda_matrix *a, const lm_cuda_
  * f16; not measured apart). */
 extern "C" int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w) {
     if (w->type_index == CU_F16 || w->type_index == CU_BF16) return 2;
+    /* with a kept f16 copy the GEMM has no dequantization pass: from 9 tokens
+     * on it reads 2 bytes a weight once where VEC would pass over the
+     * quantized weights twice or more (chosen from the byte counts; the
+     * measured crossovers above were without the copy) */
+    if (w->f16) return 8;
     return w->view.rows * w->view.cols >= LARGE_MATRIX ? 16 : 8;
 }
 

@@ -214,8 +214,9 @@ extern "C" int lm_cuda_rmsnorm(lm_cuda_ctx *ctx, float *y, const float *x, const
     return 0;
 }
 
+/* q_kind: -1, or the q8 kind (cu_act_kind) to quantize xb into q / ds */
 __global__ void residual_kernel(float *x, float *h, const float *post_w, float *xb, const float *next_w, int dim,
-                                float eps) {
+                                float eps, int q_kind, int8_t *q, float2 *ds) {
     const size_t r = blockIdx.x;
     float *xr = x + r * dim, *hr = h + r * dim;
     const float h_scale = post_w ? row_inv_rms(hr, dim, eps) : 1.0f;
@@ -226,14 +227,46 @@ __global__ void residual_kernel(float *x, float *h, const float *post_w, float *
     if (!next_w) return;
     __syncthreads();
     const float scale = row_inv_rms(xr, dim, eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) xb[r * dim + i] = xr[i] * scale * next_w[i];
+    float *xbr = xb + r * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) xbr[i] = xr[i] * scale * next_w[i];
+    if (q_kind < 0) return;
+    __syncthreads(); /* the block's xb writes are visible to it from here */
+    const int warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+    if (q_kind == CU_ACT_Q8_K)
+        for (int sb = warp; sb < dim / 256; sb += n_warps)
+            cu_quantize_q8_K_warp(xbr + sb * 256, q + r * dim + sb * 256, ds + (r * dim + sb * 256) / 32);
+    else
+        for (int b = warp; b < dim / 32; b += n_warps)
+            cu_quantize_q8_32_warp(xbr + b * 32, q + r * dim + b * 32, ds + (r * dim) / 32 + b);
 }
 
 extern "C" int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb,
                                 const float *next_w, int n_rows, int dim, float eps, lm_error *err) {
     if (n_rows <= 0) return 0;
-    residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps);
+    residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps, -1, NULL, NULL);
     CU_LAUNCHED("residual_kernel");
+    return 0;
+}
+
+extern "C" int lm_cuda_residual_for(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb,
+                                    const float *next_w, int n_rows, int dim, float eps, const lm_cuda_matrix *next,
+                                    bool *fused, lm_error *err) {
+    *fused = false;
+    int8_t *q = NULL;
+    float2 *ds = NULL;
+    int kind = -1;
+    if (n_rows <= 0) return 0;
+    if (next && next_w && next->view.cols == dim) {
+        const int rc = cu_act_buffers(ctx, next, n_rows, &q, &ds, &kind, err);
+        if (rc == -2) return -1;
+        if (rc < 0) kind = -1;
+    }
+    residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps, kind, q, ds);
+    CU_LAUNCHED("residual_kernel");
+    if (kind >= 0) {
+        cu_act_filled(ctx, next, n_rows);
+        *fused = true;
+    }
     return 0;
 }
 
@@ -250,10 +283,11 @@ __device__ __forceinline__ float gelu_mul(float x, float u) {
     return __half2float(__float2half_rn(g)) * u;
 }
 
-__global__ void act_mul_kernel(float *g, const float *u, size_t n, bool gelu) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        const float x = g[i];
-        g[i] = gelu ? gelu_mul(x, u[i]) : x / (1.0f + expf(-x)) * u[i];
+__global__ void act_mul_kernel(float *out, const float *g, const float *u, size_t total, int n, int ld, bool gelu) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const size_t in = (i / n) * ld + i % n;
+        const float x = g[in];
+        out[i] = gelu ? gelu_mul(x, u[in]) : x / (1.0f + expf(-x)) * u[in];
     }
 }
 
@@ -262,11 +296,11 @@ static int grid_for(const lm_cuda_ctx *ctx, size_t n, int threads) {
     return (int)(blocks < cap ? (blocks ? blocks : 1) : cap);
 }
 
-extern "C" int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *g, const float *u, int n_rows, int n, bool gelu,
-                               lm_error *err) {
+extern "C" int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *out, const float *g, const float *u, int n_rows, int n, int ld,
+                               bool gelu, lm_error *err) {
     const size_t total = (size_t)n_rows * n;
     if (!total) return 0;
-    act_mul_kernel<<<grid_for(ctx, total, 256), 256, 0, ctx->stream>>>(g, u, total, gelu);
+    act_mul_kernel<<<grid_for(ctx, total, 256), 256, 0, ctx->stream>>>(out, g, u, total, n, ld, gelu);
     CU_LAUNCHED("act_mul_kernel");
     return 0;
 }
@@ -350,8 +384,8 @@ __global__ void qkv_store_kernel(lm_cuda_qkv a, lm_cuda_kv_layer kv, float theta
     const int kind = h < a.n_head ? 0 : h < a.n_head + a.n_head_kv ? 1 : 2; /* q, k, v */
     const int hh = kind == 0 ? h : kind == 1 ? h - a.n_head : h - a.n_head - a.n_head_kv;
     const int hd = kind == 2 ? a.head_dim_v : a.head_dim;
-    const int n_heads = kind == 0 ? a.n_head : a.n_head_kv;
-    float *src = (kind == 0 ? a.q : kind == 1 ? a.k : a.v) + ((size_t)t * n_heads + hh) * hd;
+    const int ld = kind == 0 ? a.ld_q : kind == 1 ? a.ld_k : a.ld_v;
+    const float *src = (kind == 0 ? a.q : kind == 1 ? a.k : a.v) + (size_t)t * ld + (size_t)hh * hd;
     const float *bias = kind == 0 ? a.bq : kind == 1 ? a.bk : a.bv;
     const float *norm = kind == 0 ? a.q_norm : kind == 1 ? a.k_norm : NULL;
     double ss = 0.0;
@@ -384,7 +418,8 @@ __global__ void qkv_store_kernel(lm_cuda_qkv a, lm_cuda_kv_layer kv, float theta
         __syncwarp();
     }
     if (kind == 0) {
-        for (int i = lane; i < hd; i += 32) src[i] = buf[i];
+        float *dst = a.q_out + ((size_t)t * a.n_head + hh) * hd;
+        for (int i = lane; i < hd; i += 32) dst[i] = buf[i];
         return;
     }
     const size_t row = kv_row(kv, a.slot[t], pos);

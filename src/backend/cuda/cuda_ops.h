@@ -67,8 +67,18 @@ int lm_cuda_rmsnorm(lm_cuda_ctx *ctx, float *y, const float *x, const int32_t *r
 int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb, const float *next_w,
                      int n_rows, int dim, float eps, lm_error *err);
 
-/* g = act(g) * u over (n_rows, n): SiLU, or GELU (tanh form, through f16) */
-int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *g, const float *u, int n_rows, int n, bool gelu, lm_error *err);
+/* lm_cuda_residual, and when NEXT (the first matrix to read xb) takes q8
+ * activations by the VEC path for n_rows tokens, xb is quantized for it in
+ * the same kernel (bit for bit what its product would do): *fused is then
+ * true and lm_cuda_matmul_again(NEXT ...) follows without a pass of its own. */
+int lm_cuda_residual_for(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb, const float *next_w,
+                         int n_rows, int dim, float eps, const lm_cuda_matrix *next, bool *fused, lm_error *err);
+
+/* out = act(g) * u over (n_rows, n): SiLU, or GELU (tanh form, through f16).
+ * Row r of g (u) starts at g + r * ld (u + r * ld); out is (n_rows, n).
+ * out may be g when ld == n. */
+int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *out, const float *g, const float *u, int n_rows, int n, int ld, bool gelu,
+                    lm_error *err);
 
 /* out[r] = the index of the largest of row r of x (n_rows, n), the first
  * one on ties (as lm_argmax) */
@@ -86,7 +96,9 @@ typedef struct lm_cuda_kv_layer {
 } lm_cuda_kv_layer;
 
 typedef struct lm_cuda_qkv {
-    float *q, *k, *v;                 /* (T, n_head * hd), (T, n_head_kv * hd), (T, n_head_kv * hd_v) */
+    const float *q, *k, *v;           /* token t's heads at q + t * ld (ld = the row stride below) */
+    int ld_q, ld_k, ld_v;             /* floats from one token's q (k, v) to the next's */
+    float *q_out;                     /* (T, n_head * hd): q after norm and RoPE */
     const float *bq, *bk, *bv;        /* biases or NULL */
     const float *q_norm, *k_norm;     /* per-head RMSNorm weights (hd) or NULL */
     const int32_t *pos, *slot;        /* (T) */
@@ -96,8 +108,9 @@ typedef struct lm_cuda_qkv {
     const float *freq_factors;        /* (n_rot / 2) or NULL */
 } lm_cuda_qkv;
 
-/* Biases, QK norm and RoPE of q and k in place, then k and v stored as f16
- * at each token's (slot, position) in the layer's cache. */
+/* Biases, QK norm and RoPE of q (into q_out) and k, then k and v stored as
+ * f16 at each token's (slot, position) in the layer's cache. q, k and v may
+ * be column ranges of one fused QKV product (strides ld_*). */
 int lm_cuda_qkv_store(lm_cuda_ctx *ctx, const lm_cuda_qkv *a, const lm_cuda_kv_layer *kv, lm_error *err);
 
 typedef struct lm_cuda_attn {

@@ -178,7 +178,14 @@ int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, 
     return -1;
 }
 
-int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *g, const float *u, int n_rows, int n, bool gelu, lm_error *err) {
+int lm_cuda_residual_for(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb, const float *next_w,
+                         int n_rows, int dim, float eps, const lm_cuda_matrix *next, bool *fused, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *out, const float *g, const float *u, int n_rows, int n, int ld, bool gelu,
+                    lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
 }
