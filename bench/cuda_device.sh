@@ -18,6 +18,9 @@
 #             tg128, and 16 / 64 parallel streams
 #   profile   where a decode step's time goes (LAMINA_CUDA_PROFILE=1: events
 #             between the ops, graphs off), batch 1 and 64 streams
+#   e2e       the server suites of tests/e2e against a CUDA-backed server
+#             (LAMINA_SERVE_ARGS="--device cuda"), with SmolLM2, the Python
+#             clients and llama-cpp-python carried in pieces to /tmp/e2e/
 #   llama     llama.cpp's CUDA build on the same files (llama-bench,
 #             llama-batched-bench), when build-gpupack/llama has it
 # Logs and results go to $OUT (default /tmp/lamina-gpu).
@@ -128,6 +131,23 @@ if has llama && [ -x "$P/llama/llama-bench" ]; then
     done
     cat "$OUT/llama-bench.md"
     grep -E "^\|" "$OUT/llama-batched.txt" | tail -20
+fi
+
+if has e2e; then
+    E=/tmp/e2e/x
+    rm -rf "$E" && mkdir -p "$E" && cat /tmp/e2e/part* | tar xz -C "$E"
+    # --no-deps: numpy comes from the machine's own Python (PyTorch's)
+    python3 -m pip install -q --no-index --no-deps --target /tmp/pylib "$E"/wheels/*.whl \
+        > "$OUT/e2e-pip.txt" 2>&1 || { tail -5 "$OUT/e2e-pip.txt"; failed+=(e2e-pip); }
+    mkdir -p models /tmp/mhd
+    [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ] || cp "$E/SmolLM2-135M-Instruct.Q4_1.gguf" models/
+    cp "$P/lib/libmicrohttpd.so.12" /tmp/mhd/
+    PYTHONPATH=/tmp/pylib:$E LAMINA_BIN="$PWD/$P/bin/lamina" LAMINA_SERVE_ARGS="--device cuda" \
+        LD_LIBRARY_PATH="/tmp/mhd:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" \
+        python3 -m pytest -q -p no:cacheprovider tests/e2e/test_server_basic.py tests/e2e/test_server_openai.py \
+        tests/e2e/test_server_anthropic.py tests/e2e/test_server_completions.py tests/e2e/test_server_concurrency.py \
+        tests/e2e/test_server_limits.py tests/e2e/test_server_hostile.py > "$OUT/e2e.txt" 2>&1 || failed+=(e2e)
+    grep -E "passed|failed|error" "$OUT/e2e.txt" | tail -15
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then echo "cuda_device: FAILED: ${failed[*]}"; exit 1; fi

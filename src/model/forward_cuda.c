@@ -309,6 +309,11 @@ static int alloc_kv_pool(lm_forward_cuda *fw, lm_error *err) {
         const size_t keep = (fw->f16_kept ? 0 : gemm_scratch_bytes(fw->m)) + RESERVE_BYTES;
         pool = allowed > used + keep ? allowed - used - keep : 0;
         if (pool > free_b) pool = free_b > keep ? free_b - keep : 0;
+        /* no more than every sequence at full context (and one more context
+         * for the prefix cache): a small model would otherwise take 90 % of
+         * the GPU and leave no room for a second server beside it */
+        const size_t enough = ((size_t)fw->cfg.max_slots + 1) * (size_t)fw->max_blocks * block_bytes;
+        if (pool > enough) pool = enough;
     }
     size_t n_blocks = pool / block_bytes;
     if (n_blocks > (1u << 30)) n_blocks = 1u << 30;

@@ -27,7 +27,8 @@ typedef struct lm_cuda_forward_config {
     int max_slots;           /* sequences per batch */
     int max_ctx;             /* positions per sequence */
     int block_size;          /* positions per K/V block */
-    size_t kv_bytes;         /* K/V pool; 0: what memory_utilization leaves */
+    size_t kv_bytes;         /* K/V pool; 0: what memory_utilization leaves, at most (max_slots + 1)
+                              * full contexts */
     float memory_utilization; /* share of the device's memory this process may hold (0..1] */
 } lm_cuda_forward_config;
 

@@ -22,6 +22,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LAMINA = Path(os.environ.get("LAMINA_BIN", REPO / "build" / "lamina")).resolve()
+# extra flags for every `lamina serve` the suites start, e.g. "--device cuda" to run the
+# server suites against a CUDA-backed server (bench/cuda_device.sh e2e)
+SERVE_ARGS = os.environ.get("LAMINA_SERVE_ARGS", "").split()
 DEFAULT_MODEL = REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 START_TIMEOUT_S = 120
 
@@ -38,7 +41,7 @@ class Server:
         full_env.pop("LAMINA_API_KEY", None)
         full_env.update(env or {})
         self.log = tempfile.NamedTemporaryFile(prefix="lamina-serve-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([str(LAMINA), "serve", "--port", "0", *map(str, args)], cwd=REPO,
+        self.proc = subprocess.Popen([str(LAMINA), "serve", "--port", "0", *SERVE_ARGS, *map(str, args)], cwd=REPO,
                                      env=full_env, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.start_line = self._read_start_line()
         m = re.search(r"at (http://[^ ]+)", self.start_line)
