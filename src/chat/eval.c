@@ -400,6 +400,10 @@ static int slice_indices(interp *ip, jv start_v, jv stop_v, jv step_v, int64_t l
 static int eval_slice(interp *ip, scope *sc, const node *n, jv *out) {
     jv obj, parts[3] = {jv_none(), jv_none(), jv_none()};
     const node *exprs[3] = {n->slice.start, n->slice.stop, n->slice.step};
+    /* a slice inside a tuple subscript (x[:, 1]) has no object of its own: Python
+     * builds a slice object there, which no list, string or dict takes (found by
+     * fuzz_jinja: it used to be evaluated as a NULL node) */
+    if (!n->slice.obj) return ip_fail(ip, "unhashable type: 'slice'");
     if (eval(ip, sc, n->slice.obj, &obj)) return -1;
     for (int i = 0; i < 3; i++)
         if (exprs[i] && eval(ip, sc, exprs[i], &parts[i])) return -1;

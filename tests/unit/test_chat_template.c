@@ -196,6 +196,10 @@ static void test_errors(void) {
     expect_error("{% if false %}{{ x|nope }}{% endif %}", NULL,
                  "chat template 1:20: no filter named 'nope'");
     expect_error("{{ x is nope }}", NULL, "no test named 'nope'");
+    /* a slice inside a tuple subscript is Python's slice object, which nothing takes
+     * (it used to be evaluated as a NULL node: fuzz_jinja) */
+    expect_error("{{ [1, 2][:, 1] }}", NULL, "unhashable type: 'slice'");
+    expect_error("r{{-0.4[:,1]-}}}", NULL, "unhashable type: 'slice'");
     /* runtime faults carry the position of the failing expression */
     expect_error("{{ 1 }}\n{{ x.y.z }}", "{\"x\": {}}", "chat template 2:4: 'x.y' is undefined");
     expect_error("{{ 'a' + 1 }}", NULL, "unsupported operand type(s) for +: 'str' and 'int'");
