@@ -36,6 +36,26 @@ static void test_alloc_free(void) {
     kv_cache_free(kv);
 }
 
+/* a cache without host data (the GPU's pool) manages the same indices */
+static void test_index_only(void) {
+    lm_hparams hp = tiny_hparams();
+    kv_cache *kv = kv_cache_create(&hp, 4, 3, false);
+    CHECK(kv && kv_n_free(kv) == 3, "index-only pool: all free");
+    const int a = kv_alloc(kv), b = kv_alloc(kv), c = kv_alloc(kv);
+    CHECK(a >= 0 && b >= 0 && c >= 0 && a != b && b != c && a != c && kv_alloc(kv) == -1, "three distinct, then none");
+    CHECK(kv_k(kv, a, 0) == NULL && kv_v(kv, a, 1) == NULL, "no host data to point at");
+    const int32_t toks[4] = {1, 2, 3, 4};
+    kv_hash h = kv_hash_block(kv_hash_seed(0), toks, 4);
+    kv_register(kv, a, h, toks);
+    kv_unref(kv, a);
+    CHECK(kv_lookup(kv, h, toks) == a, "prefix hits work without data");
+    kv_unref(kv, a);
+    kv_unref(kv, b);
+    kv_unref(kv, c);
+    CHECK(kv_n_free(kv) == 3 && kv_cache_check(kv) == 0, "all back");
+    kv_cache_free(kv);
+}
+
 static void test_prefix_hits_and_lru(void) {
     lm_hparams hp = tiny_hparams();
     kv_cache *kv = kv_cache_create(&hp, 4, 4, true);
@@ -109,6 +129,7 @@ static void test_random_ops(void) {
 
 int main(void) {
     test_alloc_free();
+    test_index_only();
     test_prefix_hits_and_lru();
     test_random_ops();
     return check_done("kv cache");
