@@ -305,6 +305,18 @@ extern "C" int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *out, const float *g, con
     return 0;
 }
 
+/* the (value, index) maximum over the warp, ties to the lower index */
+__device__ __forceinline__ void warp_argmax(float *v, int *idx) {
+    for (int off = 16; off > 0; off >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, *v, off);
+        const int oi = __shfl_xor_sync(0xffffffffu, *idx, off);
+        if (ov > *v || (ov == *v && oi < *idx)) {
+            *v = ov;
+            *idx = oi;
+        }
+    }
+}
+
 /* one block per row: each thread its strided share, then the block's
  * (value, index) reduction, ties to the lower index */
 __global__ void argmax_kernel(const float *x, int n, int32_t *out) {
@@ -320,14 +332,7 @@ __global__ void argmax_kernel(const float *x, int n, int32_t *out) {
             idx = i;
         }
     }
-    for (int off = 16; off > 0; off >>= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, v, off);
-        const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
-        if (ov > v || (ov == v && oi < idx)) {
-            v = ov;
-            idx = oi;
-        }
-    }
+    warp_argmax(&v, &idx);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     if (lane == 0) {
         best_v[warp] = v;
@@ -337,14 +342,7 @@ __global__ void argmax_kernel(const float *x, int n, int32_t *out) {
     if (warp == 0) {
         v = lane < blockDim.x / 32 ? best_v[lane] : -INFINITY;
         idx = lane < blockDim.x / 32 ? best_i[lane] : 0x7fffffff;
-        for (int off = 16; off > 0; off >>= 1) {
-            const float ov = __shfl_xor_sync(0xffffffffu, v, off);
-            const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
-            if (ov > v || (ov == v && oi < idx)) {
-                v = ov;
-                idx = oi;
-            }
-        }
+        warp_argmax(&v, &idx);
         if (lane == 0) out[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
     }
 }
