@@ -100,7 +100,7 @@ if has perf; then
     for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
         f=$(gen $spec)
         L "$P/bin/lamina" perf "$f" --device cuda -p 512 -n 128 -r 5 >> "$OUT/perf.jsonl" 2>> "$OUT/perf.txt" || failed+=("perf-$spec")
-        for par in 16 64 "64 --full-logits"; do
+        for par in 16 64 "64 --sample" "64 --full-logits"; do
             L "$P/bin/lamina" perf "$f" --device cuda -p 128 -n 128 -r 3 --parallel $par >> "$OUT/perf.jsonl" 2>> "$OUT/perf.txt" ||
                 failed+=("perf-$spec-x$par")
         done

@@ -27,16 +27,17 @@ PROMPTS = [
 ]
 
 
-def ask(base, prompt, max_tokens, logprobs=True):
+def ask(base, prompt, max_tokens, logprobs=True, sampling=None):
     req = {"model": "m", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
            "temperature": 0}
+    req.update(sampling or {})
     if logprobs:
         req.update(logprobs=True, top_logprobs=2)
     req = urllib.request.Request(base + "/v1/chat/completions", json.dumps(req).encode(),
                                  {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=300) as r:
         choice = json.load(r)["choices"][0]
-    return choice["logprobs"]["content"] if logprobs else choice["message"]["content"]
+    return (choice["logprobs"]["content"], choice["message"]["content"]) if logprobs else choice["message"]["content"]
 
 
 def main():
@@ -48,7 +49,7 @@ def main():
     a = ap.parse_args()
     with cf.ThreadPoolExecutor(2 * len(PROMPTS)) as ex:
         futs = [(p, ex.submit(ask, a.gpu, p, a.max_tokens), ex.submit(ask, a.cpu, p, a.max_tokens)) for p in PROMPTS]
-        results = [(p, g.result(), c.result()) for p, g, c in futs]
+        results = [(p, g.result()[0], c.result()[0]) for p, g, c in futs]
     identical = tie = bad = 0
     for p, g, c in results:
         gt = [tuple(e["bytes"]) for e in g]
@@ -72,7 +73,7 @@ def main():
     # logits path gives
     same = 0
     for p in PROMPTS[:4]:
-        with_lp = b"".join(bytes(e["bytes"]) for e in ask(a.gpu, p, a.max_tokens)).decode("utf-8", "replace")
+        with_lp = ask(a.gpu, p, a.max_tokens)[1]
         picked = ask(a.gpu, p, a.max_tokens, logprobs=False)
         if picked == with_lp:
             same += 1
@@ -80,6 +81,19 @@ def main():
             bad += 1
             print(f"DIFFER (GPU argmax vs GPU logits): {p!r}: {picked!r} vs {with_lp!r}")
     print(f"serve check: GPU-picked greedy text equal to the logits path's for {same}/4 prompts")
+    # seeded sampling (top_k 40): without logprobs only the GPU's 64 best
+    # candidates per row come back; the draws must be the ones from whole rows
+    sampling = {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": 1234}
+    same = 0
+    for p in PROMPTS[:4]:
+        rows = ask(a.gpu, p, a.max_tokens, sampling=sampling)[1]
+        top = ask(a.gpu, p, a.max_tokens, logprobs=False, sampling=sampling)
+        if top == rows:
+            same += 1
+        else:
+            bad += 1
+            print(f"DIFFER (GPU top-64 vs GPU logits rows, seeded sampling): {p!r}: {top!r} vs {rows!r}")
+    print(f"serve check: seeded sampling from the GPU's top 64 equal to sampling from whole rows for {same}/4 prompts")
     return 1 if bad else 0
 
 

@@ -5,8 +5,10 @@
  * --parallel P (as llama-batched-bench): P sequences, each first given the
  *   pp prompt tokens (one pass per sequence, untimed), then tg steps of P
  *   tokens, one per sequence: aggregate generated tokens/s. The GPU picks
- *   each greedy token (as the engine does for temperature 0) unless
- *   --full-logits copies every logits row to the host, as llama.cpp does.
+ *   each greedy token (as the engine does for temperature 0); --sample
+ *   brings back the 64 best candidates of each row instead (as for sampled
+ *   requests with top_k <= 64); --full-logits copies every logits row to the
+ *   host, as llama.cpp does.
  * --device cuda runs the GPU forward pass (model/forward_cuda.h).
  * Each test runs --reps times after one warm-up; the median is reported,
  * and one JSON line per test goes to stdout for scripts (bench/). */
@@ -47,6 +49,8 @@ typedef struct {
     float *logits;
     int32_t *tokens;
     int32_t *argmax_ids; /* NULL: full logits back (--full-logits) */
+    int32_t *top_ids;    /* --sample: the 64 best candidates per row come back, as for sampled requests */
+    float *top_vals;
 } perf_ctx;
 
 static int perf_forward(perf_ctx *c, const lm_batch *b, lm_error *err) {
@@ -55,6 +59,9 @@ static int perf_forward(perf_ctx *c, const lm_batch *b, lm_error *err) {
     for (int s = 0; s < c->n_seq; s++) n_table[s] = c->max_blocks;
     /* greedy decode steps let the GPU pick the tokens, as the engine does for
      * temperature-0 requests; --full-logits copies every logits row instead */
+    if (c->top_ids)
+        return lm_forward_cuda_run_top_k(c->gpu, b, (const int *const *)c->tables, n_table, c->n_seq, c->top_ids,
+                                         c->top_vals, err);
     const bool ids = c->argmax_ids != NULL;
     return lm_forward_cuda_run(c->gpu, b, (const int *const *)c->tables, n_table, c->n_seq, ids ? NULL : c->logits,
                                ids ? c->argmax_ids : NULL, err);
@@ -124,7 +131,8 @@ static int run_test(perf_ctx *c, const char *model_path, const char *device, per
     const double tokens = kind == TEST_PARALLEL ? (double)n * c->n_seq : n;
     char test[64];
     if (kind == TEST_PARALLEL)
-        snprintf(test, sizeof(test), "pp%d+tg%dx%d%s", pp, n, c->n_seq, c->argmax_ids ? "" : "-logits");
+        snprintf(test, sizeof(test), "pp%d+tg%dx%d%s", pp, n, c->n_seq,
+                 c->argmax_ids ? "" : c->top_ids ? "-top64" : "-logits");
     else snprintf(test, sizeof(test), "%s%d", kind == TEST_PP ? "pp" : "tg", n);
     fprintf(stderr, "lamina %-14s %s  %10.1f t/s (median of %d)\n", test, device, tokens / med, reps);
     printf("{\"model\": \"%s\", \"test\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"reps\": %d, "
@@ -136,7 +144,7 @@ static int run_test(perf_ctx *c, const char *model_path, const char *device, per
 int cmd_perf(int argc, char **argv) {
     const char *model_path = NULL;
     int pp = 128, tg = 64, reps = 5, n_threads = cpu_physical_cores(), parallel = 0;
-    bool cuda = false, full_logits = false;
+    bool cuda = false, full_logits = false, sample = false;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !model_path) model_path = argv[i];
         else if (i + 1 < argc && !strcmp(argv[i], "-p")) pp = atoi(argv[++i]);
@@ -145,11 +153,12 @@ int cmd_perf(int argc, char **argv) {
         else if (i + 1 < argc && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads"))) n_threads = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--parallel")) parallel = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--full-logits")) full_logits = true;
+        else if (!strcmp(argv[i], "--sample")) sample = true;
         else if (i + 1 < argc && !strcmp(argv[i], "--device") && (!strcmp(argv[i + 1], "cpu") || !strcmp(argv[i + 1], "cuda")))
             cuda = !strcmp(argv[++i], "cuda");
         else {
             fprintf(stderr, "usage: lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
-                            "                   [--parallel SEQS [--full-logits]] [--device cpu|cuda]\n");
+                            "                   [--parallel SEQS [--full-logits|--sample]] [--device cpu|cuda]\n");
             return 2;
         }
     }
@@ -185,8 +194,17 @@ int cmd_perf(int argc, char **argv) {
             if (!(c.tables[s] = malloc(sizeof(int) * (size_t)c.max_blocks))) break;
             for (int i = 0; i < c.max_blocks; i++) c.tables[s][i] = s * c.max_blocks + i;
         }
-        if (parallel && !full_logits) c.argmax_ids = malloc(sizeof(int32_t) * (size_t)max_seq);
-        if (!c.tables || !c.tables[max_seq - 1] || (parallel && !full_logits && !c.argmax_ids)) {
+        if (parallel && sample) {
+            c.top_ids = malloc(sizeof(int32_t) * (size_t)max_seq * LM_FORWARD_CUDA_TOP_K);
+            c.top_vals = malloc(sizeof(float) * (size_t)max_seq * LM_FORWARD_CUDA_TOP_K);
+            if (!c.top_ids || !c.top_vals) {
+                lm_error_set(&err, "out of memory");
+                goto done;
+            }
+        } else if (parallel && !full_logits) {
+            c.argmax_ids = malloc(sizeof(int32_t) * (size_t)max_seq);
+        }
+        if (!c.tables || !c.tables[max_seq - 1] || (parallel && !full_logits && !sample && !c.argmax_ids)) {
             lm_error_set(&err, "out of memory");
             goto done;
         }
@@ -223,6 +241,8 @@ done:
     for (int s = 0; c.tables && s < c.n_seq; s++) free(c.tables[s]);
     free(c.tables);
     free(c.argmax_ids);
+    free(c.top_ids);
+    free(c.top_vals);
     lm_forward_cuda_free(c.gpu);
     kv_contig_free(c.kv_store);
     lm_forward_free(c.fw);

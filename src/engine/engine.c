@@ -362,21 +362,27 @@ static void step(lm_engine *e) {
     lm_error err = {{0}};
     int rc;
     float *logits = e->logits;
-    bool gpu_picks = false;
+    enum { ROWS, GREEDY, TOP_K } out = ROWS; /* what comes back from the GPU */
     if (e->fwc) {
-        /* greedy sequences without logprobs only: the GPU picks the tokens
-         * and no logits cross; otherwise they stay in its page-locked buffer */
-        gpu_picks = true;
+        /* no logprobs asked for: greedy steps get the GPU's argmax; steps
+         * whose samplers look at no more than the 64 best candidates get
+         * those; only the others copy logits rows (read in place) */
+        out = GREEDY;
         for (int i = 0; i < e->n_step; i++) {
             const lm_seq *s = e->step[i].seq;
             e->tables[i] = s->blocks;
             e->n_tables[i] = s->n_blocks;
-            if (e->step[i].logits_row >= 0 && (s->top_logprobs >= 0 || !lm_sampler_argmax_only(s->sampler)))
-                gpu_picks = false;
+            if (e->step[i].logits_row < 0) continue;
+            if (s->top_logprobs >= 0 || !lm_sampler_top_k_only(s->sampler, LM_FORWARD_CUDA_TOP_K)) out = ROWS;
+            else if (out == GREEDY && !lm_sampler_argmax_only(s->sampler)) out = TOP_K;
         }
-        rc = lm_forward_cuda_run(e->fwc, &b, e->tables, e->n_tables, e->n_step, NULL,
-                                 gpu_picks ? e->greedy_ids : NULL, &err);
-        logits = gpu_picks ? NULL : lm_forward_cuda_logits(e->fwc);
+        if (out == TOP_K)
+            rc = lm_forward_cuda_run_top_k(e->fwc, &b, e->tables, e->n_tables, e->n_step, e->top_ids, e->top_vals,
+                                           &err);
+        else
+            rc = lm_forward_cuda_run(e->fwc, &b, e->tables, e->n_tables, e->n_step, NULL,
+                                     out == GREEDY ? e->greedy_ids : NULL, &err);
+        logits = out == ROWS ? lm_forward_cuda_logits(e->fwc) : NULL;
     } else {
         rc = lm_forward_run(e->fw, e->pool, &e->kv_view, &b, e->logits, &err);
     }
@@ -404,7 +410,14 @@ static void step(lm_engine *e) {
         if (it->logits_row < 0) continue;
         if (atomic_load(&s->handle->aborted)) continue; /* reaped next step */
         float *row = logits ? logits + (size_t)it->logits_row * n_vocab : NULL;
-        if (!advance(e, s, row, gpu_picks ? e->greedy_ids[it->logits_row] : -1)) sched_remove_running(e, s);
+        int32_t picked = -1;
+        if (out == GREEDY) {
+            picked = e->greedy_ids[it->logits_row];
+        } else if (out == TOP_K) {
+            const size_t at = (size_t)it->logits_row * LM_FORWARD_CUDA_TOP_K;
+            picked = lm_sampler_sample_top(s->sampler, e->top_ids + at, e->top_vals + at, LM_FORWARD_CUDA_TOP_K);
+        }
+        if (!advance(e, s, row, picked)) sched_remove_running(e, s);
     }
     e->n_steps++;
 }
@@ -518,9 +531,12 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
     e->b_want = malloc(sizeof(bool) * T);
     e->logits = fwc ? NULL : malloc(sizeof(float) * S * (size_t)hp->n_vocab);
     e->greedy_ids = malloc(sizeof(int32_t) * S);
+    e->top_ids = fwc ? malloc(sizeof(int32_t) * S * LM_FORWARD_CUDA_TOP_K) : NULL;
+    e->top_vals = fwc ? malloc(sizeof(float) * S * LM_FORWARD_CUDA_TOP_K) : NULL;
     e->logprob_scratch = malloc(sizeof(float) * (size_t)hp->n_vocab);
     if (!e->pool || !(e->fw || e->fwc) || !e->tables || !e->n_tables || !e->kv || !e->waiting || !e->running || !e->step || !e->b_tokens || !e->b_pos ||
-        !e->b_seq || !e->b_want || !(e->logits || fwc) || !e->greedy_ids || !e->logprob_scratch) {
+        !e->b_seq || !e->b_want || !(e->logits || fwc) || !e->greedy_ids || (fwc && (!e->top_ids || !e->top_vals)) ||
+        !e->logprob_scratch) {
         lm_error_set(err, "out of memory for the engine (K/V pool %zu MiB)", (n_blocks * block_bytes) >> 20);
         engine_free(e);
         return NULL;
@@ -566,6 +582,8 @@ void engine_free(lm_engine *e) {
     free(e->b_want);
     free(e->logits);
     free(e->greedy_ids);
+    free(e->top_ids);
+    free(e->top_vals);
     free(e->logprob_scratch);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);

@@ -64,6 +64,8 @@ struct lm_engine {
     bool *b_want;
     float *logits;          /* (max_num_seqs, n_vocab) */
     int32_t *greedy_ids;    /* (max_num_seqs) tokens the GPU picked (steps of greedy sequences only) */
+    int32_t *top_ids;       /* (max_num_seqs, LM_FORWARD_CUDA_TOP_K) the GPU's best candidates per row, */
+    float *top_vals;        /* and their logits (steps whose samplers need no more) */
     float *logprob_scratch; /* (n_vocab) */
 };
 

@@ -135,23 +135,10 @@ static int sorted_candidates(lm_sampler *s, const float *logits) {
     return n;
 }
 
-bool lm_sampler_argmax_only(const lm_sampler *s) {
+/* top-k, top-p, min-p, temperature and the draw over the first N sorted
+ * candidates in s->cand */
+static int32_t draw(lm_sampler *s, int n) {
     const lm_sampling *p = &s->p;
-    return p->temperature <= 0.0f && p->n_logit_bias == 0 && p->repetition_penalty == 1.0f &&
-           p->presence_penalty == 0.0f && p->frequency_penalty == 0.0f;
-}
-
-int32_t lm_sampler_sample(lm_sampler *s, float *logits) {
-    const lm_sampling *p = &s->p;
-    for (int i = 0; i < p->n_logit_bias; i++) {
-        const int32_t t = p->logit_bias[i].token;
-        if (t >= 0 && t < s->n_vocab) logits[t] += p->logit_bias[i].bias;
-    }
-    apply_penalties(s, logits);
-    if (p->temperature <= 0.0f) return lm_argmax(logits, s->n_vocab);
-    if (!s->cand && !(s->cand = malloc(sizeof(candidate) * (size_t)s->n_vocab)))
-        return lm_argmax(logits, s->n_vocab); /* out of memory: the most likely token */
-    int n = sorted_candidates(s, logits);
     if (p->top_k > 0 && p->top_k < n) n = p->top_k;
     /* probabilities at temperature 1, as llama.cpp's top-p and min-p see them */
     const float max = s->cand[0].logit;
@@ -185,4 +172,38 @@ int32_t lm_sampler_sample(lm_sampler *s, float *logits) {
         if (r < acc) return s->cand[i].id;
     }
     return s->cand[n - 1].id;
+}
+
+bool lm_sampler_argmax_only(const lm_sampler *s) {
+    const lm_sampling *p = &s->p;
+    return p->temperature <= 0.0f && p->n_logit_bias == 0 && p->repetition_penalty == 1.0f &&
+           p->presence_penalty == 0.0f && p->frequency_penalty == 0.0f;
+}
+
+int32_t lm_sampler_sample(lm_sampler *s, float *logits) {
+    const lm_sampling *p = &s->p;
+    for (int i = 0; i < p->n_logit_bias; i++) {
+        const int32_t t = p->logit_bias[i].token;
+        if (t >= 0 && t < s->n_vocab) logits[t] += p->logit_bias[i].bias;
+    }
+    apply_penalties(s, logits);
+    if (p->temperature <= 0.0f) return lm_argmax(logits, s->n_vocab);
+    if (!s->cand && !(s->cand = malloc(sizeof(candidate) * (size_t)s->n_vocab)))
+        return lm_argmax(logits, s->n_vocab); /* out of memory: the most likely token */
+    return draw(s, sorted_candidates(s, logits));
+}
+
+bool lm_sampler_top_k_only(const lm_sampler *s, int k_max) {
+    const lm_sampling *p = &s->p;
+    return p->n_logit_bias == 0 && p->repetition_penalty == 1.0f && p->presence_penalty == 0.0f &&
+           p->frequency_penalty == 0.0f && (p->temperature <= 0.0f || (p->top_k > 0 && p->top_k <= k_max));
+}
+
+int32_t lm_sampler_sample_top(lm_sampler *s, const int32_t *ids, const float *logits, int n) {
+    const lm_sampling *p = &s->p;
+    if (p->temperature <= 0.0f || n == 1) return ids[0];
+    if (!s->cand && !(s->cand = malloc(sizeof(candidate) * (size_t)s->n_vocab))) return ids[0];
+    int m = 0; /* sorted_candidates' window: within 40 nats of the best */
+    for (int i = 0; i < n && i < s->n_vocab && logits[i] >= logits[0] - 40.0f; i++) s->cand[m++] = (candidate){ids[i], logits[i]};
+    return draw(s, m);
 }

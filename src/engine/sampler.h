@@ -44,6 +44,13 @@ void lm_sampler_accept(lm_sampler *s, int32_t token);
 /* true when sampling is the plain argmax of the logits (temperature 0, no
  * penalties, no logit bias): the GPU can then pick the token itself */
 bool lm_sampler_argmax_only(const lm_sampler *s);
+/* true when the sampler needs no more than the K_MAX best logits: no
+ * penalties, no logit bias, and greedy or 0 < top_k <= K_MAX */
+bool lm_sampler_top_k_only(const lm_sampler *s, int k_max);
+/* samples from the N best candidates (ids, logits), sorted by logit
+ * descending and ties by the lower id: the same token lm_sampler_sample
+ * draws from the whole row when lm_sampler_top_k_only(s, N) */
+int32_t lm_sampler_sample_top(lm_sampler *s, const int32_t *ids, const float *logits, int n);
 /* samples from logits (n_vocab, modified in place); returns the token id */
 int32_t lm_sampler_sample(lm_sampler *s, float *logits);
 

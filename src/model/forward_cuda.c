@@ -37,6 +37,9 @@
 
 #define RESERVE_BYTES ((size_t)256 << 20) /* CUDA context, cuBLAS, allocator slack */
 #define GRAPH_MAX_TOKENS 256
+
+/* what a step copies back */
+typedef enum { OUT_LOGITS, OUT_ARGMAX, OUT_TOP_K, OUT_KINDS } out_kind;
 #define STAGE_ALIGN 256
 
 typedef struct cuda_layer {
@@ -69,15 +72,16 @@ struct lm_forward_cuda {
     size_t stage_bytes, off_pos, off_slot, off_rows, off_tables;
     float *embd_host;   /* page-locked (max_tokens, n_embd): the step's embeddings, uploaded into x */
     float *logits_host; /* page-locked (max_logits, n_vocab) */
-    int32_t *ids, *ids_host; /* (max_logits) greedy tokens, device and page-locked host */
-    /* decode graphs by output kind (0 logits, 1 argmax) and token count (see the top of the file) */
+    int32_t *ids, *ids_host; /* (max_logits, TOP_K) greedy tokens or top-k ids, device and page-locked host */
+    float *top_vals, *top_vals_host; /* (max_logits, TOP_K) their logits */
+    /* decode graphs by output kind and token count (see the top of the file) */
     bool use_graphs;
     bool profile; /* LAMINA_CUDA_PROFILE=1: marks between ops, graphs off */
     bool fuse_act; /* residuals quantize the next product's input (LAMINA_CUDA_FUSE=0: off) */
     bool stack;    /* stacked QKV and gate/up matrices (LAMINA_CUDA_STACK=0: off) */
     bool xb_prepared; /* the step in progress: xb's activations are prepared for the layer's wq */
-    lm_cuda_graph *graphs[2][GRAPH_MAX_TOKENS + 1];
-    bool seen[2][GRAPH_MAX_TOKENS + 1];
+    lm_cuda_graph *graphs[OUT_KINDS][GRAPH_MAX_TOKENS + 1];
+    bool seen[OUT_KINDS][GRAPH_MAX_TOKENS + 1];
     uint64_t graph_epoch;
 };
 
@@ -286,9 +290,12 @@ static int alloc_activations(lm_forward_cuda *fw, lm_error *err) {
         fw->stage_dev ? lm_cuda_host_alloc(fw->ctx, (size_t)fw->cfg.max_logits * hp->n_vocab * sizeof(float), err)
                       : NULL;
     fw->embd_host = fw->logits_host ? lm_cuda_host_alloc(fw->ctx, T * E * sizeof(float), err) : NULL;
-    fw->ids = fw->embd_host ? lm_cuda_alloc(fw->ctx, (size_t)fw->cfg.max_logits * sizeof(int32_t), err) : NULL;
-    fw->ids_host = fw->ids ? lm_cuda_host_alloc(fw->ctx, (size_t)fw->cfg.max_logits * sizeof(int32_t), err) : NULL;
-    return fw->ids_host ? 0 : -1;
+    const size_t n_top = (size_t)fw->cfg.max_logits * LM_FORWARD_CUDA_TOP_K;
+    fw->ids = fw->embd_host ? lm_cuda_alloc(fw->ctx, n_top * sizeof(int32_t), err) : NULL;
+    fw->ids_host = fw->ids ? lm_cuda_host_alloc(fw->ctx, n_top * sizeof(int32_t), err) : NULL;
+    fw->top_vals = fw->ids_host ? lm_cuda_alloc(fw->ctx, n_top * sizeof(float), err) : NULL;
+    fw->top_vals_host = fw->top_vals ? lm_cuda_host_alloc(fw->ctx, n_top * sizeof(float), err) : NULL;
+    return fw->top_vals_host ? 0 : -1;
 }
 
 /* the K/V pool: cfg.kv_bytes, or what memory_utilization leaves after the
@@ -398,7 +405,9 @@ void lm_forward_cuda_free(lm_forward_cuda *fw) {
         lm_cuda_host_free(ctx, fw->embd_host);
         lm_cuda_free(ctx, fw->ids);
         lm_cuda_host_free(ctx, fw->ids_host);
-        for (int k = 0; k < 2; k++)
+        lm_cuda_free(ctx, fw->top_vals);
+        lm_cuda_host_free(ctx, fw->top_vals_host);
+        for (int k = 0; k < OUT_KINDS; k++)
             for (int i = 0; i <= GRAPH_MAX_TOKENS; i++) lm_cuda_graph_free(fw->graphs[k][i]);
         if (fw->profile) lm_cuda_marks_print(ctx);
         lm_cuda_ctx_free(ctx);
@@ -583,7 +592,7 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
 /* queues the whole step: uploads, layers, logits and their copy back.
  * STAGE_BYTES: how much of the staging buffer to upload (a graph copies all
  * of it, so that one graph serves any number of sequences) */
-static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, bool argmax, size_t stage_bytes, lm_error *err) {
+static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, out_kind out, size_t stage_bytes, lm_error *err) {
     const lm_hparams *hp = &fw->m->hp;
     lm_cuda_ctx *ctx = fw->ctx;
     char *dev = fw->stage_dev;
@@ -614,35 +623,45 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, bool argmax, s
         (hp->final_softcap > 0.0f && lm_cuda_softcap(ctx, fw->logits, n_out, hp->final_softcap, err)))
         return -1;
     MARK(fw, "output");
-    if (argmax)
+    const size_t n_top = (size_t)n_logits * LM_FORWARD_CUDA_TOP_K;
+    switch (out) {
+    case OUT_ARGMAX:
         return lm_cuda_argmax(ctx, fw->logits, n_logits, hp->n_vocab, fw->ids, err) ||
                        lm_cuda_download_async(ctx, fw->ids_host, fw->ids, (size_t)n_logits * sizeof(int32_t), err)
                    ? -1
                    : 0;
-    return lm_cuda_download_async(ctx, fw->logits_host, fw->logits, n_out * sizeof(float), err);
+    case OUT_TOP_K:
+        return lm_cuda_top_k(ctx, fw->logits, n_logits, hp->n_vocab, LM_FORWARD_CUDA_TOP_K, fw->ids, fw->top_vals,
+                             err) ||
+                       lm_cuda_download_async(ctx, fw->ids_host, fw->ids, n_top * sizeof(int32_t), err) ||
+                       lm_cuda_download_async(ctx, fw->top_vals_host, fw->top_vals, n_top * sizeof(float), err)
+                   ? -1
+                   : 0;
+    default: return lm_cuda_download_async(ctx, fw->logits_host, fw->logits, n_out * sizeof(float), err);
+    }
 }
 
 /* a decode step through its graph: captured on the second step of this
  * token count, replayed after. 1: not a graph step (run it directly). */
-static int run_graph(lm_forward_cuda *fw, int T, int n_logits, bool argmax, lm_error *err) {
+static int run_graph(lm_forward_cuda *fw, int T, int n_logits, out_kind out, lm_error *err) {
     if (!fw->use_graphs || T > GRAPH_MAX_TOKENS || n_logits != T) return 1;
     if (fw->graph_epoch != lm_cuda_scratch_epoch()) { /* a scratch buffer moved: every graph is stale */
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < OUT_KINDS; k++)
             for (int i = 0; i <= GRAPH_MAX_TOKENS; i++) {
                 lm_cuda_graph_free(fw->graphs[k][i]);
                 fw->graphs[k][i] = NULL;
             }
         fw->graph_epoch = lm_cuda_scratch_epoch();
     }
-    lm_cuda_graph **slot = &fw->graphs[argmax][T];
+    lm_cuda_graph **slot = &fw->graphs[out][T];
     if (!*slot) {
-        if (!fw->seen[argmax][T]) { /* first step of this kind: direct, sizing the scratch */
-            fw->seen[argmax][T] = true;
+        if (!fw->seen[out][T]) { /* first step of this kind: direct, sizing the scratch */
+            fw->seen[out][T] = true;
             return 1;
         }
         if (lm_cuda_capture_begin(fw->ctx, err)) return -1;
         lm_error inner = {{0}};
-        const int rc = enqueue_step(fw, T, n_logits, argmax, fw->stage_bytes, &inner);
+        const int rc = enqueue_step(fw, T, n_logits, out, fw->stage_bytes, &inner);
         lm_cuda_graph *g = lm_cuda_capture_end(fw->ctx, err); /* ends the capture even after a failure */
         if (rc) {
             lm_cuda_graph_free(g);
@@ -659,24 +678,41 @@ static int run_graph(lm_forward_cuda *fw, int T, int n_logits, bool argmax, lm_e
     return lm_cuda_graph_launch(fw->ctx, *slot, err);
 }
 
-int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
-                        int n_slots, float *logits, int32_t *argmax, lm_error *err) {
-    const lm_hparams *hp = &fw->m->hp;
+/* stages, runs (through a graph where it can) and waits for one step */
+static int run_step(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
+                    int n_slots, out_kind out, lm_error *err) {
     const int n_logits = stage_batch(fw, batch, tables, n_table, n_slots, err);
     if (n_logits < 0) return -1;
     const int T = batch->n_tokens;
-    const bool ids = argmax != NULL;
-    int rc = run_graph(fw, T, n_logits, ids, err);
+    int rc = run_graph(fw, T, n_logits, out, err);
     if (rc > 0)
-        rc = enqueue_step(fw, T, n_logits, ids, fw->off_tables + (size_t)n_slots * fw->max_blocks * sizeof(int32_t),
+        rc = enqueue_step(fw, T, n_logits, out, fw->off_tables + (size_t)n_slots * fw->max_blocks * sizeof(int32_t),
                           err);
     if (rc || lm_cuda_sync(fw->ctx, err)) return -1;
     if (fw->profile) {
         MARK(fw, "download");
         lm_cuda_marks_collect(fw->ctx);
     }
-    if (n_logits > 0 && ids) memcpy(argmax, fw->ids_host, (size_t)n_logits * sizeof(int32_t));
-    else if (n_logits > 0 && logits) memcpy(logits, fw->logits_host, (size_t)n_logits * hp->n_vocab * sizeof(float));
+    return n_logits;
+}
+
+int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
+                        int n_slots, float *logits, int32_t *argmax, lm_error *err) {
+    const int n_logits = run_step(fw, batch, tables, n_table, n_slots, argmax ? OUT_ARGMAX : OUT_LOGITS, err);
+    if (n_logits < 0) return -1;
+    if (n_logits > 0 && argmax) memcpy(argmax, fw->ids_host, (size_t)n_logits * sizeof(int32_t));
+    else if (n_logits > 0 && logits)
+        memcpy(logits, fw->logits_host, (size_t)n_logits * fw->m->hp.n_vocab * sizeof(float));
+    return 0;
+}
+
+int lm_forward_cuda_run_top_k(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables,
+                              const int *n_table, int n_slots, int32_t *ids, float *vals, lm_error *err) {
+    const int n_logits = run_step(fw, batch, tables, n_table, n_slots, OUT_TOP_K, err);
+    if (n_logits < 0) return -1;
+    const size_t n_top = (size_t)n_logits * LM_FORWARD_CUDA_TOP_K;
+    memcpy(ids, fw->ids_host, n_top * sizeof(int32_t));
+    memcpy(vals, fw->top_vals_host, n_top * sizeof(float));
     return 0;
 }
 

@@ -39,6 +39,7 @@
 
 #include "../unit/check.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_ops.h"
 #include "base/dtype.h"
 #include "engine/sampler.h"
 #include "model/forward_cuda.h"
@@ -504,6 +505,74 @@ static void check_model_file(const char *path) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+typedef struct {
+    int32_t id;
+    float v;
+} ranked;
+
+/* the CPU sampler's order: value descending, ties by the lower id */
+static int cmp_ranked(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    if (x->v != y->v) return x->v < y->v ? 1 : -1;
+    return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+/* lm_cuda_top_k and lm_cuda_argmax against a sort on the CPU: rows with many
+ * ties at the cut, -inf, NaN (never taken), and vocabulary-sized rows */
+static void check_top_k_op(void) {
+    lm_error err = {{0}};
+    lm_cuda_ctx *ctx = lm_cuda_ctx_create(0, &err);
+    CHECK(ctx != NULL, "%s", err.msg);
+    if (!ctx) return;
+    enum { ROWS = 6, K = LM_CUDA_TOP_K_MAX };
+    const int n = 151936;
+    float *x = malloc(sizeof(float) * (size_t)ROWS * n), *vals = malloc(sizeof(float) * ROWS * K);
+    int32_t *ids = malloc(sizeof(int32_t) * ROWS * K), *amax = malloc(sizeof(int32_t) * ROWS);
+    ranked *r = malloc(sizeof(ranked) * (size_t)n);
+    uint32_t state = 5;
+    for (int row = 0; row < ROWS; row++)
+        for (int i = 0; i < n; i++) {
+            state = state * 1664525u + 1013904223u;
+            float v = row % 2 ? (float)((int)(state >> 16) % 50) : (float)(state >> 8) / 16777216.0f * 20.0f - 10.0f;
+            if (row == 2 && i % 97 == 0) v = -INFINITY;
+            if (row == 3 && i % 89 == 0) v = NAN;
+            if (row == 5) v = 1.0f; /* all equal: the lowest ids */
+            x[(size_t)row * n + i] = v;
+        }
+    float *x_dev = lm_cuda_alloc(ctx, sizeof(float) * (size_t)ROWS * n, &err);
+    int32_t *ids_dev = lm_cuda_alloc(ctx, sizeof(int32_t) * ROWS * K, &err), *amax_dev = lm_cuda_alloc(ctx, 4 * ROWS, &err);
+    float *vals_dev = lm_cuda_alloc(ctx, sizeof(float) * ROWS * K, &err);
+    int rc = !x_dev || !ids_dev || !vals_dev || !amax_dev ||
+             lm_cuda_upload(ctx, x_dev, x, sizeof(float) * (size_t)ROWS * n, &err) ||
+             lm_cuda_top_k(ctx, x_dev, ROWS, n, K, ids_dev, vals_dev, &err) ||
+             lm_cuda_argmax(ctx, x_dev, ROWS, n, amax_dev, &err) || lm_cuda_sync(ctx, &err) ||
+             lm_cuda_download(ctx, ids, ids_dev, sizeof(int32_t) * ROWS * K, &err) ||
+             lm_cuda_download(ctx, vals, vals_dev, sizeof(float) * ROWS * K, &err) ||
+             lm_cuda_download(ctx, amax, amax_dev, 4 * ROWS, &err);
+    CHECK(rc == 0, "top-k op: %s", err.msg);
+    for (int row = 0; rc == 0 && row < ROWS; row++) {
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (!isnan(x[(size_t)row * n + i])) r[m++] = (ranked){i, x[(size_t)row * n + i]};
+        qsort(r, (size_t)m, sizeof(ranked), cmp_ranked);
+        int same = 0;
+        for (int j = 0; j < K; j++) same += ids[row * K + j] == r[j].id && vals[row * K + j] == r[j].v;
+        CHECK(same == K, "top-k row %d: %d of %d candidates as the CPU sorts them", row, same, K);
+        CHECK(amax[row] == r[0].id, "argmax row %d: %d, CPU %d", row, amax[row], r[0].id);
+    }
+    printf("top-k op: %d rows of %d against a CPU sort (ties, -inf, NaN)\n", ROWS, n);
+    lm_cuda_free(ctx, x_dev);
+    lm_cuda_free(ctx, ids_dev);
+    lm_cuda_free(ctx, vals_dev);
+    lm_cuda_free(ctx, amax_dev);
+    lm_cuda_ctx_free(ctx);
+    free(x);
+    free(vals);
+    free(ids);
+    free(amax);
+    free(r);
+}
+
 int main(int argc, char **argv) {
     int n_dev = 0;
     lm_error err = {{0}};
@@ -511,6 +580,7 @@ int main(int argc, char **argv) {
         printf("test_cuda_forward: no CUDA device (%s): skipped\n", err.msg[0] ? err.msg : "none visible");
         return 77;
     }
+    check_top_k_op();
     if (argc > 1) {
         for (int i = 1; i < argc; i++) check_model_file(argv[i]);
         return check_done("cuda forward");

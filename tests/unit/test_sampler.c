@@ -2,6 +2,7 @@
  * distribution of draws against the analytic softmax, top-k / top-p / min-p
  * truncation, penalties, and seeds (same seed, same draws). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -141,6 +142,69 @@ static void test_seeds(void) {
     lm_sampler_free(c);
 }
 
+typedef struct {
+    int32_t id;
+    float v;
+} ranked;
+
+static int cmp_ranked(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    if (x->v != y->v) return x->v < y->v ? 1 : -1;
+    return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+/* drawing from the 64 best candidates (what the GPU sends back) picks the
+ * token a draw from the whole row picks, for every sampler that
+ * lm_sampler_top_k_only admits, step after step (the RNG advances alike) */
+#define TOP_V 5000
+#define TOP_K 64
+
+static void test_sample_top(void) {
+    static float row[TOP_V], work[TOP_V];
+    static ranked r[TOP_V];
+    int32_t ids[TOP_K];
+    float vals[TOP_K];
+    uint32_t state = 99;
+    const lm_sampling cases[] = {
+        {0.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 1, NULL, 0},
+        {0.8f, 40, 0.95f, 0.05f, 1.0f, 0.0f, 0.0f, 64, 7, NULL, 0},
+        {1.0f, 64, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 8, NULL, 0},
+        {1.5f, 5, 0.5f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 9, NULL, 0},
+        {0.3f, 1, 1.0f, 0.2f, 1.0f, 0.0f, 0.0f, 64, 10, NULL, 0},
+    };
+    int agree = 0, total = 0;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        lm_sampler *full = lm_sampler_create(&cases[c], TOP_V), *top = lm_sampler_create(&cases[c], TOP_V);
+        CHECK(lm_sampler_top_k_only(top, TOP_K), "case %zu is top-k only", c);
+        for (int step = 0; step < 200; step++) {
+            for (int i = 0; i < TOP_V; i++) {
+                state = state * 1664525u + 1013904223u;
+                /* coarse values: ties at the cut happen */
+                row[i] = (float)((int)(state >> 20) % 64) * 0.25f - 8.0f;
+                r[i] = (ranked){i, row[i]};
+            }
+            qsort(r, TOP_V, sizeof(ranked), cmp_ranked);
+            for (int i = 0; i < TOP_K; i++) {
+                ids[i] = r[i].id;
+                vals[i] = r[i].v;
+            }
+            memcpy(work, row, sizeof(row));
+            const int32_t a = lm_sampler_sample(full, work), b = lm_sampler_sample_top(top, ids, vals, TOP_K);
+            agree += a == b;
+            total++;
+        }
+        lm_sampler_free(full);
+        lm_sampler_free(top);
+    }
+    CHECK(agree == total, "top-64 draws equal full-row draws: %d of %d", agree, total);
+    const lm_sampling wide = {1.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 1, NULL, 0};
+    const lm_sampling pen = {1.0f, 10, 1.0f, 0.0f, 1.1f, 0.0f, 0.0f, 64, 1, NULL, 0};
+    lm_sampler *sw = lm_sampler_create(&wide, TOP_V), *sp = lm_sampler_create(&pen, TOP_V);
+    CHECK(!lm_sampler_top_k_only(sw, TOP_K) && !lm_sampler_top_k_only(sp, TOP_K), "no top-k, or penalties: the whole row");
+    lm_sampler_free(sw);
+    lm_sampler_free(sp);
+}
+
 int main(void) {
     test_greedy();
     test_distribution(1.0f);
@@ -149,5 +213,6 @@ int main(void) {
     test_penalties();
     test_logit_bias();
     test_seeds();
+    test_sample_top();
     return check_done("sampler");
 }

@@ -354,6 +354,120 @@ extern "C" int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int 
     return 0;
 }
 
+/* order-preserving float -> uint (ascending); NaN maps to the bottom */
+__device__ __forceinline__ uint32_t float_key(float f) {
+    if (f != f) return 0;
+    const uint32_t u = __float_as_uint(f);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+/* One block (1024 threads) per row: a radix select of the K-th largest key
+ * (four 8-bit passes; per-warp aggregated shared-memory histograms), then
+ * every key above it, then the lowest-index ones equal to it (an ordered
+ * block scan), then the K ranked by (value desc, index asc). */
+__global__ void __launch_bounds__(1024) top_k_kernel(const float *x, int n, int k, int32_t *ids, float *vals) {
+    __shared__ unsigned hist[256];
+    __shared__ uint32_t s_prefix, s_mask;
+    __shared__ int s_rank, s_n, s_taken;
+    __shared__ int warp_cnt[32];
+    __shared__ int32_t c_id[LM_CUDA_TOP_K_MAX];
+    __shared__ float c_val[LM_CUDA_TOP_K_MAX];
+    const float *row = x + (size_t)blockIdx.x * n;
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, n_warps = blockDim.x / 32;
+    if (tid == 0) {
+        s_prefix = 0;
+        s_mask = 0;
+        s_rank = k;
+        s_n = 0;
+        s_taken = 0;
+    }
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int i = tid; i < 256; i += blockDim.x) hist[i] = 0;
+        __syncthreads();
+        const uint32_t prefix = s_prefix, mask = s_mask;
+        for (int i0 = 0; i0 < n; i0 += blockDim.x) { /* whole warps in each round: the match below */
+            const int i = i0 + tid;
+            const uint32_t key = i < n ? float_key(row[i]) : 0;
+            const bool in = i < n && (key & mask) == prefix;
+            const unsigned bin = (key >> shift) & 255u;
+            const unsigned active = __ballot_sync(0xffffffffu, in);
+            if (in) {
+                const unsigned peers = __match_any_sync(active, bin);
+                if (lane == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
+            }
+        }
+        __syncthreads();
+        if (tid == 0) {
+            int rem = s_rank, b = 255;
+            for (; b > 0; b--) {
+                if ((int)hist[b] >= rem) break;
+                rem -= (int)hist[b];
+            }
+            s_prefix = prefix | ((uint32_t)b << shift);
+            s_mask = mask | (255u << shift);
+            s_rank = rem;
+        }
+        __syncthreads();
+    }
+    const uint32_t thr = s_prefix;
+    const int need_eq = s_rank; /* keys above thr: k - need_eq of them */
+    for (int i = tid; i < n; i += blockDim.x) {
+        const float v = row[i];
+        if (float_key(v) > thr) {
+            const int p = atomicAdd(&s_n, 1);
+            if (p < LM_CUDA_TOP_K_MAX) {
+                c_id[p] = i;
+                c_val[p] = v;
+            }
+        }
+    }
+    __syncthreads();
+    const int base = s_n;
+    for (int i0 = 0; i0 < n; i0 += blockDim.x) {
+        if (s_taken >= need_eq) break; /* uniform: read after a barrier */
+        const int i = i0 + tid;
+        const bool eq = i < n && float_key(row[i]) == thr;
+        const unsigned b = __ballot_sync(0xffffffffu, eq);
+        if (lane == 0) warp_cnt[warp] = __popc(b);
+        __syncthreads();
+        int before = 0;
+        for (int w = 0; w < warp; w++) before += warp_cnt[w];
+        const int r = s_taken + before + __popc(b & ((1u << lane) - 1u));
+        if (eq && r < need_eq && base + r < LM_CUDA_TOP_K_MAX) {
+            c_id[base + r] = i;
+            c_val[base + r] = row[i];
+        }
+        __syncthreads();
+        if (tid == 0) {
+            int total = 0;
+            for (int w = 0; w < n_warps; w++) total += warp_cnt[w];
+            s_taken += total;
+        }
+        __syncthreads();
+    }
+    if (tid < k) {
+        const float v = c_val[tid];
+        const int32_t id = c_id[tid];
+        int rank = 0;
+        for (int m = 0; m < k; m++)
+            if (c_val[m] > v || (c_val[m] == v && c_id[m] < id)) rank++;
+        ids[(size_t)blockIdx.x * k + rank] = id;
+        vals[(size_t)blockIdx.x * k + rank] = v;
+    }
+}
+
+extern "C" int lm_cuda_top_k(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int k, int32_t *ids, float *vals,
+                             lm_error *err) {
+    if (k < 1 || k > LM_CUDA_TOP_K_MAX || k > n) {
+        lm_error_set(err, "CUDA: top-k of %d from %d (1..%d)", k, n, LM_CUDA_TOP_K_MAX);
+        return -1;
+    }
+    if (n_rows <= 0) return 0;
+    top_k_kernel<<<n_rows, 1024, 0, ctx->stream>>>(x, n, k, ids, vals);
+    CU_LAUNCHED("top_k_kernel");
+    return 0;
+}
+
 __global__ void softcap_kernel(float *x, size_t n, float cap) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         x[i] = cap * tanhf(x[i] / cap);

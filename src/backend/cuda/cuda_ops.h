@@ -84,6 +84,12 @@ int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *out, const float *g, const float *u
  * one on ties (as lm_argmax) */
 int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int32_t *out, lm_error *err);
 
+/* The K largest of each row of x (n_rows, n), K <= LM_CUDA_TOP_K_MAX, in the
+ * CPU sampler's order: by value descending, ties by the lower index; NaN
+ * never taken. ids and vals: (n_rows, K). */
+#define LM_CUDA_TOP_K_MAX 64
+int lm_cuda_top_k(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int k, int32_t *ids, float *vals, lm_error *err);
+
 /* x = cap * tanh(x / cap) over n floats */
 int lm_cuda_softcap(lm_cuda_ctx *ctx, float *x, size_t n, float cap, lm_error *err);
 

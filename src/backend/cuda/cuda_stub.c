@@ -195,6 +195,11 @@ int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int32_t 
     return -1;
 }
 
+int lm_cuda_top_k(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int k, int32_t *ids, float *vals, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
 int lm_cuda_softcap(lm_cuda_ctx *ctx, float *x, size_t n, float cap, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
