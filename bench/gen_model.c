@@ -5,7 +5,8 @@
  *     SHAPE  qwen3-0.6b | llama-1b | qwen2-0.5b | gemma3-1b | llama-3b
  *     TYPE   q4_k_m (ggml's mix: q4_K, q6_K for the output / embedding and
  *            for attn_v and ffn_down of the layers llama.cpp gives more
- *            bits) | q8_0 | f16
+ *            bits) | q4_0 (q4_0, q6_K for the output / embedding, as
+ *            llama.cpp's Q4_0) | q8_0 | f16
  *
  * For the GPU machine, where the real weights cannot be carried: the GPU
  * fidelity test (tests/cuda/test_cuda_forward.c) and the benchmarks against
@@ -119,7 +120,7 @@ static void *worker(void *arg) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: gen_model SHAPE q4_k_m|q8_0|f16 OUT.gguf [--seed N] [--layers N]\n  shapes:");
+        fprintf(stderr, "usage: gen_model SHAPE q4_k_m|q4_0|q8_0|f16 OUT.gguf [--seed N] [--layers N]\n  shapes:");
         for (size_t i = 0; i < sizeof(SHAPES) / sizeof(SHAPES[0]); i++) fprintf(stderr, " %s", SHAPES[i].name);
         fprintf(stderr, "\n");
         return 2;
@@ -135,11 +136,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--layers")) n_layer = atoi(argv[i + 1]);
     }
     const bool km = !strcmp(ftype, "q4_k_m"), q8 = !strcmp(ftype, "q8_0"), f16 = !strcmp(ftype, "f16");
-    if (!sh || !(km || q8 || f16) || n_layer < 1) {
+    const bool q40 = !strcmp(ftype, "q4_0");
+    if (!sh || !(km || q8 || f16 || q40) || n_layer < 1) {
         fprintf(stderr, "gen_model: unknown shape '%s' or type '%s' (or bad --layers)\n", argv[1], ftype);
         return 2;
     }
-    const uint32_t base = km ? LM_Q4_K : q8 ? LM_Q8_0 : LM_F16;
+    const uint32_t base = km ? LM_Q4_K : q8 ? LM_Q8_0 : q40 ? LM_Q4_0 : LM_F16;
     const int E = sh->n_embd, Q = sh->n_head * sh->head_dim, KV = sh->n_head_kv * sh->head_dim;
     const bool qwen2 = !strcmp(sh->arch, "qwen2"), gemma = !strcmp(sh->arch, "gemma3");
     const bool qk_norm = !strcmp(sh->arch, "qwen3") || gemma;
@@ -156,7 +158,7 @@ int main(int argc, char **argv) {
         t_->kind = (KIND);                                                                                           \
         t_->seed = seed * 1000003ull + (uint64_t)nt;                                                                 \
     } while (0)
-    ADD("token_embd.weight%.0d", 0, /* "%.0d" of 0 prints nothing */ E, sh->n_vocab, km ? LM_Q6_K : base, W_EMBD);
+    ADD("token_embd.weight%.0d", 0, /* "%.0d" of 0 prints nothing */ E, sh->n_vocab, km || q40 ? LM_Q6_K : base, W_EMBD);
     for (int il = 0; il < n_layer; il++) {
         const uint32_t more = km && more_bits(il, n_layer) ? LM_Q6_K : base;
         ADD("blk.%d.attn_norm.weight", il, E, 1, LM_F32, W_NORM);
@@ -191,7 +193,7 @@ int main(int argc, char **argv) {
     char name[128];
     snprintf(name, sizeof(name), "lamina-gen-%s-%s", sh->name, ftype);
     gw_kv_str(&w, "general.name", name);
-    gw_kv_u32(&w, "general.file_type", km ? 15 : q8 ? 7 : 1); /* llama_ftype MOSTLY_Q4_K_M / Q8_0 / F16 */
+    gw_kv_u32(&w, "general.file_type", km ? 15 : q8 ? 7 : q40 ? 2 : 1); /* llama_ftype Q4_K_M / Q8_0 / Q4_0 / F16 */
 #define KV_U32(SUFFIX, V)                                                                                            \
     do {                                                                                                             \
         snprintf(key, sizeof(key), "%s.%s", sh->arch, SUFFIX);                                                       \
