@@ -94,6 +94,13 @@ if has serve; then
     cat "$OUT/serve-check.txt"
     for dev in cuda cpu; do kill "$(cat "$OUT/serve-$dev.pid")" 2>/dev/null; done
     wait 2>/dev/null
+    # lamina generate on the GPU: runs, and its greedy text beside the CPU's (equal unless a near tie parts them)
+    for dev in cuda cpu; do
+        L "$P/bin/lamina" generate "$m" -p "Once upon a time" -n 24 --temp 0 --device $dev > "$OUT/generate-$dev.txt" \
+            2> "$OUT/generate-$dev.log" || failed+=("generate-$dev")
+    done
+    echo "generate --device cuda: $(cat "$OUT/generate-cuda.txt" | head -c 120)"
+    echo "generate --device cpu:  $(cat "$OUT/generate-cpu.txt" | head -c 120)"
 fi
 
 if has perf; then

@@ -20,6 +20,7 @@ typedef struct {
     int n_predict;
     int n_threads;
     int n_ctx;
+    int gpu;                   /* --device: -1 the CPU, else the CUDA device */
     bool ignore_eos;
     bool seed_given;
     bool chat;                 /* wrap the prompt as a user turn with the chat template */
@@ -37,7 +38,7 @@ static void generate_usage(void) {
     fprintf(stderr,
             "usage: lamina generate [MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
             "                       [--repeat-penalty R] [--presence-penalty P] [--frequency-penalty F]\n"
-            "                       [--seed S] [--threads N] [--ctx-size N] [--ignore-eos]\n"
+            "                       [--seed S] [--threads N] [--ctx-size N] [--ignore-eos] [--device cpu|cuda[:N]]\n"
             "                       [--chat] [--chat-template FILE]\n");
 }
 
@@ -56,6 +57,7 @@ static int parse_args(int argc, char **argv, generate_args *a) {
     memset(a, 0, sizeof(*a));
     a->n_predict = 128;
     a->n_threads = cpu_physical_cores();
+    a->gpu = -1;
     a->sampling = lm_sampling_default();
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
@@ -89,6 +91,8 @@ static int parse_args(int argc, char **argv, generate_args *a) {
         } else if (!strcmp(f, "-c") || !strcmp(f, "--ctx-size")) {
             if (parse_number(f, val, 16, 1 << 20, &v)) return -1;
             a->n_ctx = (int)v;
+        } else if (!strcmp(f, "--device")) {
+            if ((a->gpu = cli_parse_device("generate", val)) == -2) return -1;
         } else if (!strcmp(f, "--temp")) {
             if (parse_number(f, val, 0, 100, &v)) return -1;
             s->temperature = (float)v;
@@ -144,7 +148,7 @@ static int run(const generate_args *a, cli_session *s) {
     char *chat_text = NULL;
     int32_t *tokens = NULL;
     lm_sampler *sampler = NULL;
-    if (cli_session_open(s, a->model_path, a->n_ctx, a->n_threads, &err)) goto fail;
+    if (cli_session_open_on(s, a->model_path, a->n_ctx, a->n_threads, a->gpu, &err)) goto fail;
     const lm_hparams *hp = &s->model->hp;
     const char *prompt = a->prompt;
     if (a->chat) {
@@ -170,9 +174,11 @@ static int run(const generate_args *a, cli_session *s) {
                      (long long)n_prompt, a->n_predict, s->n_ctx);
         goto fail;
     }
-    fprintf(stderr, "lamina: %s (%s, %d layers, %d-dim), %d threads, %s kernels, ctx %d, seed %llu\n",
-            a->model_path, lm_arch_name(hp->arch), hp->n_layer, hp->n_embd, a->n_threads,
-            cpu_level_name(cpu_level_active()), s->n_ctx, (unsigned long long)a->sampling.seed);
+    char device[320];
+    if (s->gpu) snprintf(device, sizeof(device), "cuda:%d (%s)", a->gpu, lm_forward_cuda_device_name(s->gpu));
+    else snprintf(device, sizeof(device), "%d threads, %s kernels", a->n_threads, cpu_level_name(cpu_level_active()));
+    fprintf(stderr, "lamina: %s (%s, %d layers, %d-dim), %s, ctx %d, seed %llu\n", a->model_path,
+            lm_arch_name(hp->arch), hp->n_layer, hp->n_embd, device, s->n_ctx, (unsigned long long)a->sampling.seed);
     for (int64_t i = 0; i < n_prompt; i++) lm_sampler_accept(sampler, tokens[i]);
     double t0 = now_ms();
     if (cli_session_eval(s, tokens, 0, (int)n_prompt, &err)) goto fail;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/cuda/cuda_backend.h"
 #include "chat/template.h"
 
 #define EVAL_CHUNK 256 /* tokens per forward pass while reading a prompt */
@@ -34,7 +35,29 @@ static unsigned prefault_weights(const gguf_file *f) {
     return sum;
 }
 
+#define GPU_BLOCK 16 /* positions per K/V block on the GPU */
+
+int cli_parse_device(const char *cmd, const char *value) {
+    char *end = NULL;
+    int gpu = -2;
+    if (!strcmp(value, "cpu")) gpu = -1;
+    else if (!strcmp(value, "cuda")) gpu = 0;
+    else if (!strncmp(value, "cuda:", 5) && value[5] && (gpu = (int)strtol(value + 5, &end, 10)) >= 0 && !*end) {
+    } else gpu = -2;
+    if (gpu == -2) fprintf(stderr, "lamina %s: --device is 'cpu', 'cuda' or 'cuda:N', got '%s'\n", cmd, value);
+    else if (gpu >= 0 && !lm_cuda_compiled()) {
+        fprintf(stderr, "lamina %s: --device %s: this lamina was built without CUDA (configure with -DLAMINA_CUDA=ON)\n",
+                cmd, value);
+        gpu = -2;
+    }
+    return gpu;
+}
+
 int cli_session_open(cli_session *s, const char *path, int n_ctx, int n_threads, lm_error *err) {
+    return cli_session_open_on(s, path, n_ctx, n_threads, -1, err);
+}
+
+int cli_session_open_on(cli_session *s, const char *path, int n_ctx, int n_threads, int gpu, lm_error *err) {
     memset(s, 0, sizeof(*s));
     s->path = path;
     s->n_threads = n_threads;
@@ -46,8 +69,25 @@ int cli_session_open(cli_session *s, const char *path, int n_ctx, int n_threads,
                      tok_n_vocab(s->vocab), hp->n_vocab);
         return -1;
     }
-    (void)prefault_weights(s->model->file);
     s->n_ctx = n_ctx ? n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    if (gpu >= 0) { /* one sequence in blocks 0, 1, 2, ... of a pool of exactly that */
+        s->gpu_blocks = (s->n_ctx + GPU_BLOCK - 1) / GPU_BLOCK;
+        const size_t block_bytes =
+            (size_t)hp->n_layer * GPU_BLOCK * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * sizeof(lm_fp16);
+        const lm_cuda_forward_config cfg = {.device = gpu, .max_tokens = EVAL_CHUNK, .max_logits = 1, .max_slots = 1,
+                                            .max_ctx = s->n_ctx, .block_size = GPU_BLOCK,
+                                            .kv_bytes = (size_t)(s->gpu_blocks + 1) * block_bytes};
+        if (!(s->gpu = lm_forward_cuda_create(s->model, &cfg, err))) return -1;
+        s->gpu_table = malloc(sizeof(int) * (size_t)s->gpu_blocks);
+        s->logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
+        if (!s->gpu_table || !s->logits) {
+            lm_error_set(err, "out of memory");
+            return -1;
+        }
+        for (int i = 0; i < s->gpu_blocks; i++) s->gpu_table[i] = i;
+        return 0;
+    }
+    (void)prefault_weights(s->model->file);
     s->pool = tp_create(n_threads);
     s->fw = lm_forward_create(s->model, EVAL_CHUNK, s->n_ctx);
     s->kv_store = kv_contig_create(hp, 1, s->n_ctx, &s->kv);
@@ -61,6 +101,8 @@ int cli_session_open(cli_session *s, const char *path, int n_ctx, int n_threads,
 
 void cli_session_close(cli_session *s) {
     free(s->logits);
+    free(s->gpu_table);
+    lm_forward_cuda_free(s->gpu);
     kv_contig_free(s->kv_store);
     lm_forward_free(s->fw);
     tp_free(s->pool);
@@ -80,7 +122,12 @@ int cli_session_eval(cli_session *s, const int32_t *tokens, int start, int n, lm
             want[j] = i + j == n - 1;
         }
         lm_batch b = {m, tokens + i, pos, seq, want};
-        if (lm_forward_run(s->fw, s->pool, &s->kv, &b, s->logits, err)) return -1;
+        if (s->gpu) {
+            const int *table = s->gpu_table;
+            if (lm_forward_cuda_run(s->gpu, &b, &table, &s->gpu_blocks, 1, s->logits, NULL, err)) return -1;
+        } else if (lm_forward_run(s->fw, s->pool, &s->kv, &b, s->logits, err)) {
+            return -1;
+        }
     }
     return 0;
 }

@@ -5,6 +5,7 @@
 #define LAMINA_CLI_SESSION_H
 
 #include "base/error.h"
+#include "model/forward_cuda.h"
 #include "model/kv_contig.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -17,6 +18,9 @@ typedef struct cli_session {
     lm_forward *fw;
     kv_contig *kv_store;
     lm_kv kv;
+    lm_forward_cuda *gpu;   /* instead of fw and kv_store with a device (cli_session_open_on) */
+    int *gpu_table;         /* the sequence's blocks: 0, 1, 2, ... */
+    int gpu_blocks;
     int n_ctx;      /* tokens */
     int n_threads;
     float *logits;  /* (n_vocab) of the last evaluated token */
@@ -26,6 +30,10 @@ typedef struct cli_session {
  * context of n_ctx tokens (0: min(train context, 4096)). 0, or -1 + err;
  * cli_session_close() is safe after either. */
 int cli_session_open(cli_session *s, const char *path, int n_ctx, int n_threads, lm_error *err);
+/* the same with the forward pass on CUDA device GPU (-1: the CPU) */
+int cli_session_open_on(cli_session *s, const char *path, int n_ctx, int n_threads, int gpu, lm_error *err);
+/* "--device cpu|cuda|cuda:N" -> -1 or the device index; -2 (message printed) if bad or not compiled in */
+int cli_parse_device(const char *cmd, const char *value);
 void cli_session_close(cli_session *s);
 
 /* Evaluates tokens[start..n) at positions start.. (the cache must hold
