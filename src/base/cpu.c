@@ -1,5 +1,10 @@
 #include "base/cpu.h"
 
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +31,9 @@ cpu_level cpu_level_detect(void) {
         has_f16c())
         return CPU_AVX2;
 #endif
+#if defined(__aarch64__)
+    if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) return CPU_NEON;
+#endif
     return CPU_SCALAR;
 }
 
@@ -36,6 +44,7 @@ static cpu_level level_from_env(cpu_level best) {
     if (!strcmp(s, "scalar")) want = CPU_SCALAR;
     else if (!strcmp(s, "avx2")) want = CPU_AVX2;
     else if (!strcmp(s, "avx512")) want = CPU_AVX512;
+    else if (!strcmp(s, "neon")) want = CPU_NEON;
     return want < best ? want : best;
 }
 
@@ -72,6 +81,7 @@ const char *cpu_level_name(cpu_level level) {
     case CPU_SCALAR: return "scalar";
     case CPU_AVX2: return "avx2";
     case CPU_AVX512: return "avx512";
+    case CPU_NEON: return "neon";
     default: return "unknown";
     }
 }

@@ -1,8 +1,10 @@
 /* cpu.h - which SIMD level the kernels run at.
  *
  * Chosen once at start: the best the CPU supports, lowered (never raised) by
- * the environment variable LAMINA_CPU_LEVEL=scalar|avx2|avx512 so tests can
- * exercise every path on one machine. */
+ * the environment variable LAMINA_CPU_LEVEL=scalar|avx2|avx512|neon so tests
+ * can exercise every path on one machine. On 64-bit Arm the levels are
+ * scalar and neon (NEON with the dot-product instructions); the x86 levels
+ * between them fall back to the best the CPU has. */
 #ifndef LAMINA_BASE_CPU_H
 #define LAMINA_BASE_CPU_H
 
@@ -12,6 +14,7 @@ typedef enum cpu_level {
     CPU_SCALAR = 0,
     CPU_AVX2 = 1,   /* AVX2 + FMA + F16C */
     CPU_AVX512 = 2, /* AVX-512 F/BW/DQ/VL (+VNNI when present) */
+    CPU_NEON = 3,   /* aarch64 NEON + dotprod (sdot) */
     CPU_LEVEL_COUNT
 } cpu_level;
 

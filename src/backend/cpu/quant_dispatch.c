@@ -73,6 +73,28 @@ static const q_kernels *level_table(cpu_level level) {
     if (level >= CPU_AVX2) return TABLE_AVX2;
     return TABLE_SCALAR;
 }
+#elif defined(__aarch64__)
+/* NEON: its own dots for q4_0 and q8_0, the reference for the other types */
+#define q4_1_dot_neon q4_1_dot_ref
+#define q5_0_dot_neon q5_0_dot_ref
+#define q5_1_dot_neon q5_1_dot_ref
+#define q4_K_dot_neon q4_K_dot_ref
+#define q5_K_dot_neon q5_K_dot_ref
+#define q6_K_dot_neon q6_K_dot_ref
+MUL_MAT_FROM_DOT(q4_0, neon)
+MUL_MAT_FROM_DOT(q4_1, neon)
+MUL_MAT_FROM_DOT(q5_0, neon)
+MUL_MAT_FROM_DOT(q5_1, neon)
+MUL_MAT_FROM_DOT(q8_0, neon)
+MUL_MAT_FROM_DOT(q4_K, neon)
+MUL_MAT_FROM_DOT(q5_K, neon)
+MUL_MAT_FROM_DOT(q6_K, neon)
+static const q_kernels TABLE_NEON[LM_DTYPE_COUNT] = LEVEL_TABLE(ref, neon, ref);
+
+/* every level above scalar is the NEON one where the CPU has it */
+static const q_kernels *level_table(cpu_level level) {
+    return level > CPU_SCALAR && cpu_level_best() == CPU_NEON ? TABLE_NEON : TABLE_SCALAR;
+}
 #else
 static const q_kernels *level_table(cpu_level level) {
     (void)level;

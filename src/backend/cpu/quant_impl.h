@@ -3,8 +3,8 @@
  *
  * Naming: <type>_<op>_<level>. _ref is the scalar reference (ggml's
  * dequantize_row_* / quantize_row_*_ref / ggml_vec_dot_*_generic semantics),
- * _avx2 and _avx512 the SIMD versions (defined in files compiled with those
- * ISA flags; call them only at a level the CPU has). Signatures are those of
+ * _avx2, _avx512 and _neon the SIMD versions (defined in files compiled with
+ * those ISA flags; call them only at a level the CPU has). Signatures are those of
  * q_kernels: dequant(src, dst, n), quantize(src, dst, n), dot(n, w, act),
  * mul_mat(n, w, w_stride, n_rows, act, act_stride, n_tok, out, ld_out).
  * Kernels without a mul_mat of their own get one that loops over dot
@@ -100,5 +100,9 @@ Q_DECLARE_DOT(q6_K, avx512)
 Q_DECLARE_MUL_MAT(q4_K, avx512)
 Q_DECLARE_MUL_MAT(q5_K, avx512)
 Q_DECLARE_MUL_MAT(q6_K, avx512)
+
+/* quant_neon.c (aarch64, NEON + dotprod) */
+Q_DECLARE_DOT(q4_0, neon)
+Q_DECLARE_DOT(q8_0, neon)
 
 #endif
