@@ -74,10 +74,7 @@ static const q_kernels *level_table(cpu_level level) {
     return TABLE_SCALAR;
 }
 #elif defined(__aarch64__)
-/* NEON: its own dots for q4_0 and q8_0, the reference for the other types */
-#define q4_1_dot_neon q4_1_dot_ref
-#define q5_0_dot_neon q5_0_dot_ref
-#define q5_1_dot_neon q5_1_dot_ref
+/* NEON: its own dots for the legacy types, the reference for the k-quants */
 #define q4_K_dot_neon q4_K_dot_ref
 #define q5_K_dot_neon q5_K_dot_ref
 #define q6_K_dot_neon q6_K_dot_ref

@@ -103,6 +103,9 @@ Q_DECLARE_MUL_MAT(q6_K, avx512)
 
 /* quant_neon.c (aarch64, NEON + dotprod) */
 Q_DECLARE_DOT(q4_0, neon)
+Q_DECLARE_DOT(q4_1, neon)
+Q_DECLARE_DOT(q5_0, neon)
+Q_DECLARE_DOT(q5_1, neon)
 Q_DECLARE_DOT(q8_0, neon)
 
 #endif
