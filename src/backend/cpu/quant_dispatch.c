@@ -74,10 +74,7 @@ static const q_kernels *level_table(cpu_level level) {
     return TABLE_SCALAR;
 }
 #elif defined(__aarch64__)
-/* NEON: its own dots for the legacy types, the reference for the k-quants */
-#define q4_K_dot_neon q4_K_dot_ref
-#define q5_K_dot_neon q5_K_dot_ref
-#define q6_K_dot_neon q6_K_dot_ref
+/* NEON: its own dots for the hot decode types (q2_K, q3_K: the reference) */
 MUL_MAT_FROM_DOT(q4_0, neon)
 MUL_MAT_FROM_DOT(q4_1, neon)
 MUL_MAT_FROM_DOT(q5_0, neon)

@@ -107,5 +107,8 @@ Q_DECLARE_DOT(q4_1, neon)
 Q_DECLARE_DOT(q5_0, neon)
 Q_DECLARE_DOT(q5_1, neon)
 Q_DECLARE_DOT(q8_0, neon)
+Q_DECLARE_DOT(q4_K, neon)
+Q_DECLARE_DOT(q5_K, neon)
+Q_DECLARE_DOT(q6_K, neon)
 
 #endif

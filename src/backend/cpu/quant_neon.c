@@ -1,4 +1,4 @@
-/* quant_neon.c - the dots of the legacy decode types on 64-bit Arm: NEON
+/* quant_neon.c - the dots of the decode types on 64-bit Arm: NEON
  * with the dot-product instructions (sdot, vdotq_s32; armv8.2-a+dotprod,
  * this file alone is compiled for it, quant_dispatch.c calls it only when
  * the CPU reports ASIMDDP).
@@ -112,6 +112,102 @@ float q8_0_dot_neon(int64_t n, const void *w, const void *act) {
         acc = vdotq_s32(acc, vld1q_s8(x[i].qs + 16), vld1q_s8(y[i].qs + 16));
         const int isum = vaddvq_s32(acc);
         sum += isum * (lm_fp16_to_fp32(x[i].d) * lm_fp16_to_fp32(y[i].d));
+    }
+    return sum;
+}
+
+/* ---- k-quants (super-blocks of 256 with q8_K activations) ----
+ * The integer sums are those of quant_k.c's dot_unpacked, grouped
+ * differently (exact in integers); the float expression is its own. */
+
+static inline int dot16(int8x16_t w, const int8_t *y) { return vaddvq_s32(vdotq_s32(vdupq_n_s32(0), w, vld1q_s8(y))); }
+
+/* d * yd * isum - dmin * yd * summs, as dot_unpacked evaluates it */
+static inline float k_block(float d, float dmin, float yd, int isum, int summs) {
+    return d * yd * isum - dmin * yd * summs;
+}
+
+/* q4_K / q5_K: groups 2j and 2j + 1 (32 elements each) are the low and
+ * high nibbles of qs[32 j .. 32 j + 31]; QH (q5_K) gives bit 4: bit g of
+ * qh[l] belongs to element 32 g + l */
+static float k4_dot(const uint8_t *qs, const uint8_t *qh, const uint8_t *scales, float d, float dmin,
+                    const block_q8_K *y) {
+    uint8_t sm[16];
+    q_unpack_k4_scales(scales, sm);
+    int isum = 0, summs = 0;
+    uint8x16_t qh0 = vdupq_n_u8(0), qh1 = vdupq_n_u8(0);
+    if (qh) {
+        qh0 = vld1q_u8(qh);
+        qh1 = vld1q_u8(qh + 16);
+    }
+    const uint8x16_t low = vdupq_n_u8(0x0F), h10 = vdupq_n_u8(0x10);
+    for (int j = 0; j < 4; j++) {
+        const uint8x16_t q0 = vld1q_u8(qs + 32 * j), q1 = vld1q_u8(qs + 32 * j + 16);
+        uint8x16_t a0 = vandq_u8(q0, low), a1 = vandq_u8(q1, low); /* group 2j */
+        uint8x16_t b0 = vshrq_n_u8(q0, 4), b1 = vshrq_n_u8(q1, 4); /* group 2j + 1 */
+        if (qh) {
+            const uint8x16_t ma = vdupq_n_u8((uint8_t)(1u << (2 * j))), mb = vdupq_n_u8((uint8_t)(1u << (2 * j + 1)));
+            a0 = vorrq_u8(a0, vandq_u8(vtstq_u8(qh0, ma), h10));
+            a1 = vorrq_u8(a1, vandq_u8(vtstq_u8(qh1, ma), h10));
+            b0 = vorrq_u8(b0, vandq_u8(vtstq_u8(qh0, mb), h10));
+            b1 = vorrq_u8(b1, vandq_u8(vtstq_u8(qh1, mb), h10));
+        }
+        const int8_t *yq = y->qs + 64 * j;
+        const int ga = dot16(vreinterpretq_s8_u8(a0), yq) + dot16(vreinterpretq_s8_u8(a1), yq + 16);
+        const int gb = dot16(vreinterpretq_s8_u8(b0), yq + 32) + dot16(vreinterpretq_s8_u8(b1), yq + 48);
+        isum += sm[2 * j] * ga + sm[2 * j + 1] * gb;
+    }
+    for (int g = 0; g < 8; g++) summs += sm[8 + g] * (y->bsums[2 * g] + y->bsums[2 * g + 1]);
+    return k_block(d, dmin, y->d, isum, summs);
+}
+
+float q4_K_dot_neon(int64_t n, const void *w, const void *act) {
+    const block_q4_K *x = w;
+    const block_q8_K *y = act;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++)
+        sum += k4_dot(x[i].qs, NULL, x[i].scales, lm_fp16_to_fp32(x[i].d), lm_fp16_to_fp32(x[i].dmin), &y[i]);
+    return sum;
+}
+
+float q5_K_dot_neon(int64_t n, const void *w, const void *act) {
+    const block_q5_K *x = w;
+    const block_q8_K *y = act;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++)
+        sum += k4_dot(x[i].qs, x[i].qh, x[i].scales, lm_fp16_to_fp32(x[i].d), lm_fp16_to_fp32(x[i].dmin), &y[i]);
+    return sum;
+}
+
+/* q6_K: per half of 128, element l (of 32) of groups 0..3 is the low nibble
+ * of ql[l], of ql[l + 32], the high nibble of ql[l], of ql[l + 32], with
+ * bits 2k, 2k + 1 of qh[l] as bits 4, 5; minus 32. 16 scales of 16. */
+float q6_K_dot_neon(int64_t n, const void *w, const void *act) {
+    const block_q6_K *x = w;
+    const block_q8_K *y = act;
+    const uint8x16_t low = vdupq_n_u8(0x0F), three = vdupq_n_u8(3);
+    const int8x16_t m32 = vdupq_n_s8(32);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int isum = 0;
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
+            const int8_t *yq = y[i].qs + 128 * h;
+            const int8_t *sc = x[i].scales + 8 * h;
+            for (int l = 0; l < 32; l += 16) {
+                const uint8x16_t a = vld1q_u8(ql + l), b = vld1q_u8(ql + 32 + l), hb = vld1q_u8(qh + l);
+                const uint8x16_t g0 = vorrq_u8(vandq_u8(a, low), vshlq_n_u8(vandq_u8(hb, three), 4));
+                const uint8x16_t g1 = vorrq_u8(vandq_u8(b, low), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), three), 4));
+                const uint8x16_t g2 = vorrq_u8(vshrq_n_u8(a, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), three), 4));
+                const uint8x16_t g3 = vorrq_u8(vshrq_n_u8(b, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
+                const int s = l / 16;
+                isum += sc[s] * dot16(vsubq_s8(vreinterpretq_s8_u8(g0), m32), yq + l);
+                isum += sc[2 + s] * dot16(vsubq_s8(vreinterpretq_s8_u8(g1), m32), yq + 32 + l);
+                isum += sc[4 + s] * dot16(vsubq_s8(vreinterpretq_s8_u8(g2), m32), yq + 64 + l);
+                isum += sc[6 + s] * dot16(vsubq_s8(vreinterpretq_s8_u8(g3), m32), yq + 96 + l);
+            }
+        }
+        sum += k_block(lm_fp16_to_fp32(x[i].d), 0.0f, y[i].d, isum, 0);
     }
     return sum;
 }
