@@ -166,7 +166,7 @@ gen_status gen_job_next(gen_job *j, int *i, lm_event *ev, double max_wait_s) {
 bool gen_job_client_gone(const gen_job *j) { return j->client_gone; }
 
 int gen_job_cancel_error(const gen_job *j, srv_error *err) {
-    if (j->client_gone) return srv_fail(err, SRV_ERR_UNAVAILABLE, NULL, "the client disconnected");
+    if (j->client_gone) return srv_fail(err, SRV_ERR_CLIENT_GONE, NULL, "the client disconnected");
     if (j->timed_out)
         return srv_fail(err, SRV_ERR_DEADLINE, NULL, "generation ran longer than %d s (--request-timeout)",
                         j->srv->cfg.request_timeout_s);

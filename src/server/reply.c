@@ -30,6 +30,7 @@ int srv_error_status(srv_err_kind kind, srv_api api) {
     case SRV_ERR_DEADLINE: return 504;
     case SRV_ERR_OVERLOADED: return api == SRV_API_ANTHROPIC ? 529 : 503;
     case SRV_ERR_UNAVAILABLE: return 503;
+    case SRV_ERR_CLIENT_GONE: return 499;
     case SRV_ERR_INTERNAL: return 500;
     }
     return 500;
@@ -56,6 +57,7 @@ static void openai_type(srv_err_kind kind, const char **type, const char **code)
         *type = "server_error";
         *code = "shutting_down";
         break;
+    case SRV_ERR_CLIENT_GONE: *code = "client_closed_request"; break;
     case SRV_ERR_INTERNAL: *type = "server_error"; break;
     default: break;
     }

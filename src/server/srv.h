@@ -55,6 +55,7 @@ typedef enum srv_err_kind {
     SRV_ERR_DEADLINE,    /* 504: generation ran past --request-timeout */
     SRV_ERR_OVERLOADED,  /* 503 (OpenAI) / 529 (Anthropic): queue full */
     SRV_ERR_UNAVAILABLE, /* 503: shutting down */
+    SRV_ERR_CLIENT_GONE, /* 499 (nginx's "client closed request"): logged and counted, never received */
     SRV_ERR_INTERNAL,    /* 500 */
 } srv_err_kind;
 

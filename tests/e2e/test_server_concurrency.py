@@ -100,6 +100,7 @@ def test_disconnect_mid_stream_cancels(server, client):
 
 
 def test_disconnect_while_waiting_for_a_non_streaming_reply(server):
+    before = metrics(server)
     host, port = server.hostport()
     body = b'{"prompt": "Once upon a time", "max_tokens": 2000, "ignore_eos": true}'
     sock = socket.create_connection((host, port), timeout=60)
@@ -111,6 +112,15 @@ def test_disconnect_while_waiting_for_a_non_streaming_reply(server):
     sock.close()
     m = wait_idle(server, timeout=10)
     assert m["lamina_kv_blocks_used"] == 0
+    # counted as the client's doing (nginx's 499), not as the server being unavailable
+    gone = 'lamina_requests_total{endpoint="/v1/completions",status="499"}'
+    unavailable = 'lamina_requests_total{endpoint="/v1/completions",status="503"}'
+    deadline = time.time() + 10
+    while m.get(gone, 0) - before.get(gone, 0) < 1 and time.time() < deadline:
+        time.sleep(0.05)
+        m = metrics(server)
+    assert m.get(gone, 0) - before.get(gone, 0) == 1
+    assert m.get(unavailable, 0) == before.get(unavailable, 0)
 
 
 def test_sigterm_lets_running_requests_finish(fresh_server):
