@@ -38,6 +38,8 @@
 #include <string.h>
 
 #include "../unit/check.h"
+#include "../unit/logits_fixture.h"
+#include "../unit/ranked.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_ops.h"
 #include "base/dtype.h"
@@ -53,8 +55,6 @@
 #define BLOCK 16
 #define CHUNK 128
 #define MAX_KL 1e-2 /* nats, per row, files without a fixture */
-#define MIN_TOLERANCE_FLOAT 0.01f
-#define MIN_TOLERANCE_QUANT 0.06f
 
 typedef struct runner {
     const char *name;
@@ -317,35 +317,20 @@ out:
     free(gpu);
 }
 
-static bool float_weights(const lm_model *m) {
-    uint32_t t = m->layers[0].wq.type;
-    return t == LM_F32 || t == LM_F16 || t == LM_BF16;
-}
-
-static float tolerance_of(json_t *root, bool float_model) {
-    json_t *self = json_object_get(json_object_get(root, "self_divergence"), "max_abs_diff");
-    if (!json_is_number(self)) return -1.0f;
-    float tol = 2.0f * (float)json_number_value(self);
-    float floor = float_model ? MIN_TOLERANCE_FLOAT : MIN_TOLERANCE_QUANT;
-    return tol > floor ? tol : floor;
-}
-
-static int read_ids(json_t *arr, int32_t *out, int cap) {
-    int n = 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v) {
-        if (n < cap) out[n++] = (int32_t)json_integer_value(v);
-    }
-    return n;
-}
-
 static int n_files_run, n_files_absent;
 
-static bool model_present(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f) fclose(f);
-    return f != NULL;
+/* the model file a fixture names, or NULL (said and counted) when it is not
+ * here: the real models are too large to carry to the GPU machine */
+static const char *fixture_model(json_t *root, const char *file) {
+    const char *path = json_string_value(json_object_get(root, "model"));
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (f) {
+        fclose(f);
+        return path;
+    }
+    printf("%s: NOT RUN, model %s absent here\n", file, path ? path : "(none)");
+    n_files_absent++;
+    return NULL;
 }
 
 static void check_logits_fixture(const char *file) {
@@ -353,10 +338,8 @@ static void check_logits_fixture(const char *file) {
     json_t *root = json_load_file(file, 0, &jerr);
     CHECK(root != NULL, "%s: %s", file, jerr.text);
     if (!root) return;
-    const char *model_path = json_string_value(json_object_get(root, "model"));
-    if (!model_path || !model_present(model_path)) {
-        printf("%s: NOT RUN, model %s absent here\n", file, model_path ? model_path : "(none)");
-        n_files_absent++;
+    const char *model_path = fixture_model(root, file);
+    if (!model_path) {
         json_decref(root);
         return;
     }
@@ -416,10 +399,8 @@ static void check_greedy_fixture(const char *file) {
     json_t *root = json_load_file(file, 0, NULL);
     CHECK(root != NULL, "%s: unreadable", file);
     if (!root) return;
-    const char *model_path = json_string_value(json_object_get(root, "model"));
-    if (!model_path || !model_present(model_path)) {
-        printf("%s: NOT RUN, model %s absent here\n", file, model_path ? model_path : "(none)");
-        n_files_absent++;
+    const char *model_path = fixture_model(root, file);
+    if (!model_path) {
         json_decref(root);
         return;
     }
@@ -504,18 +485,6 @@ static void check_model_file(const char *path) {
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-typedef struct {
-    int32_t id;
-    float v;
-} ranked;
-
-/* the CPU sampler's order: value descending, ties by the lower id */
-static int cmp_ranked(const void *a, const void *b) {
-    const ranked *x = a, *y = b;
-    if (x->v != y->v) return x->v < y->v ? 1 : -1;
-    return x->id < y->id ? -1 : (x->id > y->id);
-}
 
 /* lm_cuda_top_k and lm_cuda_argmax against a sort on the CPU: rows with many
  * ties at the cut, -inf, NaN (never taken), and vocabulary-sized rows */

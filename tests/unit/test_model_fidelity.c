@@ -30,6 +30,7 @@
 
 #include "base/dtype.h"
 #include "check.h"
+#include "logits_fixture.h"
 #include "engine/sampler.h"
 #include "model/kv_contig.h"
 #include "model/model.h"
@@ -37,24 +38,6 @@
 
 #define FIXTURE_DIR "tests/fixtures/logits"
 #define MAX_CTX 512
-
-#define MIN_TOLERANCE_FLOAT 0.01f
-#define MIN_TOLERANCE_QUANT 0.06f
-
-static bool float_weights(const lm_model *m) {
-    uint32_t t = m->layers[0].wq.type;
-    return t == LM_F32 || t == LM_F16 || t == LM_BF16;
-}
-
-/* twice llama.cpp's own divergence, with the floor of the weight kind (see
- * the top of the file); -1 if the fixture lacks it */
-static float tolerance_of(json_t *root, bool float_model) {
-    json_t *self = json_object_get(json_object_get(root, "self_divergence"), "max_abs_diff");
-    if (!json_is_number(self)) return -1.0f;
-    float tol = 2.0f * (float)json_number_value(self);
-    float floor = float_model ? MIN_TOLERANCE_FLOAT : MIN_TOLERANCE_QUANT;
-    return tol > floor ? tol : floor;
-}
 
 typedef struct {
     lm_model *model;
@@ -97,16 +80,6 @@ static int run_batch(runner *r, const int32_t *tokens, int n, int start, bool al
     int rc = lm_forward_run(r->fw, r->pool, &r->kv, &b, logits, &err);
     CHECK(rc == 0, "%s", err.msg);
     return rc;
-}
-
-static int read_ids(json_t *arr, int32_t *out, int cap) {
-    int n = 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v) {
-        if (n < cap) out[n++] = (int32_t)json_integer_value(v);
-    }
-    return n;
 }
 
 /* Loads fixture FILE and opens the model it names into *r; NULL (with a

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "ranked.h"
 #include "engine/sampler.h"
 
 #define V 8
@@ -140,17 +141,6 @@ static void test_seeds(void) {
     lm_sampler_free(a);
     lm_sampler_free(b);
     lm_sampler_free(c);
-}
-
-typedef struct {
-    int32_t id;
-    float v;
-} ranked;
-
-static int cmp_ranked(const void *a, const void *b) {
-    const ranked *x = a, *y = b;
-    if (x->v != y->v) return x->v < y->v ? 1 : -1;
-    return x->id < y->id ? -1 : (x->id > y->id);
 }
 
 /* drawing from the 64 best candidates (what the GPU sends back) picks the
