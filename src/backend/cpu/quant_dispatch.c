@@ -74,7 +74,7 @@ static const q_kernels *level_table(cpu_level level) {
     return TABLE_SCALAR;
 }
 #elif defined(__aarch64__)
-/* NEON: its own dots for the hot decode types (q2_K, q3_K: the reference) */
+/* NEON: its own dots for every quantized type; mul_mats loop over them */
 MUL_MAT_FROM_DOT(q4_0, neon)
 MUL_MAT_FROM_DOT(q4_1, neon)
 MUL_MAT_FROM_DOT(q5_0, neon)
@@ -83,7 +83,24 @@ MUL_MAT_FROM_DOT(q8_0, neon)
 MUL_MAT_FROM_DOT(q4_K, neon)
 MUL_MAT_FROM_DOT(q5_K, neon)
 MUL_MAT_FROM_DOT(q6_K, neon)
-static const q_kernels TABLE_NEON[LM_DTYPE_COUNT] = LEVEL_TABLE(ref, neon, ref);
+MUL_MAT_FROM_DOT(q2_K, neon)
+MUL_MAT_FROM_DOT(q3_K, neon)
+/* the scalar level with the NEON dots (and the mul_mats over them) of every quantized type */
+static const q_kernels TABLE_NEON[LM_DTYPE_COUNT] = {
+    KERNELS(LM_F32, LM_F32, f32_dequant_ref, f32_quantize_ref, f32_dot_ref, f32_mul_mat_ref),
+    KERNELS(LM_F16, LM_F16, f16_dequant_ref, f16_quantize_ref, f16_dot_ref, f16_mul_mat_ref),
+    KERNELS(LM_BF16, LM_BF16, bf16_dequant_ref, bf16_quantize_ref, bf16_dot_ref, bf16_mul_mat_ref),
+    KERNELS(LM_Q8_0, LM_Q4_0, q4_0_dequant_ref, q8_0_quantize_ref, q4_0_dot_neon, q4_0_mul_mat_neon),
+    KERNELS(LM_Q8_1, LM_Q4_1, q4_1_dequant_ref, q8_1_quantize_ref, q4_1_dot_neon, q4_1_mul_mat_neon),
+    KERNELS(LM_Q8_0, LM_Q5_0, q5_0_dequant_ref, q8_0_quantize_ref, q5_0_dot_neon, q5_0_mul_mat_neon),
+    KERNELS(LM_Q8_1, LM_Q5_1, q5_1_dequant_ref, q8_1_quantize_ref, q5_1_dot_neon, q5_1_mul_mat_neon),
+    KERNELS(LM_Q8_0, LM_Q8_0, q8_0_dequant_ref, q8_0_quantize_ref, q8_0_dot_neon, q8_0_mul_mat_neon),
+    KERNELS(LM_Q8_K, LM_Q2_K, q2_K_dequant_ref, q8_K_quantize_ref, q2_K_dot_neon, q2_K_mul_mat_neon),
+    KERNELS(LM_Q8_K, LM_Q3_K, q3_K_dequant_ref, q8_K_quantize_ref, q3_K_dot_neon, q3_K_mul_mat_neon),
+    KERNELS(LM_Q8_K, LM_Q4_K, q4_K_dequant_ref, q8_K_quantize_ref, q4_K_dot_neon, q4_K_mul_mat_neon),
+    KERNELS(LM_Q8_K, LM_Q5_K, q5_K_dequant_ref, q8_K_quantize_ref, q5_K_dot_neon, q5_K_mul_mat_neon),
+    KERNELS(LM_Q8_K, LM_Q6_K, q6_K_dequant_ref, q8_K_quantize_ref, q6_K_dot_neon, q6_K_mul_mat_neon),
+};
 
 /* every level above scalar is the NEON one where the CPU has it */
 static const q_kernels *level_table(cpu_level level) {

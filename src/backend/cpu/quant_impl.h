@@ -110,5 +110,7 @@ Q_DECLARE_DOT(q8_0, neon)
 Q_DECLARE_DOT(q4_K, neon)
 Q_DECLARE_DOT(q5_K, neon)
 Q_DECLARE_DOT(q6_K, neon)
+Q_DECLARE_DOT(q2_K, neon)
+Q_DECLARE_DOT(q3_K, neon)
 
 #endif

@@ -212,4 +212,61 @@ float q6_K_dot_neon(int64_t n, const void *w, const void *act) {
     return sum;
 }
 
+/* q2_K / q3_K: per half of 128, group k (0..3) of 32 elements is bits 2k,
+ * 2k + 1 of qs[32 h + l]; q3_K subtracts 4 where bit g = 4 h + k of
+ * hmask[l] is clear. 16 sub-blocks of 16. SC: the 16 scales (q3_K: minus
+ * 32 already), MN: the 16 mins (q2_K) or NULL. */
+static int k2_isum(const uint8_t *qs, const uint8_t *hmask, const int *sc, const int8_t *yq) {
+    const uint8x16_t three = vdupq_n_u8(3), four = vdupq_n_u8(4);
+    int isum = 0;
+    for (int h = 0; h < 2; h++)
+        for (int half = 0; half < 2; half++) {
+            const uint8x16_t q = vld1q_u8(qs + 32 * h + 16 * half);
+            const uint8x16_t hm = hmask ? vld1q_u8(hmask + 16 * half) : vdupq_n_u8(0xFF);
+            for (int k = 0; k < 4; k++) {
+                const int g = 4 * h + k;
+                uint8x16_t v = vandq_u8(vshlq_u8(q, vdupq_n_s8((int8_t)(-2 * k))), three);
+                int8x16_t w = vreinterpretq_s8_u8(v);
+                if (hmask) { /* minus 4 where the high bit is clear */
+                    const uint8x16_t clear = vceqq_u8(vtstq_u8(hm, vdupq_n_u8((uint8_t)(1u << g))), vdupq_n_u8(0));
+                    w = vsubq_s8(w, vreinterpretq_s8_u8(vandq_u8(clear, four)));
+                }
+                const int s = 2 * g + half;
+                isum += sc[s] * dot16(w, yq + 32 * g + 16 * half);
+            }
+        }
+    return isum;
+}
+
+float q2_K_dot_neon(int64_t n, const void *w, const void *act) {
+    const block_q2_K *x = w;
+    const block_q8_K *y = act;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int sc[16], summs = 0;
+        for (int s = 0; s < 16; s++) {
+            sc[s] = x[i].scales[s] & 0xF;
+            summs += (x[i].scales[s] >> 4) * y[i].bsums[s];
+        }
+        const int isum = k2_isum(x[i].qs, NULL, sc, y[i].qs);
+        sum += k_block(lm_fp16_to_fp32(x[i].d), lm_fp16_to_fp32(x[i].dmin), y[i].d, isum, summs);
+    }
+    return sum;
+}
+
+float q3_K_dot_neon(int64_t n, const void *w, const void *act) {
+    const block_q3_K *x = w;
+    const block_q8_K *y = act;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        uint8_t raw[16];
+        int sc[16];
+        q_unpack_q3k_scales(x[i].scales, raw);
+        for (int s = 0; s < 16; s++) sc[s] = raw[s] - 32;
+        const int isum = k2_isum(x[i].qs, x[i].hmask, sc, y[i].qs);
+        sum += k_block(lm_fp16_to_fp32(x[i].d), 0.0f, y[i].d, isum, 0);
+    }
+    return sum;
+}
+
 #endif
