@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend/cuda/cuda_internal.cuh"
+#include "backend/cuda/cuda_ops.h"
 
 extern "C" {
 #include "backend/cpu/quant_blocks.h"
@@ -335,18 +336,13 @@ extern "C" void lm_cuda_free(lm_cuda_ctx *ctx, void *dev) {
     cudaFree(dev);
 }
 
+/* the queued copies of cuda_ops.cu, waited for */
 extern "C" int lm_cuda_upload(lm_cuda_ctx *ctx, void *dst_dev, const void *src, size_t bytes, lm_error *err) {
-    CU_TRY(cudaSetDevice(ctx->device));
-    CU_TRY(cudaMemcpyAsync(dst_dev, src, bytes, cudaMemcpyHostToDevice, ctx->stream));
-    CU_TRY(cudaStreamSynchronize(ctx->stream));
-    return 0;
+    return lm_cuda_upload_async(ctx, dst_dev, src, bytes, err) || lm_cuda_sync(ctx, err) ? -1 : 0;
 }
 
 extern "C" int lm_cuda_download(lm_cuda_ctx *ctx, void *dst, const void *src_dev, size_t bytes, lm_error *err) {
-    CU_TRY(cudaSetDevice(ctx->device));
-    CU_TRY(cudaMemcpyAsync(dst, src_dev, bytes, cudaMemcpyDeviceToHost, ctx->stream));
-    CU_TRY(cudaStreamSynchronize(ctx->stream));
-    return 0;
+    return lm_cuda_download_async(ctx, dst, src_dev, bytes, err) || lm_cuda_sync(ctx, err) ? -1 : 0;
 }
 
 /* ---- matrices ---- */

@@ -54,6 +54,7 @@ extern "C" int lm_cuda_upload_async(lm_cuda_ctx *ctx, void *dst_dev, const void 
 
 extern "C" int lm_cuda_download_async(lm_cuda_ctx *ctx, void *dst, const void *src_dev, size_t bytes,
                                       lm_error *err) {
+    CU_TRY(cudaSetDevice(ctx->device));
     CU_TRY(cudaMemcpyAsync(dst, src_dev, bytes, cudaMemcpyDeviceToHost, ctx->stream));
     return 0;
 }
