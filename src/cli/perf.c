@@ -19,6 +19,7 @@
 
 #include "base/cpu.h"
 #include "cli/cli.h"
+#include "cli/session.h"
 #include "model/forward_cuda.h"
 #include "model/kv_contig.h"
 #include "model/model.h"
@@ -144,7 +145,8 @@ static int run_test(perf_ctx *c, const char *model_path, const char *device, per
 int cmd_perf(int argc, char **argv) {
     const char *model_path = NULL;
     int pp = 128, tg = 64, reps = 5, n_threads = cpu_physical_cores(), parallel = 0;
-    bool cuda = false, full_logits = false, sample = false;
+    int gpu = -1; /* --device: -1 the CPU, else the CUDA device */
+    bool full_logits = false, sample = false;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !model_path) model_path = argv[i];
         else if (i + 1 < argc && !strcmp(argv[i], "-p")) pp = atoi(argv[++i]);
@@ -154,16 +156,16 @@ int cmd_perf(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--parallel")) parallel = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--full-logits")) full_logits = true;
         else if (!strcmp(argv[i], "--sample")) sample = true;
-        else if (i + 1 < argc && !strcmp(argv[i], "--device") && (!strcmp(argv[i + 1], "cpu") || !strcmp(argv[i + 1], "cuda")))
-            cuda = !strcmp(argv[++i], "cuda");
-        else {
+        else if (i + 1 < argc && !strcmp(argv[i], "--device")) {
+            if ((gpu = cli_parse_device("perf", argv[++i])) == -2) return 2;
+        } else {
             fprintf(stderr, "usage: lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
-                            "                   [--parallel SEQS [--full-logits|--sample]] [--device cpu|cuda]\n");
+                            "                   [--parallel SEQS [--full-logits|--sample]] [--device cpu|cuda[:N]]\n");
             return 2;
         }
     }
     if (pp < 0 || tg < 0 || pp > 1 << 16 || tg > 1 << 16 || reps < 1 || reps > 64 || n_threads < 1 ||
-        n_threads > 256 || parallel < 0 || parallel > 256 || (parallel && !cuda)) {
+        n_threads > 256 || parallel < 0 || parallel > 256 || (parallel && gpu < 0)) {
         fprintf(stderr, "lamina perf: -p/-n in [0, 65536], -r in [1, 64], -t in [1, 256], --parallel in [0, 256] "
                         "(--device cuda only)\n");
         return 2;
@@ -179,12 +181,12 @@ int cmd_perf(int argc, char **argv) {
     const int max_seq = parallel > 1 ? parallel : 1;
     c.logits = malloc(sizeof(float) * (size_t)c.model->hp.n_vocab * (size_t)max_seq);
     c.tokens = malloc(sizeof(int32_t) * (size_t)n_ctx);
-    if (cuda) {
+    if (gpu >= 0) {
         const lm_hparams *hp = &c.model->hp;
         c.n_seq = max_seq;
         c.max_blocks = (n_ctx + PERF_BLOCK - 1) / PERF_BLOCK;
         const size_t block_bytes = (size_t)hp->n_layer * PERF_BLOCK * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2;
-        const lm_cuda_forward_config cfg = {.device = 0, .max_tokens = PERF_CHUNK > max_seq ? PERF_CHUNK : max_seq,
+        const lm_cuda_forward_config cfg = {.device = gpu, .max_tokens = PERF_CHUNK > max_seq ? PERF_CHUNK : max_seq,
                                             .max_logits = max_seq, .max_slots = max_seq, .max_ctx = n_ctx,
                                             .block_size = PERF_BLOCK,
                                             .kv_bytes = ((size_t)max_seq * c.max_blocks + 1) * block_bytes};
@@ -226,7 +228,7 @@ int cmd_perf(int argc, char **argv) {
         state = state * 1664525u + 1013904223u;
         c.tokens[i] = (int32_t)(state % (uint32_t)c.model->hp.n_vocab);
     }
-    const char *device = cuda ? lm_forward_cuda_device_name(c.gpu) : "cpu";
+    const char *device = c.gpu ? lm_forward_cuda_device_name(c.gpu) : "cpu";
     if (parallel) {
         if (run_test(&c, model_path, device, TEST_PARALLEL, pp, tg, reps, n_threads, &err)) goto done;
     } else if ((pp && run_test(&c, model_path, device, TEST_PP, 0, pp, reps, n_threads, &err)) ||

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cuda/cuda_backend.h"
 #include "base/cpu.h"
 #include "cli/cli.h"
+#include "cli/session.h"
 #include "engine/engine.h"
 #include "model/model.h"
 #include "server/prompt.h"
@@ -120,21 +120,10 @@ static int parse_value_flag(serve_args *a, const char *f, const char *val) {
     else if (!strcmp(f, "--idle-timeout")) return parse_int(f, val, 1, 86400, &c->idle_timeout_s);
     else if (!strcmp(f, "--request-timeout")) return parse_int(f, val, 0, 86400 * 7, &c->request_timeout_s);
     else if (!strcmp(f, "--device")) {
-        char *end = NULL;
-        if (!strcmp(val, "cpu")) a->device = LM_DEVICE_CPU;
-        else if (!strcmp(val, "cuda")) a->device = LM_DEVICE_CUDA;
-        else if (!strncmp(val, "cuda:", 5) && val[5] && (a->gpu_index = (int)strtol(val + 5, &end, 10)) >= 0 &&
-                 !*end)
-            a->device = LM_DEVICE_CUDA;
-        else {
-            fprintf(stderr, "lamina serve: --device is 'cpu', 'cuda' or 'cuda:N', got '%s'\n", val);
-            return -1;
-        }
-        if (a->device == LM_DEVICE_CUDA && !lm_cuda_compiled()) {
-            fprintf(stderr, "lamina serve: --device %s: this lamina was built without CUDA (configure with "
-                            "-DLAMINA_CUDA=ON)\n", val);
-            return -1;
-        }
+        const int gpu = cli_parse_device("serve", val);
+        if (gpu == -2) return -1;
+        a->device = gpu >= 0 ? LM_DEVICE_CUDA : LM_DEVICE_CPU;
+        a->gpu_index = gpu >= 0 ? gpu : 0;
     } else if (!strcmp(f, "--gpu-memory-utilization")) {
         char *end;
         double v = strtod(val, &end);
