@@ -530,12 +530,12 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
     e->b_seq = malloc(sizeof(int32_t) * T);
     e->b_want = malloc(sizeof(bool) * T);
     e->logits = fwc ? NULL : malloc(sizeof(float) * S * (size_t)hp->n_vocab);
-    e->greedy_ids = malloc(sizeof(int32_t) * S);
+    e->greedy_ids = fwc ? malloc(sizeof(int32_t) * S) : NULL;
     e->top_ids = fwc ? malloc(sizeof(int32_t) * S * LM_FORWARD_CUDA_TOP_K) : NULL;
     e->top_vals = fwc ? malloc(sizeof(float) * S * LM_FORWARD_CUDA_TOP_K) : NULL;
     e->logprob_scratch = malloc(sizeof(float) * (size_t)hp->n_vocab);
     if (!e->pool || !(e->fw || e->fwc) || !e->tables || !e->n_tables || !e->kv || !e->waiting || !e->running || !e->step || !e->b_tokens || !e->b_pos ||
-        !e->b_seq || !e->b_want || !(e->logits || fwc) || !e->greedy_ids || (fwc && (!e->top_ids || !e->top_vals)) ||
+        !e->b_seq || !e->b_want || !(e->logits || fwc) || (fwc && (!e->greedy_ids || !e->top_ids || !e->top_vals)) ||
         !e->logprob_scratch) {
         lm_error_set(err, "out of memory for the engine (K/V pool %zu MiB)", (n_blocks * block_bytes) >> 20);
         engine_free(e);
