@@ -122,16 +122,11 @@ static void runner_close(runner *r) {
 }
 
 /* tokens[0..n) at positions start.. of one sequence, one batch; logits of
- * every token if all, else of the last; on the GPU in slot SLOT */
+ * every token if all, else of the last (run_gpu: in slot SLOT) */
 static int run_cpu(runner *r, const int32_t *tokens, int n, int start, bool all, float *logits) {
     static int32_t pos[MAX_CTX], seq[MAX_CTX];
     static bool want[MAX_CTX];
-    for (int i = 0; i < n; i++) {
-        pos[i] = start + i;
-        seq[i] = 0;
-        want[i] = all || i == n - 1;
-    }
-    lm_batch b = {n, tokens, pos, seq, want};
+    const lm_batch b = one_sequence_batch(tokens, n, start, 0, all, pos, seq, want);
     lm_error err = {{0}};
     int rc = lm_forward_run(r->cpu, r->pool, &r->kv, &b, logits, &err);
     CHECK(rc == 0, "cpu: %s", err.msg);
@@ -154,12 +149,7 @@ static int run_gpu_batch(runner *r, const lm_batch *b, float *logits) {
 static int run_gpu(runner *r, int slot, const int32_t *tokens, int n, int start, bool all, float *logits) {
     static int32_t pos[MAX_CTX], seq[MAX_CTX];
     static bool want[MAX_CTX];
-    for (int i = 0; i < n; i++) {
-        pos[i] = start + i;
-        seq[i] = slot;
-        want[i] = all || i == n - 1;
-    }
-    lm_batch b = {n, tokens, pos, seq, want};
+    const lm_batch b = one_sequence_batch(tokens, n, start, slot, all, pos, seq, want);
     return run_gpu_batch(r, &b, logits);
 }
 

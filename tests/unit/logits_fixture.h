@@ -1,6 +1,6 @@
 /* logits_fixture.h - what the tests that hold logits to llama.cpp's stored
  * fixtures (tests/fixtures/logits/) share: the tolerance rule, token id
- * lists, and the order in which the sampler ranks candidates.
+ * lists, and one-sequence batches.
  *
  * Tolerance: llama.cpp is not exactly reproducible by itself; each fixture
  * records its own run-to-run divergence (self_divergence.max_abs_diff). We
@@ -32,6 +32,19 @@ static inline float tolerance_of(json_t *root, bool float_model) {
     float tol = 2.0f * (float)json_number_value(self);
     float floor = float_model ? MIN_TOLERANCE_FLOAT : MIN_TOLERANCE_QUANT;
     return tol > floor ? tol : floor;
+}
+
+/* tokens[0..n) of sequence SEQ at positions start.. as one batch, logits
+ * wanted for every token if ALL, else for the last; pos, seq_ids and want
+ * (n each) are the caller's storage */
+static inline lm_batch one_sequence_batch(const int32_t *tokens, int n, int start, int seq, bool all, int32_t *pos,
+                                          int32_t *seq_ids, bool *want) {
+    for (int i = 0; i < n; i++) {
+        pos[i] = start + i;
+        seq_ids[i] = seq;
+        want[i] = all || i == n - 1;
+    }
+    return (lm_batch){n, tokens, pos, seq_ids, want};
 }
 
 /* a JSON array of token ids into out (at most cap); the count */

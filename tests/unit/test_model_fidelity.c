@@ -70,12 +70,7 @@ static void runner_close(runner *r) {
 static int run_batch(runner *r, const int32_t *tokens, int n, int start, bool all, float *logits) {
     int32_t pos[MAX_CTX], seq[MAX_CTX];
     bool want[MAX_CTX];
-    for (int i = 0; i < n; i++) {
-        pos[i] = start + i;
-        seq[i] = 0;
-        want[i] = all || i == n - 1;
-    }
-    lm_batch b = {n, tokens, pos, seq, want};
+    const lm_batch b = one_sequence_batch(tokens, n, start, 0, all, pos, seq, want);
     lm_error err = {{0}};
     int rc = lm_forward_run(r->fw, r->pool, &r->kv, &b, logits, &err);
     CHECK(rc == 0, "%s", err.msg);
