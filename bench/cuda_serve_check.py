@@ -40,6 +40,21 @@ def ask(base, prompt, max_tokens, logprobs=True, sampling=None):
     return (choice["logprobs"]["content"], choice["message"]["content"]) if logprobs else choice["message"]["content"]
 
 
+def same_without_logprobs(a, sampling, what, label):
+    """The first 4 prompts asked twice of the GPU server, with logprobs (whole
+    logits rows) and without; returns how many texts differ."""
+    same = 0
+    for p in PROMPTS[:4]:
+        rows = ask(a.gpu, p, a.max_tokens, sampling=sampling)[1]
+        picked = ask(a.gpu, p, a.max_tokens, logprobs=False, sampling=sampling)
+        if picked == rows:
+            same += 1
+        else:
+            print(f"DIFFER ({label} vs GPU logits rows): {p!r}: {picked!r} vs {rows!r}")
+    print(f"serve check: {what} equal to the logits rows' for {same}/4 prompts")
+    return 4 - same
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gpu", required=True)
@@ -69,31 +84,12 @@ def main():
                   f" (CPU margin {margin:.4f} >= {a.tol})")
     print(f"serve check: {identical}/{len(results)} identical, {tie} parted at a near tie, {bad} differ")
     # one request at a time (so each runs the same kernels twice): without
-    # logprobs the GPU picks greedy tokens itself; the text must be the one the
-    # logits path gives
-    same = 0
-    for p in PROMPTS[:4]:
-        with_lp = ask(a.gpu, p, a.max_tokens)[1]
-        picked = ask(a.gpu, p, a.max_tokens, logprobs=False)
-        if picked == with_lp:
-            same += 1
-        else:
-            bad += 1
-            print(f"DIFFER (GPU argmax vs GPU logits): {p!r}: {picked!r} vs {with_lp!r}")
-    print(f"serve check: GPU-picked greedy text equal to the logits path's for {same}/4 prompts")
-    # seeded sampling (top_k 40): without logprobs only the GPU's 64 best
-    # candidates per row come back; the draws must be the ones from whole rows
-    sampling = {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": 1234}
-    same = 0
-    for p in PROMPTS[:4]:
-        rows = ask(a.gpu, p, a.max_tokens, sampling=sampling)[1]
-        top = ask(a.gpu, p, a.max_tokens, logprobs=False, sampling=sampling)
-        if top == rows:
-            same += 1
-        else:
-            bad += 1
-            print(f"DIFFER (GPU top-64 vs GPU logits rows, seeded sampling): {p!r}: {top!r} vs {rows!r}")
-    print(f"serve check: seeded sampling from the GPU's top 64 equal to sampling from whole rows for {same}/4 prompts")
+    # logprobs the GPU picks greedy tokens itself, and for seeded sampling with
+    # top_k 40 only its 64 best candidates per row come back; either way the
+    # text must be the one the logits-rows path (logprobs asked) gives
+    bad += same_without_logprobs(a, None, "GPU-picked greedy text", "GPU argmax")
+    bad += same_without_logprobs(a, {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": 1234},
+                                 "seeded sampling from the GPU's top 64", "GPU top-64, seeded sampling")
     return 1 if bad else 0
 
 
