@@ -368,9 +368,12 @@ lm_forward_cuda *lm_forward_cuda_create(const lm_model *m, const lm_cuda_forward
     fw->profile = profile && !strcmp(profile, "1");
     fw->use_graphs = !(graphs && !strcmp(graphs, "0")) && !fw->profile;
     lm_cuda_device_info info;
-    if (!(fw->ctx = lm_cuda_ctx_create(cfg->device, err)) || lm_cuda_device_query(cfg->device, &info, err) ||
-        (snprintf(fw->device_name, sizeof(fw->device_name), "%s", info.name), upload_weights(fw, err)) ||
-        keep_f16_copies(fw, err) || alloc_activations(fw, err) || alloc_kv_pool(fw, err)) {
+    if (!(fw->ctx = lm_cuda_ctx_create(cfg->device, err)) || lm_cuda_device_query(cfg->device, &info, err)) {
+        lm_forward_cuda_free(fw);
+        return NULL;
+    }
+    snprintf(fw->device_name, sizeof(fw->device_name), "%s", info.name);
+    if (upload_weights(fw, err) || keep_f16_copies(fw, err) || alloc_activations(fw, err) || alloc_kv_pool(fw, err)) {
         lm_forward_cuda_free(fw);
         return NULL;
     }
