@@ -10,9 +10,12 @@
  * keys are all issued before any is used (decode attention is bound by
  * their latency, not by bandwidth), a score is a warp sum, and an online
  * softmax keeps the running max, sum and weighted V sum per query head in
- * registers. The warps then merge through shared memory. When a step has too few (token, head)
- * pairs to fill the GPU (decode), the keys are cut into splits that run in
- * parallel and a second kernel merges their partial results. */
+ * registers. A token's keys are taken in chunks of ATT_CHUNK: the warps
+ * merge each chunk through shared memory, and the chunks are folded in key
+ * order. When a step has too few (token, head) pairs to fill the GPU
+ * (decode), runs of chunks go to parallel splits and a second kernel folds
+ * their chunks, in the same order with the same arithmetic: the output is
+ * the same bits either way (batch invariance). */
 #include <math.h>
 #include <stdio.h>
 
@@ -22,9 +25,9 @@
 #define ROW_BLOCK 256            /* threads per row of the norm kernels */
 #define ATT_WARPS 4              /* warps per attention block */
 #define ATT_GROUP 4              /* query heads per attention block */
-#define ATT_MAX_PARTIALS 16384   /* (token, head, split) partial results the scratch holds */
+#define ATT_MAX_PARTIALS 65536   /* (token, head, chunk) partial results the scratch holds */
 #define ATT_MAX_SPLITS 64
-#define ATT_MIN_SPLIT_KEYS 32    /* fewer keys per split would cost more to merge than it saves */
+#define ATT_CHUNK 32             /* keys a token's keys are cut into, summed chunk after chunk */
 
 /* ---- host memory and copies ---- */
 
@@ -567,136 +570,185 @@ __host__ __device__ __forceinline__ int attn_lo(int pos, int window) {
     return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
 }
 
+/* the chunks of ATT_CHUNK keys a token's keys fall into */
+__host__ __device__ __forceinline__ int attn_chunks(int pos, int window) {
+    return (pos - attn_lo(pos, window) + ATT_CHUNK) / ATT_CHUNK;
+}
+
+/* Folds one chunk's (max, sum, weighted V element) into the running ones,
+ * chunk after chunk in key order. Every step is rounded on its own, and
+ * the attention kernel and the merge kernel both use this one function:
+ * a token's result is the same bits whether its chunks were summed in one
+ * block or in parallel splits merged after. */
+__device__ __forceinline__ void attn_fold(float &M, float &L, float &O, float Mc, float Lc, float Oc) {
+    if (Mc == -INFINITY) return; /* no key (cannot happen for a real chunk; kept for safety) */
+    const float Mn = fmaxf(M, Mc);
+    const float a = expf(M - Mn), b = expf(Mc - Mn); /* a = 0 while M is -inf */
+    L = __fadd_rn(__fmul_rn(L, a), __fmul_rn(Lc, b));
+    O = __fadd_rn(__fmul_rn(O, a), __fmul_rn(Oc, b));
+    M = Mn;
+}
+
+/* Blocks (token, K/V head and query-head chunk, split). A token's keys are
+ * cut into chunks of ATT_CHUNK from its first key; split z of n_split
+ * takes a run of the chunks. Each chunk: the warps share its keys, then
+ * merge in shared memory into the chunk's (max, sum, weighted V). With one
+ * split the block folds its chunks in order (attn_fold) and writes the
+ * output; with more, each chunk's partial goes to the scratch, at its
+ * chunk index among MAX_CHUNKS, and attn_merge_kernel folds them in the
+ * same order. Either way the arithmetic of a token's output depends on its
+ * position and its keys alone, not on the batch or the split count. */
 template <int EPL> /* elements per lane: head_dim / 32 */
-__global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm_cuda_kv_layer kv, int n_split) {
+__global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm_cuda_kv_layer kv, int n_split,
+                                                              int max_chunks) {
     constexpr int D = EPL * 32;
     __shared__ float sm_m[ATT_WARPS][ATT_GROUP], sm_l[ATT_WARPS][ATT_GROUP];
     __shared__ float sm_acc[ATT_WARPS][ATT_GROUP][D];
     const int t = blockIdx.x, split = blockIdx.z;
-    const int group = a.n_head / a.n_head_kv, n_chunks = (group + ATT_GROUP - 1) / ATT_GROUP;
-    const int kvh = blockIdx.y / n_chunks, chunk = blockIdx.y % n_chunks;
-    const int h0 = kvh * group + chunk * ATT_GROUP;
-    const int ng = min(ATT_GROUP, group - chunk * ATT_GROUP);
+    const int group = a.n_head / a.n_head_kv, n_qchunks = (group + ATT_GROUP - 1) / ATT_GROUP;
+    const int kvh = blockIdx.y / n_qchunks, qchunk = blockIdx.y % n_qchunks;
+    const int h0 = kvh * group + qchunk * ATT_GROUP;
+    const int ng = min(ATT_GROUP, group - qchunk * ATT_GROUP);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int pos = a.pos[t], slot = a.slot[t];
-    /* the token's keys cut into n_split runs of at least ATT_MIN_SPLIT_KEYS
-     * (the last ones may be empty): the split count depends on the batch
-     * shape alone, so a captured graph serves every context length */
-    const int lo = attn_lo(pos, a.window), n_keys = pos - lo + 1;
-    const int split_len = max((n_keys + n_split - 1) / n_split, ATT_MIN_SPLIT_KEYS);
-    const int start = lo + split * split_len;
-    const int end = min(pos + 1, start + split_len);
+    const int lo = attn_lo(pos, a.window), n_chunks = attn_chunks(pos, a.window);
+    const int per_split = (n_chunks + n_split - 1) / n_split;
+    const int c_begin = split * per_split, c_end = min(n_chunks, c_begin + per_split);
 
-    float q[ATT_GROUP][EPL], acc[ATT_GROUP][EPL], m[ATT_GROUP], l[ATT_GROUP];
+    float q[ATT_GROUP][EPL];
 #pragma unroll
     for (int g = 0; g < ATT_GROUP; g++) {
         const float *qh = a.q + ((size_t)t * a.n_head + h0 + (g < ng ? g : 0)) * D;
 #pragma unroll
-        for (int e = 0; e < EPL; e++) {
+        for (int e = 0; e < EPL; e++)
             /* Q rounded to f16 before it meets the f16 keys, as the CPU (and llama.cpp) do */
             q[g][e] = __half2float(__float2half_rn(qh[lane + 32 * e]));
-            acc[g][e] = 0.0f;
-        }
-        m[g] = -INFINITY;
-        l[g] = 0.0f;
+    }
+    /* the running fold of the elements this thread merges: idx = threadIdx.x + k * blockDim.x */
+    float rM[EPL], rL[EPL], rO[EPL];
+#pragma unroll
+    for (int k = 0; k < EPL; k++) {
+        rM[k] = -INFINITY;
+        rL[k] = 0.0f;
+        rO[k] = 0.0f;
     }
     const size_t kv_dim = (size_t)a.n_head_kv * D;
     const __half *kbase = (const __half *)kv.k + (size_t)kvh * D, *vbase = (const __half *)kv.v + (size_t)kvh * D;
     constexpr int U = EPL <= 4 ? 4 : 2; /* keys in flight per warp */
-    for (int j0 = start + warp * U; j0 < end; j0 += ATT_WARPS * U) {
-        float kf[U][EPL], vf[U][EPL];
+    for (int c = c_begin; c < c_end; c++) {
+        const int start = lo + c * ATT_CHUNK, end = min(pos + 1, start + ATT_CHUNK);
+        float acc[ATT_GROUP][EPL], m[ATT_GROUP], l[ATT_GROUP];
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            const bool in = j0 + u < end;
-            const size_t off = in ? kv_row(kv, slot, j0 + u) * kv_dim : 0;
+        for (int g = 0; g < ATT_GROUP; g++) {
 #pragma unroll
-            for (int e = 0; e < EPL; e++) {
-                kf[u][e] = in ? __half2float(kbase[off + lane + 32 * e]) : 0.0f;
-                vf[u][e] = in ? __half2float(vbase[off + lane + 32 * e]) : 0.0f;
+            for (int e = 0; e < EPL; e++) acc[g][e] = 0.0f;
+            m[g] = -INFINITY;
+            l[g] = 0.0f;
+        }
+        for (int j0 = start + warp * U; j0 < end; j0 += ATT_WARPS * U) {
+            float kf[U][EPL], vf[U][EPL];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const bool in = j0 + u < end;
+                const size_t off = in ? kv_row(kv, slot, j0 + u) * kv_dim : 0;
+#pragma unroll
+                for (int e = 0; e < EPL; e++) {
+                    kf[u][e] = in ? __half2float(kbase[off + lane + 32 * e]) : 0.0f;
+                    vf[u][e] = in ? __half2float(vbase[off + lane + 32 * e]) : 0.0f;
+                }
+            }
+#pragma unroll
+            for (int g = 0; g < ATT_GROUP; g++) {
+                if (g >= ng) break;
+                float s[U];
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    s[u] = 0.0f;
+#pragma unroll
+                    for (int e = 0; e < EPL; e++) s[u] += q[g][e] * kf[u][e];
+                }
+#pragma unroll
+                for (int u = 0; u < U; u++) s[u] = warp_sum_f(s[u]) * a.scale;
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    if (j0 + u >= end) break;
+                    float su = s[u];
+                    if (a.softcap > 0.0f) su = a.softcap * tanhf(su / a.softcap);
+                    const float mn = fmaxf(m[g], su), cr = expf(m[g] - mn), p = expf(su - mn);
+                    l[g] = l[g] * cr + p;
+#pragma unroll
+                    for (int e = 0; e < EPL; e++) acc[g][e] = acc[g][e] * cr + p * vf[u][e];
+                    m[g] = mn;
+                }
             }
         }
 #pragma unroll
         for (int g = 0; g < ATT_GROUP; g++) {
-            if (g >= ng) break;
-            float s[U];
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                s[u] = 0.0f;
-#pragma unroll
-                for (int e = 0; e < EPL; e++) s[u] += q[g][e] * kf[u][e];
+            if (lane == 0) {
+                sm_m[warp][g] = m[g];
+                sm_l[warp][g] = l[g];
             }
 #pragma unroll
-            for (int u = 0; u < U; u++) s[u] = warp_sum_f(s[u]) * a.scale;
+            for (int e = 0; e < EPL; e++) sm_acc[warp][g][lane + 32 * e] = acc[g][e];
+        }
+        __syncthreads();
 #pragma unroll
-            for (int u = 0; u < U; u++) {
-                if (j0 + u >= end) break;
-                float su = s[u];
-                if (a.softcap > 0.0f) su = a.softcap * tanhf(su / a.softcap);
-                const float mn = fmaxf(m[g], su), c = expf(m[g] - mn), p = expf(su - mn);
-                l[g] = l[g] * c + p;
-#pragma unroll
-                for (int e = 0; e < EPL; e++) acc[g][e] = acc[g][e] * c + p * vf[u][e];
-                m[g] = mn;
+        for (int k = 0; k < EPL; k++) {
+            const int idx = threadIdx.x + k * ATT_WARPS * 32, g = idx / D, d = idx % D;
+            if (g < ng) {
+                float M = -INFINITY;
+                for (int w = 0; w < ATT_WARPS; w++) M = fmaxf(M, sm_m[w][g]);
+                float L = 0.0f, O = 0.0f;
+                if (M != -INFINITY) {
+                    for (int w = 0; w < ATT_WARPS; w++) {
+                        const float f = expf(sm_m[w][g] - M); /* 0 for a warp that saw no key */
+                        L = fmaf(sm_l[w][g], f, L);
+                        O = fmaf(sm_acc[w][g][d], f, O);
+                    }
+                }
+                if (n_split == 1) {
+                    attn_fold(rM[k], rL[k], rO[k], M, L, O);
+                } else {
+                    const size_t th = (size_t)t * a.n_head + h0 + g;
+                    float *part = a.scratch + (th * max_chunks + c) * (D + 2);
+                    part[d] = O;
+                    if (d == 0) {
+                        part[D] = M;
+                        part[D + 1] = L;
+                    }
+                }
             }
         }
+        __syncthreads(); /* before the next chunk writes the shared arrays */
     }
+    if (n_split == 1) {
 #pragma unroll
-    for (int g = 0; g < ATT_GROUP; g++) {
-        if (lane == 0) {
-            sm_m[warp][g] = m[g];
-            sm_l[warp][g] = l[g];
-        }
-#pragma unroll
-        for (int e = 0; e < EPL; e++) sm_acc[warp][g][lane + 32 * e] = acc[g][e];
-    }
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < ng * D; idx += blockDim.x) {
-        const int g = idx / D, d = idx % D;
-        float M = -INFINITY;
-        for (int w = 0; w < ATT_WARPS; w++) M = fmaxf(M, sm_m[w][g]);
-        float L = 0.0f, O = 0.0f;
-        if (M != -INFINITY) {
-            for (int w = 0; w < ATT_WARPS; w++) {
-                const float f = expf(sm_m[w][g] - M); /* 0 for a warp that saw no key */
-                L += sm_l[w][g] * f;
-                O += sm_acc[w][g][d] * f;
-            }
-        }
-        const size_t th = (size_t)t * a.n_head + h0 + g;
-        if (n_split == 1) {
-            a.out[th * D + d] = O / L;
-        } else {
-            float *part = a.scratch + (th * n_split + split) * (D + 2);
-            part[d] = O;
-            if (d == 0) {
-                part[D] = M;
-                part[D + 1] = L;
-            }
+        for (int k = 0; k < EPL; k++) {
+            const int idx = threadIdx.x + k * ATT_WARPS * 32, g = idx / D, d = idx % D;
+            if (g < ng) a.out[((size_t)t * a.n_head + h0 + g) * D + d] = rO[k] / rL[k];
         }
     }
 }
 
-/* merges the splits of one (token, head): blockDim.x = head_dim */
-__global__ void attn_merge_kernel(float *out, const float *scratch, int n_split, int D) {
+/* folds the chunks of one (token, head) in order: blockDim.x = head_dim */
+__global__ void attn_merge_kernel(float *out, const float *scratch, const int32_t *pos, int n_head, int window,
+                                  int max_chunks, int D) {
     const size_t th = blockIdx.x;
     const int d = threadIdx.x;
-    const float *part = scratch + th * n_split * (D + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < n_split; s++) M = fmaxf(M, part[s * (D + 2) + D]);
-    float L = 0.0f, O = 0.0f;
-    for (int s = 0; s < n_split; s++) {
-        const float *p = part + s * (D + 2);
-        if (p[D] == -INFINITY) continue; /* an empty split */
-        const float f = expf(p[D] - M);
-        L += p[D + 1] * f;
-        O += p[d] * f;
+    const int n_chunks = attn_chunks(pos[th / n_head], window);
+    const float *part = scratch + th * max_chunks * (D + 2);
+    float M = -INFINITY, L = 0.0f, O = 0.0f;
+    for (int c = 0; c < n_chunks; c++) {
+        const float *p = part + (size_t)c * (D + 2);
+        attn_fold(M, L, O, p[D], p[D + 1], p[d]);
     }
     out[th * D + d] = O / L;
 }
 
 template <int EPL>
-static void launch_attn(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv, dim3 grid, int n_split) {
-    attn_kernel<EPL><<<grid, ATT_WARPS * 32, 0, ctx->stream>>>(*a, *kv, n_split);
+static void launch_attn(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv, dim3 grid, int n_split,
+                        int max_chunks) {
+    attn_kernel<EPL><<<grid, ATT_WARPS * 32, 0, ctx->stream>>>(*a, *kv, n_split, max_chunks);
 }
 
 extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv,
@@ -709,33 +761,34 @@ extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const 
         return -1;
     }
     if (a->n_tokens <= 0) return 0;
-    /* splits: enough blocks for two waves of the GPU, but no more than the
-     * longest possible run of keys fills with ATT_MIN_SPLIT_KEYS each, and
-     * no more partials than the scratch holds */
+    /* splits: enough blocks for two waves of the GPU, at most one per chunk
+     * of the longest possible run of keys, and only when the scratch holds
+     * a partial for every chunk of every (token, head). The split count
+     * changes only where the work runs, not what it computes. */
     const int max_keys = a->max_keys > 0 ? a->max_keys : 1;
-    const int group = a->n_head / a->n_head_kv, n_chunks = (group + ATT_GROUP - 1) / ATT_GROUP;
-    const long blocks = (long)a->n_tokens * a->n_head_kv * n_chunks;
+    const long max_chunks = (max_keys + ATT_CHUNK - 1) / ATT_CHUNK;
+    const int group = a->n_head / a->n_head_kv, n_qchunks = (group + ATT_GROUP - 1) / ATT_GROUP;
+    const long blocks = (long)a->n_tokens * a->n_head_kv * n_qchunks;
     long n_split = (2L * ctx->sm_count + blocks - 1) / blocks;
-    const long by_keys = (max_keys + ATT_MIN_SPLIT_KEYS - 1) / ATT_MIN_SPLIT_KEYS;
-    const long by_scratch = ATT_MAX_PARTIALS / ((long)a->n_tokens * a->n_head);
-    if (n_split > by_keys) n_split = by_keys;
+    if (n_split > max_chunks) n_split = max_chunks;
     if (n_split > ATT_MAX_SPLITS) n_split = ATT_MAX_SPLITS;
-    if (n_split > by_scratch) n_split = by_scratch;
-    if (n_split < 1 || !a->scratch) n_split = 1;
-    const dim3 grid(a->n_tokens, a->n_head_kv * n_chunks, (unsigned)n_split);
+    if (!a->scratch || (long)a->n_tokens * a->n_head * max_chunks > ATT_MAX_PARTIALS) n_split = 1;
+    if (n_split < 1) n_split = 1;
+    const dim3 grid(a->n_tokens, a->n_head_kv * n_qchunks, (unsigned)n_split);
     switch (D / 32) {
-    case 1: launch_attn<1>(ctx, a, kv, grid, (int)n_split); break;
-    case 2: launch_attn<2>(ctx, a, kv, grid, (int)n_split); break;
-    case 3: launch_attn<3>(ctx, a, kv, grid, (int)n_split); break;
-    case 4: launch_attn<4>(ctx, a, kv, grid, (int)n_split); break;
-    case 5: launch_attn<5>(ctx, a, kv, grid, (int)n_split); break;
-    case 6: launch_attn<6>(ctx, a, kv, grid, (int)n_split); break;
-    case 7: launch_attn<7>(ctx, a, kv, grid, (int)n_split); break;
-    default: launch_attn<8>(ctx, a, kv, grid, (int)n_split); break;
+    case 1: launch_attn<1>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
+    case 2: launch_attn<2>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
+    case 3: launch_attn<3>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
+    case 4: launch_attn<4>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
+    case 5: launch_attn<5>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
+    case 6: launch_attn<6>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
+    case 7: launch_attn<7>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
+    default: launch_attn<8>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
     }
     CU_LAUNCHED("attn_kernel");
     if (n_split > 1) {
-        attn_merge_kernel<<<a->n_tokens * a->n_head, D, 0, ctx->stream>>>(a->out, a->scratch, (int)n_split, D);
+        attn_merge_kernel<<<a->n_tokens * a->n_head, D, 0, ctx->stream>>>(a->out, a->scratch, a->pos, a->n_head,
+                                                                          a->window, (int)max_chunks, D);
         CU_LAUNCHED("attn_merge_kernel");
     }
     return 0;
