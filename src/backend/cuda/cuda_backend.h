@@ -120,8 +120,19 @@ typedef enum lm_cuda_path {
     LM_CUDA_PATH_GEMM = 2,
 } lm_cuda_path;
 
-/* the largest batch LM_CUDA_PATH_AUTO sends to the VEC path for W */
+/* the largest batch LM_CUDA_PATH_AUTO sends to the VEC path for W (all of
+ * them on a batch-invariant context) */
 int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w);
+
+/* Batch invariance (off on a new context): every product takes the VEC
+ * path, whose kernels sum each output in an order set by the matrix alone
+ * (threads per row group from its shape; a unit's dot rounded step by
+ * step), so a token's result is the same bits alone, in any batch, at any
+ * place in it. Off, batches of more than lm_cuda_vec_max_tokens tokens go
+ * to the tensor-core GEMM: faster prefill and large batches, results that
+ * follow the batch's size. */
+bool lm_cuda_batch_invariant(const lm_cuda_ctx *ctx);
+void lm_cuda_set_batch_invariant(lm_cuda_ctx *ctx, bool on);
 
 /* y_dev (n_tokens, rows) f32 = x_dev (n_tokens, cols) f32 times W^T, both
  * contiguous device buffers; asynchronous on the context's stream. */
@@ -142,7 +153,9 @@ int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_to
 int lm_cuda_matmul_again(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens, float *y_dev, lm_error *err);
 
 /* Benchmark knobs of the VEC kernels: threads that share a row group (16,
- * 32 or 128) and rows per thread (1 or 2); 0 for the built-in choice. */
+ * 32 or 128) and rows per thread (1, 2 or 4); 0 for the built-in choice.
+ * The rows per thread change no bit of a result; the threads per row
+ * group set the order of its sums. */
 int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err);
 
 #ifdef __cplusplus

@@ -283,13 +283,17 @@ extern "C" int lm_cuda_sync(lm_cuda_ctx *ctx, lm_error *err) {
 
 extern "C" void *lm_cuda_stream(lm_cuda_ctx *ctx) { return (void *)ctx->stream; }
 
+extern "C" bool lm_cuda_batch_invariant(const lm_cuda_ctx *ctx) { return ctx->batch_invariant; }
+
+extern "C" void lm_cuda_set_batch_invariant(lm_cuda_ctx *ctx, bool on) { ctx->batch_invariant = on; }
+
 extern "C" int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err) {
     if (threads_per_row != 0 && threads_per_row != 16 && threads_per_row != 32 && threads_per_row != 128) {
         lm_error_set(err, "CUDA: threads per row must be 0, 16, 32 or 128 (got %d)", threads_per_row);
         return -1;
     }
-    if (rows_per_thread < 0 || rows_per_thread > 2) {
-        lm_error_set(err, "CUDA: rows per thread must be 0, 1 or 2 (got %d)", rows_per_thread);
+    if (rows_per_thread < 0 || rows_per_thread > 4 || rows_per_thread == 3) {
+        lm_error_set(err, "CUDA: rows per thread must be 0, 1, 2 or 4 (got %d)", rows_per_thread);
         return -1;
     }
     ctx->vec_threads = threads_per_row;

@@ -47,6 +47,7 @@ struct lm_cuda_ctx {
     void *blas_workspace; /* set on the handle, so cuBLAS allocates nothing while a graph is captured */
     int vec_threads;      /* threads per row group of the VEC kernels; 0: the built-in choice */
     int vec_rows;         /* rows per thread of the VEC kernels; 0: the built-in choice */
+    bool batch_invariant; /* AUTO takes the VEC path for every batch (lm_cuda_set_batch_invariant) */
     cu_scratch act_q, act_ds, act_h, w_h;
     /* what act_q / act_ds / act_h hold: the last VEC product's activations */
     int act_kind; /* cu_act_kind, -1: nothing */

@@ -184,13 +184,22 @@ QD int cu_dp4a(int a, int b, int c) {
 #endif
 }
 
-/* float products and differences that must not fuse into an fma, so that
- * dequantization rounds as the CPU's does */
+/* float products, sums and differences that must not fuse into an fma, so
+ * that dequantization rounds as the CPU's does and a dot rounds the same in
+ * every kernel */
 QD float cu_mul_rn(float a, float b) {
 #ifdef __CUDA_ARCH__
     return __fmul_rn(a, b);
 #else
     return a * b;
+#endif
+}
+
+QD float cu_add_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fadd_rn(a, b);
+#else
+    return a + b;
 #endif
 }
 
@@ -238,6 +247,25 @@ typedef struct cu_unit {
 
 #define CU_M4 0x0F0F0F0Fu
 
+/* the elements (within the row) where the runs of unit U start */
+template <int T> QD void cu_unit_elems(int u, int *e0, int *e1) {
+    if constexpr (T == CU_Q8_0) {
+        *e0 = 32 * (u >> 1) + 16 * (u & 1);
+        *e1 = *e0;
+    } else if constexpr (T == CU_Q4_K || T == CU_Q5_K) {
+        const int s = u & 7;
+        *e0 = 256 * (u >> 3) + 64 * (s >> 1) + 16 * (s & 1);
+        *e1 = *e0 + 32;
+    } else if constexpr (T == CU_Q6_K) {
+        const int s = u & 7;
+        *e0 = 256 * (u >> 3) + 128 * (s >> 2) + 16 * (s & 3);
+        *e1 = *e0 + 64;
+    } else { /* q4_0, q4_1, q5_0, q5_1: a block of 32 per unit; f16 / bf16: 8 elements */
+        *e0 = cu_traits<T>::qk == 32 ? 32 * u : 8 * u;
+        *e1 = *e0 + 16;
+    }
+}
+
 /* Unit U (0 <= U < units per row) of the row whose planes start at WB, WH. */
 template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, cu_unit *x) {
     const int4 q = cu_ld16(wb + 16 * (int64_t)u);
@@ -247,8 +275,7 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
     x->dm = 0.0f;
     if constexpr (T == CU_Q4_0 || T == CU_Q4_1 || T == CU_Q5_0 || T == CU_Q5_1) {
         constexpr bool q5 = T == CU_Q5_0 || T == CU_Q5_1;
-        x->e0 = 32 * u;
-        x->e1 = 32 * u + 16;
+        cu_unit_elems<T>(u, &x->e0, &x->e1);
         uint32_t qh = 0;
         if constexpr (T == CU_Q4_0) {
             x->d = cu_h2f(cu_ld2(wh + 2 * (int64_t)u));
@@ -273,8 +300,7 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
         }
     } else if constexpr (T == CU_Q8_0) {
         const int b = u >> 1;
-        x->e0 = 32 * b + 16 * (u & 1);
-        x->e1 = x->e0;
+        cu_unit_elems<T>(u, &x->e0, &x->e1);
         for (int k = 0; k < 4; k++) {
             x->lo[k] = (int)qw[k];
             x->hi[k] = 0;
@@ -289,8 +315,7 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
         cu_k4_scale_min((uint32_t)hv.y, (uint32_t)hv.z, (uint32_t)hv.w, 2 * j, &x->sc0, &x->m0);
         cu_k4_scale_min((uint32_t)hv.y, (uint32_t)hv.z, (uint32_t)hv.w, 2 * j + 1, &x->sc1, &x->m1);
         x->mins = (s & 1) == 0;
-        x->e0 = 256 * sb + 64 * j + 16 * (s & 1);
-        x->e1 = x->e0 + 32;
+        cu_unit_elems<T>(u, &x->e0, &x->e1);
         uint32_t qh = 0;
         if constexpr (T == CU_Q5_K) qh = cu_ld4(h + 16 + 4 * s);
         for (int k = 0; k < 4; k++) {
@@ -309,8 +334,7 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
         x->sc0 = cu_ld1s(h + 4 + 8 * half + c);
         x->sc1 = cu_ld1s(h + 4 + 8 * half + 4 + c);
         const uint32_t qhlo = cu_ld4(h + 20 + 8 * s), qhhi = cu_ld4(h + 24 + 8 * s);
-        x->e0 = 256 * sb + 128 * half + 16 * c;
-        x->e1 = x->e0 + 64;
+        cu_unit_elems<T>(u, &x->e0, &x->e1);
         for (int k = 0; k < 4; k++) {
             x->lo[k] = cu_sub32((qw[k] & CU_M4) | (((qhlo >> (2 * k)) & 0x03030303u) << 4));
             x->hi[k] = cu_sub32(((qw[k] >> 4) & CU_M4) | (((qhhi >> (2 * k)) & 0x03030303u) << 4));
@@ -340,7 +364,10 @@ template <int T> QD void cu_act_load(const cu_unit *x, const cu_act *a, int t0, 
 }
 
 /* The unit's dot with loaded activations. The integer sums are the CPU
- * dot's; the float steps follow it per block. */
+ * dot's; the float steps follow it per block, each rounded on its own (no
+ * step fuses into an fma, whatever the surrounding kernel: a unit's dot
+ * is the same bits in every kernel that computes it, which batch
+ * invariance rests on). */
 template <int T> QD float cu_unit_dot_loaded(const cu_unit *x, const cu_act_unit *au) {
     int s0 = cu_dp4a(x->lo[0], au->a0.x, 0);
     s0 = cu_dp4a(x->lo[1], au->a0.y, s0);
@@ -355,17 +382,19 @@ template <int T> QD float cu_unit_dot_loaded(const cu_unit *x, const cu_act_unit
     }
     const float yd = au->m.x;
     if constexpr (T == CU_Q4_0) {
-        return (float)(s0 + s1) * x->d * yd;
+        return cu_mul_rn(cu_mul_rn((float)(s0 + s1), x->d), yd);
     } else if constexpr (T == CU_Q5_0) {
-        return x->d * yd * (float)(s0 + s1);
+        return cu_mul_rn(cu_mul_rn(x->d, yd), (float)(s0 + s1));
     } else if constexpr (T == CU_Q4_1 || T == CU_Q5_1) {
-        return x->d * yd * (float)(s0 + s1) + x->dm * au->m.y;
+        return cu_add_rn(cu_mul_rn(cu_mul_rn(x->d, yd), (float)(s0 + s1)), cu_mul_rn(x->dm, au->m.y));
     } else if constexpr (T == CU_Q8_0) {
-        return (float)s0 * (x->d * yd);
+        return cu_mul_rn((float)s0, cu_mul_rn(x->d, yd));
     } else {
-        float r = x->d * yd * (float)(x->sc0 * s0 + x->sc1 * s1);
+        float r = cu_mul_rn(cu_mul_rn(x->d, yd), (float)(x->sc0 * s0 + x->sc1 * s1));
         if constexpr (T == CU_Q4_K || T == CU_Q5_K) {
-            if (x->mins) r -= x->dm * yd * (float)(x->m0 * (int)au->m.y + x->m1 * (int)au->m.w);
+            if (x->mins)
+                r = cu_sub_rn(r, cu_mul_rn(cu_mul_rn(x->dm, yd),
+                                           (float)(x->m0 * (int)au->m.y + x->m1 * (int)au->m.w)));
         }
         return r;
     }

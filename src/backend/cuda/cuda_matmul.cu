@@ -8,10 +8,12 @@
  * activations at u once per token and dots them with the R units, for up to
  * NT tokens (NT = 1, 2, 4, 8), keeping R x NT partial sums; the group's
  * threads then add their sums (shuffles, and shared memory across the 4
- * warps when TPR = 128). A batch of more than 8 tokens runs in launches of 8.
- * TPR is chosen from the row length and the row count (measured on an H100:
- * docs/cuda.md). No atomics: every output is computed in one fixed order, so
- * results are the same from run to run. */
+ * warps when TPR = 128). A batch of more than 8 tokens runs 8 tokens and 4
+ * rows a thread, its token groups side by side in one launch. TPR is chosen
+ * from the matrix's row length and row count (measured on an H100:
+ * docs/cuda.md), never from the batch. No atomics, and every step rounded
+ * on its own: an output's bits depend on the matrix and its token alone,
+ * which makes the VEC path batch-invariant (lm_cuda_set_batch_invariant). */
 #include <stdio.h>
 
 #include "backend/cuda/cuda_internal.cuh"
@@ -221,11 +223,27 @@ __device__ __forceinline__ void bf16_unit(const uint8_t *wb, int u, const cu_act
     }
 }
 
+/* Block b takes row block b / n_groups and token group b % n_groups (NT
+ * tokens from (b % n_groups) * NT): the token groups of one row block run
+ * side by side, so the weights they share come from L2. */
 template <int T, int TPR, int NT, int R>
-__global__ void __launch_bounds__(VEC_BLOCK) vec_kernel(const cu_mat w, const cu_act a, int n_tok,
+__global__ void __launch_bounds__(VEC_BLOCK) vec_kernel(const cu_mat w, cu_act a, int n_tok_all, int n_groups,
                                                         float *__restrict__ y) {
     constexpr int GROUPS = VEC_BLOCK / TPR;
-    const int64_t row0 = ((int64_t)blockIdx.x * GROUPS + threadIdx.x / TPR) * R;
+    const int64_t row_block = blockIdx.x / n_groups;
+    const int t0 = (int)(blockIdx.x % n_groups) * NT;
+    const int n_tok = min(NT, n_tok_all - t0);
+    {
+        const int64_t off = (int64_t)t0 * w.cols;
+        if (a.q) {
+            a.q += off;
+            a.ds += off / 32;
+        }
+        if (a.h) a.h += off;
+        if (a.bh) a.bh += off;
+        y += (int64_t)t0 * w.rows;
+    }
+    const int64_t row0 = (row_block * GROUPS + threadIdx.x / TPR) * R;
     const int sub = threadIdx.x % TPR;
     float acc[R][NT];
 #pragma unroll
@@ -259,7 +277,7 @@ __global__ void __launch_bounds__(VEC_BLOCK) vec_kernel(const cu_mat w, const cu
                         cu_act_unit au;
                         cu_act_load<T>(&x[0], &a, t, &au);
 #pragma unroll
-                        for (int r = 0; r < R; r++) acc[r][t] += cu_unit_dot_loaded<T>(&x[r], &au);
+                        for (int r = 0; r < R; r++) acc[r][t] = cu_add_rn(acc[r][t], cu_unit_dot_loaded<T>(&x[r], &au));
                     }
                 }
             }
@@ -299,7 +317,7 @@ __global__ void __launch_bounds__(VEC_BLOCK) vec_kernel(const cu_mat w, const cu
     }
 }
 
-typedef void (*vec_fn)(const cu_mat, const cu_act, int, float *);
+typedef void (*vec_fn)(const cu_mat, cu_act, int, int, float *);
 
 template <int T, int TPR, int R> static vec_fn vec_pick_nt(int nt) {
     if (nt <= 1) return vec_kernel<T, TPR, 1, R>;
@@ -308,7 +326,13 @@ template <int T, int TPR, int R> static vec_fn vec_pick_nt(int nt) {
     return vec_kernel<T, TPR, 8, R>;
 }
 
+/* four rows per thread: batches of more than 8 tokens, 8 at a time */
 template <int T> static vec_fn vec_pick(int tpr, int nt, int rows_per_thread) {
+    if (rows_per_thread == 4) {
+        if (tpr == 16) return vec_kernel<T, 16, VEC_TOKENS, 4>;
+        if (tpr == 32) return vec_kernel<T, 32, VEC_TOKENS, 4>;
+        return vec_kernel<T, 128, VEC_TOKENS, 4>;
+    }
     if (rows_per_thread == 2) {
         if (tpr == 16) return vec_pick_nt<T, 16, 2>(nt);
         if (tpr == 32) return vec_pick_nt<T, 32, 2>(nt);
@@ -356,31 +380,44 @@ static int vec_threads_for(const lm_cuda_ctx *ctx, int64_t groups, int units) {
  * and bf16 follows f16 (not measured apart). */
 static int vec_rows_for(const lm_cuda_matrix *w, int n_tok) {
     const int t = w->type_index;
+    if (n_tok > VEC_TOKENS) { /* batches (batch-invariant contexts): 8 tokens x 4 rows a thread */
+        static int batch_rows = -1; /* LAMINA_CUDA_BATCH_ROWS=1|2|4: a tuning knob */
+        if (batch_rows < 0) {
+            const char *e = getenv("LAMINA_CUDA_BATCH_ROWS");
+            batch_rows = e && (atoi(e) == 1 || atoi(e) == 2 || atoi(e) == 4) ? atoi(e) : 0;
+        }
+        if (batch_rows) return batch_rows;
+        return t == CU_F16 || t == CU_BF16 ? 2 : 4;
+    }
     if (t == CU_F16 || t == CU_BF16 || w->view.rows * w->view.cols < LARGE_MATRIX) return 1;
     if (n_tok == 1 && (t == CU_Q4_0 || t == CU_Q4_1 || t == CU_Q5_0 || t == CU_Q5_1 || t == CU_Q8_0)) return 1;
     return 2;
 }
 
+/* the NT of the kernel that takes N tokens */
+static int kernel_tokens(int n) { return n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : VEC_TOKENS; }
+
+/* One launch for the whole batch. The threads per row group come from the
+ * matrix alone (its batch-1 shape, whatever the rows per thread): they fix
+ * the order in which a row's units are summed (each thread's units in
+ * order, then the threads' sums by a fixed tree), so a token's result does
+ * not depend on the batch it came in, nor on its place in it. */
 static int launch_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, float *y, lm_error *err) {
-    const cu_act act = act_view(ctx);
     const int rpt = ctx->vec_rows ? ctx->vec_rows : vec_rows_for(w, n_tok);
-    const int64_t groups = (w->view.rows + rpt - 1) / rpt;
-    const int tpr = ctx->vec_threads ? ctx->vec_threads : vec_threads_for(ctx, groups, w->view.units);
-    const unsigned grid = grid_for(groups, VEC_BLOCK / tpr);
-    for (int t0 = 0; t0 < n_tok; t0 += VEC_TOKENS) {
-        const int nt = n_tok - t0 < VEC_TOKENS ? n_tok - t0 : VEC_TOKENS;
-        cu_act part = act;
-        const int64_t off = (int64_t)t0 * w->view.cols;
-        if (act.q) {
-            part.q += off;
-            part.ds += off / 32;
-        }
-        if (act.h) part.h += off;
-        if (act.bh) part.bh += off;
-        vec_kernel_for(w->type_index, tpr, nt, rpt)<<<grid, VEC_BLOCK, 0, ctx->stream>>>(
-            w->view, part, nt, y + (int64_t)t0 * w->view.rows);
-        CU_LAUNCHED("vec_kernel");
+    const int rpt1 = vec_rows_for(w, 1);
+    const int tpr = ctx->vec_threads ? ctx->vec_threads
+                                     : vec_threads_for(ctx, (w->view.rows + rpt1 - 1) / rpt1, w->view.units);
+    const int nt = rpt == 4 ? VEC_TOKENS : kernel_tokens(n_tok);
+    const int n_groups = (n_tok + nt - 1) / nt;
+    const int64_t row_blocks = grid_for((w->view.rows + rpt - 1) / rpt, VEC_BLOCK / tpr);
+    if (row_blocks * n_groups > INT32_MAX) {
+        lm_error_set(err, "CUDA: a product of %d tokens with %lld rows is too large for one launch", n_tok,
+                     (long long)w->view.rows);
+        return -1;
     }
+    vec_kernel_for(w->type_index, tpr, nt, rpt)<<<(unsigned)(row_blocks * n_groups), VEC_BLOCK, 0, ctx->stream>>>(
+        w->view, act_view(ctx), n_tok, n_groups, y);
+    CU_LAUNCHED("vec_kernel");
     return 0;
 }
 
@@ -519,6 +556,7 @@ extern "C" bool lm_cuda_same_activations(const lm_cuda_matrix *a, const lm_cuda_
  * to 2 on f16 (bf16, whose GEMM has no dequantization pass either, follows
  * f16; not measured apart). */
 extern "C" int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w) {
+    if (w->ctx->batch_invariant) return INT32_MAX;
     if (w->type_index == CU_F16 || w->type_index == CU_BF16) return 2;
     /* with a kept f16 copy the GEMM has no dequantization pass: from 9 tokens
      * on it reads 2 bytes a weight once where VEC would pass over the

@@ -110,6 +110,16 @@ int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_to
     return -1;
 }
 
+bool lm_cuda_batch_invariant(const lm_cuda_ctx *ctx) {
+    (void)ctx;
+    return true;
+}
+
+void lm_cuda_set_batch_invariant(lm_cuda_ctx *ctx, bool on) {
+    (void)ctx;
+    (void)on;
+}
+
 int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
