@@ -22,6 +22,7 @@ typedef struct {
     int n_ctx;
     int gpu;                   /* --device: -1 the CPU, else the CUDA device */
     bool ignore_eos;
+    bool batch_invariant;      /* --batch-invariant (CUDA) */
     bool seed_given;
     bool chat;                 /* wrap the prompt as a user turn with the chat template */
     const char *chat_template; /* file overriding the model's template */
@@ -39,6 +40,7 @@ static void generate_usage(void) {
             "usage: lamina generate [MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
             "                       [--repeat-penalty R] [--presence-penalty P] [--frequency-penalty F]\n"
             "                       [--seed S] [--threads N] [--ctx-size N] [--ignore-eos] [--device cpu|cuda[:N]]\n"
+            "                       [--batch-invariant]\n"
             "                       [--chat] [--chat-template FILE]\n");
 }
 
@@ -68,6 +70,10 @@ static int parse_args(int argc, char **argv, generate_args *a) {
         if (!strcmp(f, "--ignore-eos") || !strcmp(f, "--chat")) {
             if (f[2] == 'i') a->ignore_eos = true;
             else a->chat = true;
+            continue;
+        }
+        if (!strcmp(f, "--batch-invariant")) { /* the GPU's batch-invariant kernels, as serve --batch-invariant */
+            a->batch_invariant = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -148,7 +154,7 @@ static int run(const generate_args *a, cli_session *s) {
     char *chat_text = NULL;
     int32_t *tokens = NULL;
     lm_sampler *sampler = NULL;
-    if (cli_session_open_on(s, a->model_path, a->n_ctx, a->n_threads, a->gpu, &err)) goto fail;
+    if (cli_session_open_on(s, a->model_path, a->n_ctx, a->n_threads, a->gpu, a->batch_invariant, &err)) goto fail;
     const lm_hparams *hp = &s->model->hp;
     const char *prompt = a->prompt;
     if (a->chat) {

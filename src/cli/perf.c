@@ -146,7 +146,7 @@ int cmd_perf(int argc, char **argv) {
     const char *model_path = NULL;
     int pp = 128, tg = 64, reps = 5, n_threads = cpu_physical_cores(), parallel = 0;
     int gpu = -1; /* --device: -1 the CPU, else the CUDA device */
-    bool full_logits = false, sample = false;
+    bool full_logits = false, sample = false, invariant = false;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !model_path) model_path = argv[i];
         else if (i + 1 < argc && !strcmp(argv[i], "-p")) pp = atoi(argv[++i]);
@@ -156,11 +156,13 @@ int cmd_perf(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--parallel")) parallel = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--full-logits")) full_logits = true;
         else if (!strcmp(argv[i], "--sample")) sample = true;
+        else if (!strcmp(argv[i], "--batch-invariant")) invariant = true;
         else if (i + 1 < argc && !strcmp(argv[i], "--device")) {
             if ((gpu = cli_parse_device("perf", argv[++i])) == -2) return 2;
         } else {
             fprintf(stderr, "usage: lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
-                            "                   [--parallel SEQS [--full-logits|--sample]] [--device cpu|cuda[:N]]\n");
+                            "                   [--parallel SEQS [--full-logits|--sample]] [--device cpu|cuda[:N]]\n"
+                            "                   [--batch-invariant]\n");
             return 2;
         }
     }
@@ -189,7 +191,8 @@ int cmd_perf(int argc, char **argv) {
         const lm_cuda_forward_config cfg = {.device = gpu, .max_tokens = PERF_CHUNK > max_seq ? PERF_CHUNK : max_seq,
                                             .max_logits = max_seq, .max_slots = max_seq, .max_ctx = n_ctx,
                                             .block_size = PERF_BLOCK,
-                                            .kv_bytes = ((size_t)max_seq * c.max_blocks + 1) * block_bytes};
+                                            .kv_bytes = ((size_t)max_seq * c.max_blocks + 1) * block_bytes,
+                                            .batch_invariant = invariant};
         if (!(c.gpu = lm_forward_cuda_create(c.model, &cfg, &err))) goto done;
         c.tables = calloc((size_t)max_seq, sizeof(int *));
         for (int s = 0; c.tables && s < max_seq; s++) {

@@ -32,6 +32,7 @@ typedef struct serve_args {
     lm_device device;
     int gpu_index;
     double gpu_memory_utilization; /* 0 = engine default */
+    bool batch_invariant;          /* --batch-invariant (CUDA) */
     char served_name[256];
 } serve_args;
 
@@ -44,11 +45,13 @@ static void serve_usage(FILE *out) {
             "                    [--max-tokens-default N] [--max-body-size BYTES[K|M]] [--shutdown-timeout S]\n"
             "                    [--max-header-size BYTES[K]] [--max-connections N] [--max-messages N]\n"
             "                    [--read-timeout S] [--idle-timeout S] [--request-timeout S]\n"
-            "                    [--device cpu|cuda[:N]] [--gpu-memory-utilization F]\n"
+            "                    [--device cpu|cuda[:N]] [--gpu-memory-utilization F] [--batch-invariant]\n"
             "  defaults: 127.0.0.1:8000, the default model, key from LAMINA_API_KEY if set,\n"
             "  name = the model file's stem, 8M body, 16K headers, 256 connections, 4096 messages,\n"
             "  30 s to send a request, 120 s idle, no request time limit, 10 s shutdown grace,\n"
-            "  device cpu (cuda: GPU 0, 0.9 of its memory for weights + K/V unless --kv-cache-mib)\n");
+            "  device cpu (cuda: GPU 0, 0.9 of its memory for weights + K/V unless --kv-cache-mib;\n"
+            "  --batch-invariant: each request's output independent of the batch it ran in, as on\n"
+            "  the CPU, at the cost of slower prefill and large batches)\n");
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, int *out) {
@@ -172,6 +175,7 @@ static int parse_args(int argc, char **argv, serve_args *a) {
             return 1;
         } else if (!strcmp(f, "--strict-model")) c->strict_model = true;
         else if (!strcmp(f, "--no-prefix-cache")) a->no_prefix_cache = true;
+        else if (!strcmp(f, "--batch-invariant")) a->batch_invariant = true;
         else if (i + 1 >= argc) {
             fprintf(stderr, "lamina serve: unknown flag or missing value: %s\n", f);
             return -1;
@@ -252,6 +256,7 @@ static lm_engine_config build_engine_config(const serve_args *a, const lm_model 
     ec.device = a->device;
     ec.gpu_index = a->gpu_index;
     ec.gpu_memory_utilization = (float)a->gpu_memory_utilization;
+    ec.gpu_batch_invariant = a->batch_invariant;
     return ec;
 }
 
@@ -288,7 +293,8 @@ int cmd_serve(int argc, char **argv) {
     a.srv.n_ctx = ec->n_ctx;
     char device[320];
     if (ec->device == LM_DEVICE_CUDA)
-        snprintf(device, sizeof(device), "cuda:%d (%s)", ec->gpu_index, engine_gpu_name(engine));
+        snprintf(device, sizeof(device), "cuda:%d (%s%s)", ec->gpu_index, engine_gpu_name(engine),
+                 ec->gpu_batch_invariant ? ", batch-invariant" : "");
     else
         snprintf(device, sizeof(device), "cpu, %d threads, %s kernels", ec->n_threads,
                  cpu_level_name(cpu_level_active()));

@@ -54,10 +54,11 @@ int cli_parse_device(const char *cmd, const char *value) {
 }
 
 int cli_session_open(cli_session *s, const char *path, int n_ctx, int n_threads, lm_error *err) {
-    return cli_session_open_on(s, path, n_ctx, n_threads, -1, err);
+    return cli_session_open_on(s, path, n_ctx, n_threads, -1, false, err);
 }
 
-int cli_session_open_on(cli_session *s, const char *path, int n_ctx, int n_threads, int gpu, lm_error *err) {
+int cli_session_open_on(cli_session *s, const char *path, int n_ctx, int n_threads, int gpu, bool batch_invariant,
+                        lm_error *err) {
     memset(s, 0, sizeof(*s));
     s->path = path;
     s->n_threads = n_threads;
@@ -76,7 +77,8 @@ int cli_session_open_on(cli_session *s, const char *path, int n_ctx, int n_threa
             (size_t)hp->n_layer * GPU_BLOCK * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * sizeof(lm_fp16);
         const lm_cuda_forward_config cfg = {.device = gpu, .max_tokens = EVAL_CHUNK, .max_logits = 1, .max_slots = 1,
                                             .max_ctx = s->n_ctx, .block_size = GPU_BLOCK,
-                                            .kv_bytes = (size_t)(s->gpu_blocks + 1) * block_bytes};
+                                            .kv_bytes = (size_t)(s->gpu_blocks + 1) * block_bytes,
+                                            .batch_invariant = batch_invariant};
         if (!(s->gpu = lm_forward_cuda_create(s->model, &cfg, err))) return -1;
         s->gpu_table = malloc(sizeof(int) * (size_t)s->gpu_blocks);
         s->logits = malloc(sizeof(float) * (size_t)hp->n_vocab);

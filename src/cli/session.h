@@ -30,8 +30,10 @@ typedef struct cli_session {
  * context of n_ctx tokens (0: min(train context, 4096)). 0, or -1 + err;
  * cli_session_close() is safe after either. */
 int cli_session_open(cli_session *s, const char *path, int n_ctx, int n_threads, lm_error *err);
-/* the same with the forward pass on CUDA device GPU (-1: the CPU) */
-int cli_session_open_on(cli_session *s, const char *path, int n_ctx, int n_threads, int gpu, lm_error *err);
+/* the same with the forward pass on CUDA device GPU (-1: the CPU), with its
+ * batch-invariant kernels if BATCH_INVARIANT */
+int cli_session_open_on(cli_session *s, const char *path, int n_ctx, int n_threads, int gpu, bool batch_invariant,
+                        lm_error *err);
 /* "--device cpu|cuda|cuda:N" -> -1 or the device index; -2 (message printed) if bad or not compiled in */
 int cli_parse_device(const char *cmd, const char *value);
 void cli_session_close(cli_session *s);

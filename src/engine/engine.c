@@ -491,6 +491,7 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
             .device = c.gpu_index, .max_tokens = c.max_num_batched_tokens, .max_logits = c.max_num_seqs,
             .max_slots = c.max_num_seqs, .max_ctx = c.n_ctx, .block_size = c.block_size,
             .kv_bytes = c.kv_cache_bytes, .memory_utilization = c.gpu_memory_utilization,
+            .batch_invariant = c.gpu_batch_invariant,
         };
         if (!(fwc = lm_forward_cuda_create(model, &fc, err))) return NULL;
         c.kv_cache_bytes = (size_t)lm_forward_cuda_n_blocks(fwc) * block_bytes;

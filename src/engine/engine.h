@@ -33,6 +33,8 @@ typedef struct lm_engine_config {
     int block_size;             /* tokens per K/V block */
     size_t kv_cache_bytes;      /* K/V pool size; 0 = default (CUDA: what gpu_memory_utilization leaves) */
     bool prefix_cache;          /* reuse cached blocks of equal prefixes */
+    bool gpu_batch_invariant;   /* CUDA: a request's tokens the same bits in any batch (slower batches);
+                                 * the CPU's kernels always are */
 } lm_engine_config;
 
 /* defaults: threads = physical cores, ctx = min(train ctx, 4096), 64 seqs,

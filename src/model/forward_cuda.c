@@ -217,9 +217,11 @@ static void each_matrix(lm_forward_cuda *fw, lm_cuda_matrix ***out, int *n) {
     *n = k;
 }
 
+/* f16 copies serve only the GEMM path, which a batch-invariant context
+ * never takes */
 static int keep_f16_copies(lm_forward_cuda *fw, lm_error *err) {
     const char *env = getenv("LAMINA_CUDA_F16_WEIGHTS");
-    if (env && !strcmp(env, "0")) return 0;
+    if ((env && !strcmp(env, "0")) || lm_cuda_batch_invariant(fw->ctx)) return 0;
     lm_cuda_matrix ***ms = malloc(sizeof(*ms) * (size_t)(fw->m->hp.n_layer * 9 + 1));
     if (!ms) {
         lm_error_set(err, "out of memory");
@@ -313,7 +315,8 @@ static int alloc_kv_pool(lm_forward_cuda *fw, lm_error *err) {
                                 ? fw->cfg.memory_utilization
                                 : 0.9;
         const size_t allowed = (size_t)(util * (double)total_b), used = total_b - free_b;
-        const size_t keep = (fw->f16_kept ? 0 : gemm_scratch_bytes(fw->m)) + RESERVE_BYTES;
+        const bool gemm_scratch = !fw->f16_kept && !lm_cuda_batch_invariant(fw->ctx);
+        const size_t keep = (gemm_scratch ? gemm_scratch_bytes(fw->m) : 0) + RESERVE_BYTES;
         pool = allowed > used + keep ? allowed - used - keep : 0;
         if (pool > free_b) pool = free_b > keep ? free_b - keep : 0;
         /* no more than every sequence at full context (and one more context
@@ -373,6 +376,7 @@ lm_forward_cuda *lm_forward_cuda_create(const lm_model *m, const lm_cuda_forward
         return NULL;
     }
     snprintf(fw->device_name, sizeof(fw->device_name), "%s", info.name);
+    lm_cuda_set_batch_invariant(fw->ctx, cfg->batch_invariant);
     if (upload_weights(fw, err) || keep_f16_copies(fw, err) || alloc_activations(fw, err) || alloc_kv_pool(fw, err)) {
         lm_forward_cuda_free(fw);
         return NULL;

@@ -30,6 +30,8 @@ typedef struct lm_cuda_forward_config {
     size_t kv_bytes;         /* K/V pool; 0: what memory_utilization leaves, at most (max_slots + 1)
                               * full contexts */
     float memory_utilization; /* share of the device's memory this process may hold (0..1] */
+    bool batch_invariant;     /* every product on the integer path, every token's logits the same
+                               * bits in any batch (lm_cuda_set_batch_invariant) */
 } lm_cuda_forward_config;
 
 typedef struct lm_forward_cuda lm_forward_cuda;
