@@ -283,7 +283,14 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
         if (e > st->worst_vec) st->worst_vec = e;
         gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, again, what);
         CHECK(memcmp(vec, again, n_out * sizeof(float)) == 0, "%s: two runs differ", what);
-        /* GEMM */
+        /* batch invariance: token t of the batch is the same bits as token t alone
+         * (the first ones, and the last, which sits last in its group of 8) */
+        for (int t = 0; t < n; t++) {
+            if (t >= 12 && t != n - 1) continue;
+            gpu_run(ctx, m, x_dev + (int64_t)t * cols, y_dev, rows, 1, LM_CUDA_PATH_VEC, again, what);
+            CHECK(memcmp(vec + (size_t)t * (size_t)rows, again, (size_t)rows * sizeof(float)) == 0,
+                  "%s: token %d differs from the same token alone", what, t);
+        }
         snprintf(what, sizeof(what), "%s %lldx%lld n=%d gemm", name, (long long)rows, (long long)cols, n);
         bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, gemm, what);
         CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
@@ -325,12 +332,14 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
         LM(lm_cuda_download(ctx, again, y_dev, n_out * sizeof(float), &err));
         CHECK(memcmp(n <= lm_cuda_vec_max_tokens(m) ? vec : gemm, again, n_out * sizeof(float)) == 0,
               "%s: lm_cuda_matmul_again differs from the path AUTO picks", what);
-        /* two rows per thread with the built-in threads per row; on some shapes every choice */
+        /* Rows per thread 1, 2 and 4 with the built-in threads per row group: the
+         * same bits (they change where a row is summed, not how); on some
+         * matrices every threads-per-row choice too, which sums in another
+         * order: within the CPU bound. */
         static const int TPRS[] = {0, 16, 32, 128}; /* 0: the built-in choice */
-        for (int rpt = 1; rpt <= 2; rpt++) {
+        for (int rpt = 1; rpt <= 4; rpt *= 2) {
             for (int i = 0; i < (sweep ? 4 : 1); i++) {
                 const int tpr = TPRS[i];
-                if (rpt == 1 && tpr == 0) continue; /* the default, run above */
                 LM(lm_cuda_set_vec_shape(ctx, tpr, rpt, &err));
                 snprintf(what, sizeof(what), "%s %lldx%lld n=%d vec tpr=%d rows=%d", name, (long long)rows,
                          (long long)cols, n, tpr, rpt);
@@ -340,6 +349,8 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
                 CHECK(e <= VEC_TOL, "%s: |gpu - cpu| = %.3g of sum |terms| at token %zu row %zu", what, e, at / rows,
                       at % rows);
                 if (e > st->worst_vec) st->worst_vec = e;
+                CHECK(tpr != 0 || memcmp(vec, again, n_out * sizeof(float)) == 0,
+                      "%s: not the same bits as the built-in shape", what);
             }
         }
         LM(lm_cuda_set_vec_shape(ctx, 0, 0, &err));
