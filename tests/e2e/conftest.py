@@ -25,6 +25,19 @@ LAMINA = Path(os.environ.get("LAMINA_BIN", REPO / "build" / "lamina")).resolve()
 # extra flags for every `lamina serve` the suites start, e.g. "--device cuda" to run the
 # server suites against a CUDA-backed server (bench/cuda_device.sh e2e)
 SERVE_ARGS = os.environ.get("LAMINA_SERVE_ARGS", "").split()
+
+
+def device_args():
+    """The device flags of SERVE_ARGS (--device X, --batch-invariant), for
+    `lamina generate` to run where the server runs."""
+    out, args = [], iter(SERVE_ARGS)
+    for a in args:
+        if a == "--device":
+            out += [a, next(args, "cpu")]
+        elif a == "--batch-invariant":
+            out.append(a)
+    return out
+
 DEFAULT_MODEL = REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 START_TIMEOUT_S = 120
 

@@ -234,7 +234,8 @@ def test_queued_stream_outlives_the_idle_timeout(fresh_server):
     """A stream whose request waits in the queue longer than --idle-timeout
     is kept open with SSE keep-alive comments and completes (found by the
     soak: the connection used to be cut without an error or [DONE])."""
-    s = fresh_server("--max-num-seqs", "1", "--idle-timeout", "2")
+    idle = 1
+    s = fresh_server("--max-num-seqs", "1", "--idle-timeout", str(idle), "--ctx-size", "8192")
     host, port = s.hostport()
 
     def post(body):
@@ -244,13 +245,19 @@ def test_queued_stream_outlives_the_idle_timeout(fresh_server):
                      b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b))
         return sock
 
-    busy = post({"messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 600,
-                 "ignore_eos": True})
+    # the busy request must outlast the idle timeout a few times over on any
+    # machine: its length follows the measured decode speed (a GPU is 10x a CPU)
+    story = [{"role": "user", "content": "Tell me a story."}]
+    t = time.time()
+    assert request(s, "POST", "/v1/chat/completions",
+                   {"messages": story, "max_tokens": 64, "ignore_eos": True}).status_code == 200
+    busy_tokens = max(600, min(7000, int(64 / (time.time() - t) * 5 * idle)))
+    busy = post({"messages": story, "max_tokens": busy_tokens, "ignore_eos": True})
     time.sleep(0.3)
     t0 = time.time()
     queued = post({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": True})
     got = read_until_closed(queued, 300)
     waited = time.time() - t0
     assert read_until_closed(busy, 300).startswith(b"HTTP/1.1 200")
-    assert waited > 3, f"the busy request finished too soon ({waited:.1f} s) to test anything"
+    assert waited > 2 * idle, f"the busy request ({busy_tokens} tokens) finished too soon ({waited:.1f} s) to test anything"
     assert b": keep-alive" in got and b"data: [DONE]" in got, got[-300:]

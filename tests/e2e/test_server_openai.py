@@ -15,7 +15,7 @@ import subprocess
 import openai
 import pytest
 
-from conftest import DEFAULT_MODEL, LAMINA, REPO, request
+from conftest import DEFAULT_MODEL, LAMINA, REPO, device_args, request
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -70,8 +70,8 @@ def test_greedy_equals_lamina_generate(client, reference):
     messages = [{"role": "user", "content": "Write one sentence about the sea."}]
     r = greedy(client, messages=messages, max_tokens=20)
     prompt = reference.chat_prompt(messages)
-    out = subprocess.run([str(LAMINA), "generate", str(DEFAULT_MODEL), "-p", prompt, "-n", "20", "--temp", "0"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([str(LAMINA), "generate", str(DEFAULT_MODEL), "-p", prompt, "-n", "20", "--temp", "0",
+                          *device_args()], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout[:-1] == r.choices[0].message.content
 
