@@ -8,18 +8,22 @@
 #
 #   quant     test_cuda_quant (every weight type and path against the CPU
 #             kernels; the pack needs --with-quant)
-#   check     test_cuda_layout, test_cuda_forward on the fixtures, then on
-#             real-shape random-weight models made there by gen_model
+#   check     test_cuda_layout, test_cuda_forward on the fixtures (batch
+#             invariant, then the default mode), then on real-shape
+#             random-weight models made there by gen_model
 #   memcheck  compute-sanitizer memcheck over test_cuda_forward on one fixture
 #   serve     lamina serve --device cuda and --device cpu on a fixture model:
 #             16 concurrent greedy chat completions compared token by token
 #             (bench/cuda_serve_check.py)
 #   perf      lamina perf --device cuda on the real-shape models: pp512,
 #             tg128, and 16 / 64 parallel streams
+#   perfinv   the same with --batch-invariant (pp512, tg128, 16 / 64 greedy)
+#   tuneinv   --batch-invariant batches with 1, 2 and 4 rows per thread
 #   profile   where a decode step's time goes (LAMINA_CUDA_PROFILE=1: events
 #             between the ops, graphs off), batch 1 and 64 streams
 #   e2e       the server suites of tests/e2e against a CUDA-backed server
-#             (LAMINA_SERVE_ARGS="--device cuda"), with SmolLM2, the Python
+#             (LAMINA_SERVE_ARGS="--device cuda --batch-invariant", or
+#             $E2E_SERVE_ARGS), with SmolLM2, the Python
 #             clients and llama-cpp-python carried in pieces to /tmp/e2e/
 #   llama     llama.cpp's CUDA build on the same files (llama-bench,
 #             llama-batched-bench), when build-gpupack/llama has it
@@ -31,6 +35,15 @@ OUT=${OUT:-/tmp/lamina-gpu}
 mkdir -p "$OUT" /tmp/gen
 # our binaries find the carried libraries; the machine's own tools (curl) keep theirs
 L() { LD_LIBRARY_PATH="$PWD/$P/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$@"; }
+# a compressed pack (bench/cuda_pack.sh) replaces the carried one; pieces
+# carried in build-llx*/ and build-e2e*/ dirs wait in /tmp for the steps
+# that join them (a warm machine keeps /tmp from call to call)
+[ -f build-gpuxz/gpupack.tar.xz ] && rm -rf "$P" && xz -dc build-gpuxz/gpupack.tar.xz | tar x
+for d in build-llx* build-e2e*; do
+    [ -d "$d" ] || continue
+    dst=/tmp/ll; [[ $d == build-e2e* ]] && dst=/tmp/e2e
+    mkdir -p "$dst" && cp "$d"/part* "$dst"/ && echo "kept $(ls "$d") in $dst"
+done
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(check serve perf)
 has() { [[ " ${steps[*]} " == *" $1 "* ]]; }
@@ -57,6 +70,9 @@ if has check; then
     L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures.txt" 2>&1 || failed+=(forward-fixtures)
     grep -v "check failed" "$OUT/forward_fixtures.txt" | tail -20
     grep -m 10 "check failed" "$OUT/forward_fixtures.txt"
+    # the default serving mode (batch invariance off: the GEMM path for batches), tolerances only
+    LAMINA_CUDA_BATCH_INVARIANT=0 L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures_gemm.txt" 2>&1 || failed+=(forward-gemm)
+    grep -E "checks passed|check failed" "$OUT/forward_fixtures_gemm.txt" | head -5
     # the fused activation quantization must change no bit: the same run without it prints the same figures
     LAMINA_CUDA_FUSE=0 L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures_unfused.txt" 2>&1 || failed+=(forward-unfused)
     if diff <(grep tolerance "$OUT/forward_fixtures.txt") <(grep tolerance "$OUT/forward_fixtures_unfused.txt") >/dev/null; then
@@ -115,6 +131,35 @@ if has perf; then
     cat "$OUT/perf.txt"
 fi
 
+if has perfinv; then # the same figures with --batch-invariant (the integer path for every batch)
+    for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
+        f=$(gen $spec)
+        L "$P/bin/lamina" perf "$f" --device cuda --batch-invariant -p 512 -n 128 -r 5 \
+            >> "$OUT/perfinv.jsonl" 2>> "$OUT/perfinv.txt" || failed+=("perfinv-$spec")
+        for par in 16 64; do
+            L "$P/bin/lamina" perf "$f" --device cuda --batch-invariant -p 128 -n 128 -r 3 --parallel $par \
+                >> "$OUT/perfinv.jsonl" 2>> "$OUT/perfinv.txt" || failed+=("perfinv-$spec-x$par")
+        done
+    done
+    cat "$OUT/perfinv.txt"
+fi
+
+if has tuneinv; then # rows per thread of the batch-invariant batches (LAMINA_CUDA_BATCH_ROWS)
+    for spec in "qwen3-0.6b q4_k_m" "llama-1b q8_0"; do
+        f=$(gen $spec)
+        for rows in 1 2 4; do
+            echo "rows $rows: $spec" >> "$OUT/tuneinv.txt"
+            LAMINA_CUDA_BATCH_ROWS=$rows L "$P/bin/lamina" perf "$f" --device cuda --batch-invariant -p 512 -n 0 -r 3 \
+                > /dev/null 2>> "$OUT/tuneinv.txt"
+            for par in 16 64; do
+                LAMINA_CUDA_BATCH_ROWS=$rows L "$P/bin/lamina" perf "$f" --device cuda --batch-invariant -p 128 -n 64 \
+                    -r 3 --parallel $par > /dev/null 2>> "$OUT/tuneinv.txt"
+            done
+        done
+    done
+    cat "$OUT/tuneinv.txt"
+fi
+
 if has profile; then
     f=$(gen qwen3-0.6b q4_k_m)
     LAMINA_CUDA_PROFILE=1 L "$P/bin/lamina" perf "$f" --device cuda -p 0 -n 128 -r 3 > /dev/null 2> "$OUT/profile-tg.txt"
@@ -149,7 +194,7 @@ if has e2e; then
     mkdir -p models /tmp/mhd
     [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ] || cp "$E/SmolLM2-135M-Instruct.Q4_1.gguf" models/
     cp "$P/lib/libmicrohttpd.so.12" /tmp/mhd/
-    PYTHONPATH=/tmp/pylib:$E LAMINA_BIN="$PWD/$P/bin/lamina" LAMINA_SERVE_ARGS="--device cuda" \
+    PYTHONPATH=/tmp/pylib:$E LAMINA_BIN="$PWD/$P/bin/lamina" LAMINA_SERVE_ARGS="${E2E_SERVE_ARGS:---device cuda --batch-invariant}" \
         LD_LIBRARY_PATH="/tmp/mhd:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" \
         python3 -m pytest -q -p no:cacheprovider tests/e2e/test_server_basic.py tests/e2e/test_server_openai.py \
         tests/e2e/test_server_anthropic.py tests/e2e/test_server_completions.py tests/e2e/test_server_concurrency.py \

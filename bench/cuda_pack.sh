@@ -10,7 +10,9 @@
 #   build-gpupack/llama/ llama.cpp's CUDA build (llama-bench,
 #                        llama-batched-bench, llama-server and its libraries)
 #                        when LLAMA_CUDA_BUILD names one (its build dir)
-# Then run bench/cuda_device.sh there with build-gpupack carried.
+#   build-gpuxz/         all of build-gpupack as one .tar.xz
+# Then run bench/cuda_device.sh there with build-gpupack (or build-gpuxz)
+# carried.
 #
 # A device call carries at most 64 MiB with the tracked files (~33 MiB), so
 # the pack stays small.
@@ -54,4 +56,8 @@ if [ -n "${LLAMA_CUDA_BUILD:-}" ]; then
     cp -L "$LLAMA_CUDA_BUILD"/bin/*.so* "$P/llama/" 2>/dev/null || true
     strip --strip-unneeded "$P"/llama/* 2>/dev/null || true
 fi
-du -sh "$P" "$P"/*
+# the same, compressed (a sixth of the size): carry build-gpuxz instead and
+# bench/cuda_device.sh unpacks it, leaving room for other pieces in a call
+mkdir -p build-gpuxz
+tar cf - "$P" | xz -T1 -9 > build-gpuxz/gpupack.tar.xz  # -9: a dictionary that spans the binaries, which share their CUDA code
+du -sh "$P" "$P"/* build-gpuxz
