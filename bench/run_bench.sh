@@ -15,8 +15,16 @@
 # machine is at least --min-idle percent idle, and it records how much CPU
 # other processes took while each run was going, so a noisy run shows.
 #
+# --gen qwen3-0.6b,llama-1b adds random-weight GGUFs of those real shapes in
+# each of --gen-types (default q4_0,q8_0,q4_k_m,f16), written once by
+# build/gen_model into build-ref/gen/. Every round also measures the memory
+# read bandwidth per thread count (lamina perf --mem-bandwidth), and the
+# table gives each decode's share of that roofline (bandwidth / the weight
+# bytes a token reads, which lamina perf reports).
+#
 # usage: bench/run_bench.sh [--models A.gguf,B.gguf] [--threads 1,2]
 #                           [--rounds 3] [--reps 5] [-p 128] [-n 64]
+#                           [--gen SHAPES] [--gen-types TYPES]
 #                           [--min-idle 90] [--max-wait 600] [--lamina build/lamina]
 set -euo pipefail
 
@@ -42,6 +50,9 @@ n_gen=64
 build_only=0
 min_idle=90
 max_wait=600
+gen_shapes=
+gen_types=q4_0,q8_0,q4_k_m,f16
+GEN_MODEL=${GEN_MODEL:-build/gen_model}
 
 usage() {
     sed -n '/^# usage:/,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -59,6 +70,8 @@ while [ $# -gt 0 ]; do
     --min-idle) min_idle=$2; shift 2 ;;
     --max-wait) max_wait=$2; shift 2 ;;
     --lamina) LAMINA=$2; shift 2 ;;
+    --gen) gen_shapes=$2; shift 2 ;;
+    --gen-types) gen_types=$2; shift 2 ;;
     --build-only) build_only=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run_bench.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -109,6 +122,19 @@ raw_dir=$REF_DIR/bench-$stamp.d
 mkdir -p "$raw_dir"
 IFS=, read -r -a model_list <<<"$models"
 IFS=, read -r -a thread_list <<<"$threads"
+if [ -n "$gen_shapes" ]; then
+    [ -x "$GEN_MODEL" ] || { echo "run_bench.sh: $GEN_MODEL not found; build it: cmake --build build -j2" >&2; exit 1; }
+    mkdir -p "$REF_DIR/gen"
+    IFS=, read -r -a shape_list <<<"$gen_shapes"
+    IFS=, read -r -a type_list <<<"$gen_types"
+    for shape in "${shape_list[@]}"; do
+        for type in "${type_list[@]}"; do
+            f=$REF_DIR/gen/$shape-$type.gguf
+            [ -f "$f" ] || { log "writing $f"; "$GEN_MODEL" "$shape" "$type" "$f" >&2; }
+            model_list+=("$f")
+        done
+    done
+fi
 for m in "${model_list[@]}"; do
     [ -f "$m" ] || { echo "run_bench.sh: model '$m' not found" >&2; exit 1; }
 done
@@ -175,7 +201,12 @@ run_lamina() { # model threads round
         "$LAMINA" perf "$1" -p "$n_prompt" -n "$n_gen" -t "$2" -r "$reps"
 }
 
+run_bandwidth() { # threads round
+    run_measured bw "$2" membw "$1" "$raw_dir/bw-$2-membw-t$1.jsonl" "$LAMINA" perf --mem-bandwidth -t "$1" -r 5
+}
+
 for ((round = 1; round <= rounds; round++)); do
+    for t in "${thread_list[@]}"; do run_bandwidth "$t" "$round"; done
     for m in "${model_list[@]}"; do
         for t in "${thread_list[@]}"; do
             if ((round % 2)); then

@@ -82,6 +82,51 @@ def load_quiet(raw_dir):
     return quiet
 
 
+BW_FILE = re.compile(r"^bw-(\d+)-membw-t(\d+)\.jsonl$")
+
+
+def load_bandwidth(raw_dir):
+    """threads -> median over rounds of the best read bandwidth (bytes/s)"""
+    by_threads = {}
+    for fname in os.listdir(raw_dir):
+        m = BW_FILE.match(fname)
+        if not m:
+            continue
+        with open(os.path.join(raw_dir, fname)) as f:
+            for line in f:
+                if line.startswith("{"):
+                    by_threads.setdefault(int(m.group(2)), []).append(json.loads(line)["bytes_per_s"])
+    return {t: statistics.median(v) for t, v in by_threads.items()}
+
+
+def roofline(summary, rows, bandwidth):
+    """decode rows with the bandwidth ceiling: bandwidth / weight bytes per token"""
+    wbytes = {}
+    for r in rows:
+        if r["side"] == "lamina" and r["raw"] and "weight_bytes_per_token" in r["raw"]:
+            wbytes[r["model"]] = r["raw"]["weight_bytes_per_token"]
+    out = []
+    for e in summary:
+        if not e["test"].startswith("tg") or e["model"] not in wbytes or e["threads"] not in bandwidth:
+            continue
+        ceiling = bandwidth[e["threads"]] / wbytes[e["model"]]
+        pct = lambda side: 100.0 * e[side]["median"] / ceiling if e[side]["median"] else None
+        out.append(dict(model=e["model"], test=e["test"], threads=e["threads"], weight_mb=wbytes[e["model"]] / 1e6,
+                        bandwidth_gbs=bandwidth[e["threads"]] / 1e9, ceiling_tps=ceiling,
+                        llama_pct=pct("llama"), lamina_pct=pct("lamina"), ratio=e["ratio"]))
+    return out
+
+
+def roofline_markdown(roof):
+    lines = ["| model | test | threads | MB / token | read GB/s | ceiling t/s | llama.cpp % | lamina % | lamina / llama.cpp |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in roof:
+        lines.append("| %s | %s | %d | %.1f | %.2f | %.1f | %s | %s | %s |" % (
+            r["model"], r["test"], r["threads"], r["weight_mb"], r["bandwidth_gbs"], r["ceiling_tps"],
+            fmt(r["llama_pct"], "%.0f %%"), fmt(r["lamina_pct"], "%.0f %%"), fmt(r["ratio"], "%.2f")))
+    return "\n".join(lines)
+
+
 def test_order(test):
     return (0 if test.startswith("pp") else 1, test)
 
@@ -150,6 +195,8 @@ def main():
     if not rows:
         sys.exit("summarize.py: no results in " + args.raw_dir)
     summary = summarize(rows)
+    bandwidth = load_bandwidth(args.raw_dir)
+    roof = roofline(summary, rows, bandwidth)
     doc = dict(
         date=args.date,
         machine=dict(cpu_model=args.cpu_model, n_cpus=args.n_cpus, lamina_info_cpu=args.lamina_cpu,
@@ -160,6 +207,8 @@ def main():
         rounds=args.rounds, reps=args.reps,
         method="per round: median of reps; table: median over rounds",
         summary=summary,
+        read_bandwidth_bytes_per_s=bandwidth,
+        roofline=roof,
         runs=rows,
     )
     with open(args.out, "w") as f:
@@ -175,6 +224,12 @@ def main():
           (args.rounds, args.reps))
     print()
     print(markdown(summary))
+    if roof:
+        print()
+        print("Decode against the memory-bandwidth roofline (read bandwidth: lamina perf --mem-bandwidth, best of 5")
+        print("passes over 1 GiB, median over rounds; ceiling = bandwidth / weight bytes one token reads):")
+        print()
+        print(roofline_markdown(roof))
 
 
 if __name__ == "__main__":

@@ -13,5 +13,8 @@ int cmd_bench(int argc, char **argv);
 /* models/SmolLM2-135M-Instruct.Q4_1.gguf next to the binary's project, or
  * $LAMINA_MODEL; the path setup installs */
 const char *cli_default_model(void);
+/* memory read bandwidth with N_THREADS threads over 1 GiB, bytes/s, the best
+ * of REPS passes after a warm-up; -1 if memory or threads are not to be had */
+double cli_read_bandwidth(int n_threads, int reps);
 
 #endif

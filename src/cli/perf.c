@@ -11,7 +11,10 @@
  *   host, as llama.cpp does.
  * --device cuda runs the GPU forward pass (model/forward_cuda.h).
  * Each test runs --reps times after one warm-up; the median is reported,
- * and one JSON line per test goes to stdout for scripts (bench/). */
+ * and one JSON line per test goes to stdout for scripts (bench/), with the
+ * bytes of weights one decode token reads (every matrix and norm, one
+ * embedding row): over the memory bandwidth, decode's ceiling.
+ * --mem-bandwidth [-t T] [-r R]: that bandwidth instead (membw.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +120,24 @@ static double time_parallel(perf_ctx *c, int pp, int n, lm_error *err) {
     return perf_now() - t0;
 }
 
+static double weight_bytes(const lm_weight *w) {
+    return w->data ? (double)w->row_bytes * (double)(w->ne1 > 0 ? w->ne1 : 1) : 0.0;
+}
+
+/* bytes of weights a decode token reads: every layer's tensors, the output
+ * norm and matrix (the embeddings when tied), one embedding row */
+static double weight_bytes_per_token(const lm_model *m) {
+    double b = weight_bytes(&m->output_norm) + weight_bytes(&m->output) + (double)m->tok_embd.row_bytes;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const lm_layer *L = &m->layers[il];
+        const lm_weight *ws[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv,
+                                 &L->q_norm, &L->k_norm, &L->attn_post_norm, &L->ffn_norm, &L->ffn_gate,
+                                 &L->ffn_up, &L->ffn_down, &L->ffn_post_norm};
+        for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) b += weight_bytes(ws[i]);
+    }
+    return b;
+}
+
 typedef enum { TEST_PP, TEST_TG, TEST_PARALLEL } perf_test;
 
 static int run_test(perf_ctx *c, const char *model_path, const char *device, perf_test kind, int pp, int n, int reps,
@@ -137,8 +158,9 @@ static int run_test(perf_ctx *c, const char *model_path, const char *device, per
     else snprintf(test, sizeof(test), "%s%d", kind == TEST_PP ? "pp" : "tg", n);
     fprintf(stderr, "lamina %-14s %s  %10.1f t/s (median of %d)\n", test, device, tokens / med, reps);
     printf("{\"model\": \"%s\", \"test\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"reps\": %d, "
-           "\"tokens_per_s\": %.3f, \"cpu_level\": \"%s\"}\n",
-           model_path, test, device, n_threads, reps, tokens / med, cpu_level_name(cpu_level_active()));
+           "\"tokens_per_s\": %.3f, \"cpu_level\": \"%s\", \"weight_bytes_per_token\": %.0f}\n",
+           model_path, test, device, n_threads, reps, tokens / med, cpu_level_name(cpu_level_active()),
+           weight_bytes_per_token(c->model));
     return 0;
 }
 
@@ -146,7 +168,7 @@ int cmd_perf(int argc, char **argv) {
     const char *model_path = NULL;
     int pp = 128, tg = 64, reps = 5, n_threads = cpu_physical_cores(), parallel = 0;
     int gpu = -1; /* --device: -1 the CPU, else the CUDA device */
-    bool full_logits = false, sample = false, invariant = false;
+    bool full_logits = false, sample = false, invariant = false, membw = false;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !model_path) model_path = argv[i];
         else if (i + 1 < argc && !strcmp(argv[i], "-p")) pp = atoi(argv[++i]);
@@ -157,12 +179,14 @@ int cmd_perf(int argc, char **argv) {
         else if (!strcmp(argv[i], "--full-logits")) full_logits = true;
         else if (!strcmp(argv[i], "--sample")) sample = true;
         else if (!strcmp(argv[i], "--batch-invariant")) invariant = true;
+        else if (!strcmp(argv[i], "--mem-bandwidth")) membw = true;
         else if (i + 1 < argc && !strcmp(argv[i], "--device")) {
             if ((gpu = cli_parse_device("perf", argv[++i])) == -2) return 2;
         } else {
             fprintf(stderr, "usage: lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
                             "                   [--parallel SEQS [--full-logits|--sample]] [--device cpu|cuda[:N]]\n"
-                            "                   [--batch-invariant]\n");
+                            "                   [--batch-invariant]\n"
+                            "       lamina perf --mem-bandwidth [-t THREADS] [-r REPS]\n");
             return 2;
         }
     }
@@ -171,6 +195,18 @@ int cmd_perf(int argc, char **argv) {
         fprintf(stderr, "lamina perf: -p/-n in [0, 65536], -r in [1, 64], -t in [1, 256], --parallel in [0, 256] "
                         "(--device cuda only)\n");
         return 2;
+    }
+    if (membw) {
+        const double bw = cli_read_bandwidth(n_threads, reps);
+        if (bw < 0) {
+            fprintf(stderr, "lamina perf: no memory or threads for the bandwidth probe\n");
+            return 1;
+        }
+        fprintf(stderr, "lamina read bandwidth  %d threads  %.2f GB/s (best of %d passes over 1 GiB)\n", n_threads,
+                bw / 1e9, reps);
+        printf("{\"test\": \"read_bandwidth\", \"threads\": %d, \"reps\": %d, \"bytes_per_s\": %.0f}\n", n_threads,
+               reps, bw);
+        return 0;
     }
     if (!model_path) model_path = cli_default_model();
     lm_error err = {{0}};
