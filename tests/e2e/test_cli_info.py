@@ -6,6 +6,7 @@ independent implementation of the format). Run from the repository root;
 the binary is build/lamina (override with LAMINA_BIN)."""
 
 import functools
+import json
 import os
 import random
 import re
@@ -346,3 +347,34 @@ def test_flipped_tensor_type(tmp_path):
     expect_error(bad, "tensor 'blk.0.attn_q.weight'", "unknown tensor type id 99")
     shutil.copy(path, tmp_path / "good.gguf")
     assert run_info(tmp_path / "good.gguf").returncode == 0
+
+
+@pytest.mark.parametrize("path", MODELS)
+def test_perf_weight_bytes_per_token(path):
+    """The bytes of weights one decode token reads (`lamina perf`'s JSON, the
+    roofline's denominator), against the gguf package's tensor sizes: every
+    tensor but the embeddings, of which one row, and the whole table again
+    when it doubles as the output matrix (tied)."""
+    out = subprocess.run([str(LAMINA), "perf", str(path), "-p", "0", "-n", "1", "-r", "1", "-t", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert len(got) == 1 and got[0]["test"] == "tg1"
+    tensors = {t.name: t for t in read_gguf(path).tensors}
+    embd = tensors["token_embd.weight"]
+    want = sum(int(t.n_bytes) for name, t in tensors.items() if name != "token_embd.weight")
+    want += int(embd.n_bytes) // int(embd.shape[1])  # one row (shape is [n_embd, n_vocab])
+    if "output.weight" not in tensors:
+        want += int(embd.n_bytes)
+    assert got[0]["weight_bytes_per_token"] == want
+
+
+def test_perf_mem_bandwidth():
+    out = subprocess.run([str(LAMINA), "perf", "--mem-bandwidth", "-t", "1", "-r", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["test"] == "read_bandwidth" and r["threads"] == 1
+    assert 1e8 < r["bytes_per_s"] < 1e13, r  # between 0.1 GB/s and 10 TB/s: a real measurement
+    bad = subprocess.run([str(LAMINA), "perf", "--mem-bandwidth", "-t", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "-t" in bad.stderr
