@@ -247,25 +247,6 @@ typedef struct cu_unit {
 
 #define CU_M4 0x0F0F0F0Fu
 
-/* the elements (within the row) where the runs of unit U start */
-template <int T> QD void cu_unit_elems(int u, int *e0, int *e1) {
-    if constexpr (T == CU_Q8_0) {
-        *e0 = 32 * (u >> 1) + 16 * (u & 1);
-        *e1 = *e0;
-    } else if constexpr (T == CU_Q4_K || T == CU_Q5_K) {
-        const int s = u & 7;
-        *e0 = 256 * (u >> 3) + 64 * (s >> 1) + 16 * (s & 1);
-        *e1 = *e0 + 32;
-    } else if constexpr (T == CU_Q6_K) {
-        const int s = u & 7;
-        *e0 = 256 * (u >> 3) + 128 * (s >> 2) + 16 * (s & 3);
-        *e1 = *e0 + 64;
-    } else { /* q4_0, q4_1, q5_0, q5_1: a block of 32 per unit; f16 / bf16: 8 elements */
-        *e0 = cu_traits<T>::qk == 32 ? 32 * u : 8 * u;
-        *e1 = *e0 + 16;
-    }
-}
-
 /* Unit U (0 <= U < units per row) of the row whose planes start at WB, WH. */
 template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, cu_unit *x) {
     const int4 q = cu_ld16(wb + 16 * (int64_t)u);
@@ -275,7 +256,8 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
     x->dm = 0.0f;
     if constexpr (T == CU_Q4_0 || T == CU_Q4_1 || T == CU_Q5_0 || T == CU_Q5_1) {
         constexpr bool q5 = T == CU_Q5_0 || T == CU_Q5_1;
-        cu_unit_elems<T>(u, &x->e0, &x->e1);
+        x->e0 = 32 * u;
+        x->e1 = 32 * u + 16;
         uint32_t qh = 0;
         if constexpr (T == CU_Q4_0) {
             x->d = cu_h2f(cu_ld2(wh + 2 * (int64_t)u));
@@ -300,7 +282,8 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
         }
     } else if constexpr (T == CU_Q8_0) {
         const int b = u >> 1;
-        cu_unit_elems<T>(u, &x->e0, &x->e1);
+        x->e0 = 32 * b + 16 * (u & 1);
+        x->e1 = x->e0;
         for (int k = 0; k < 4; k++) {
             x->lo[k] = (int)qw[k];
             x->hi[k] = 0;
@@ -315,7 +298,8 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
         cu_k4_scale_min((uint32_t)hv.y, (uint32_t)hv.z, (uint32_t)hv.w, 2 * j, &x->sc0, &x->m0);
         cu_k4_scale_min((uint32_t)hv.y, (uint32_t)hv.z, (uint32_t)hv.w, 2 * j + 1, &x->sc1, &x->m1);
         x->mins = (s & 1) == 0;
-        cu_unit_elems<T>(u, &x->e0, &x->e1);
+        x->e0 = 256 * sb + 64 * j + 16 * (s & 1);
+        x->e1 = x->e0 + 32;
         uint32_t qh = 0;
         if constexpr (T == CU_Q5_K) qh = cu_ld4(h + 16 + 4 * s);
         for (int k = 0; k < 4; k++) {
@@ -334,7 +318,8 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
         x->sc0 = cu_ld1s(h + 4 + 8 * half + c);
         x->sc1 = cu_ld1s(h + 4 + 8 * half + 4 + c);
         const uint32_t qhlo = cu_ld4(h + 20 + 8 * s), qhhi = cu_ld4(h + 24 + 8 * s);
-        cu_unit_elems<T>(u, &x->e0, &x->e1);
+        x->e0 = 256 * sb + 128 * half + 16 * c;
+        x->e1 = x->e0 + 64;
         for (int k = 0; k < 4; k++) {
             x->lo[k] = cu_sub32((qw[k] & CU_M4) | (((qhlo >> (2 * k)) & 0x03030303u) << 4));
             x->hi[k] = cu_sub32(((qw[k] >> 4) & CU_M4) | (((qhhi >> (2 * k)) & 0x03030303u) << 4));
