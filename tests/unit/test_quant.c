@@ -425,6 +425,58 @@ done:
     free(x);
 }
 
+/* Float types with many rows and tokens and long rows: the AVX-512 / AVX2
+ * tiles (4 rows x 6 / 3 tokens) run rows in panels, long rows in chunks whose
+ * accumulators wait in memory, and a SIMD tail. Every result must equal the
+ * dot's bits, whether the product comes in one call or in pieces. */
+static void test_float_panels(void) {
+    static const uint32_t TYPES_F[] = {LM_F32, LM_F16, LM_BF16};
+    static const int64_t LENGTHS[] = {9005, 4101, 2064, 80};
+    enum { ROWS = 70, TOKS = 13 };
+    for (size_t ti = 0; ti < 3; ti++) {
+        for (size_t li = 0; li < 4; li++) {
+            const uint32_t t = TYPES_F[ti];
+            const int64_t n = LENGTHS[li];
+            const size_t row = q_row_size(t, n);
+            uint8_t *w = malloc(ROWS * row), *act = malloc(TOKS * row);
+            float *x = malloc((size_t)n * sizeof(float));
+            float *got = malloc(sizeof(float) * ROWS * TOKS), *part = malloc(sizeof(float) * ROWS * TOKS);
+            CHECK(w && act && x && got && part, "allocation");
+            if (!w || !act || !x || !got || !part) goto next;
+            for (int r = 0; r < ROWS; r++) {
+                fill_floats(x, n, r % 5 == 3 ? GEN_OUTLIER : GEN_GAUSS);
+                q_quantize_ref(t, x, w + r * row, n);
+            }
+            for (int k = 0; k < TOKS; k++) {
+                fill_floats(x, n, k % 4 == 1 ? GEN_OUTLIER : GEN_GAUSS);
+                q_quantize_ref(t, x, act + k * row, n);
+            }
+            for (int lv = 0; lv < n_levels(); lv++) {
+                const q_kernels *kk = q_get_kernels_level(t, (cpu_level)lv);
+                kk->mul_mat(n, w, row, ROWS, act, row, TOKS, got, ROWS);
+                /* in pieces: rows 0-36 / 37-69, tokens 0-4 / 5-12 */
+                kk->mul_mat(n, w, row, 37, act, row, 5, part, ROWS);
+                kk->mul_mat(n, w + 37 * row, row, ROWS - 37, act, row, 5, part + 37, ROWS);
+                kk->mul_mat(n, w, row, 37, act + 5 * row, row, TOKS - 5, part + 5 * ROWS, ROWS);
+                kk->mul_mat(n, w + 37 * row, row, ROWS - 37, act + 5 * row, row, TOKS - 5, part + 5 * ROWS + 37, ROWS);
+                int bad = 0, bad_part = 0;
+                for (int k = 0; k < TOKS; k++)
+                    for (int r = 0; r < ROWS; r++) {
+                        const float want = kk->dot(n, w + r * row, act + k * row);
+                        bad += memcmp(&want, &got[k * ROWS + r], sizeof(float)) != 0;
+                        bad_part += memcmp(&want, &part[k * ROWS + r], sizeof(float)) != 0;
+                    }
+                CHECK(bad == 0, "%s n=%lld %dx%d at %s: %d results differ from the dot", lm_dtype_name(t), (long long)n,
+                      ROWS, TOKS, cpu_level_name((cpu_level)lv), bad);
+                CHECK(bad_part == 0, "%s n=%lld in pieces at %s: %d results differ from the dot", lm_dtype_name(t),
+                      (long long)n, cpu_level_name((cpu_level)lv), bad_part);
+            }
+        next:
+            free(w), free(act), free(x), free(got), free(part);
+        }
+    }
+}
+
 static void test_batch_invariance(void) {
     static const int BLOCK_COUNTS[] = {1, 2, 3, 4, 5, 7, 18, 48};
     for (int ti = 0; ti < N_TYPES; ti++) {
@@ -446,5 +498,6 @@ int main(void) {
     test_scale_unpacking();
     test_all_types();
     test_batch_invariance();
+    test_float_panels();
     return check_done("test_quant");
 }

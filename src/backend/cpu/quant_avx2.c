@@ -1,8 +1,8 @@
 /* quant_avx2.c - AVX2 dequantization of the 32-element block types (q4_0,
- * q4_1, q5_0, q5_1, q8_0), the float types (dequantize, dot), and the
- * activation quantizers (q8_0, q8_1, q8_K, f16, bf16); the 32-element dots
- * are in quant_legacy_avx2.c. Dequantization and the quantizers are
- * bit-exact with the scalar references (quant_legacy.c, quant_k.c,
+ * q4_1, q5_0, q5_1, q8_0) and the float types, and the activation
+ * quantizers (q8_0, q8_1, q8_K, f16, bf16); the 32-element dots are in
+ * quant_legacy_avx2.c, the float dots and products in quant_float_avx2.c.
+ * Dequantization and the quantizers are bit-exact with the scalar references (quant_legacy.c, quant_k.c,
  * quant_float.c). */
 #include "backend/cpu/quant_blocks.h"
 #include "backend/cpu/quant_impl.h"
@@ -135,18 +135,6 @@ void q8_K_quantize_avx2(const float *src, void *dst, int64_t n) {
 
 void f32_dequant_avx2(const void *src, float *dst, int64_t n) { memcpy(dst, src, (size_t)n * sizeof(float)); }
 
-float f32_dot_avx2(int64_t n, const void *w, const void *act) {
-    const float *x = w, *y = act;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
-        for (int k = 0; k < 4; k++)
-            acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
-    float sum = q_hsum_f32x8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; i < n; i++) sum += x[i] * y[i];
-    return sum;
-}
-
 void f16_dequant_avx2(const void *src, float *dst, int64_t n) {
     const lm_fp16 *x = src;
     int64_t i = 0;
@@ -160,22 +148,6 @@ void f16_quantize_avx2(const float *src, void *dst, int64_t n) {
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++) y[i] = lm_fp32_to_fp16(src[i]);
-}
-
-float f16_dot_avx2(int64_t n, const void *w, const void *act) {
-    const lm_fp16 *x = w, *y = act;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        for (int k = 0; k < 4; k++) {
-            const __m256 vx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8 * k)));
-            const __m256 vy = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i + 8 * k)));
-            acc[k] = _mm256_fmadd_ps(vx, vy, acc[k]);
-        }
-    }
-    float sum = q_hsum_f32x8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; i < n; i++) sum += lm_fp16_to_fp32(x[i]) * lm_fp16_to_fp32(y[i]);
-    return sum;
 }
 
 static inline __m256 bf16x8_to_f32(const lm_bf16 *p) {
@@ -213,14 +185,3 @@ void bf16_quantize_avx2(const float *src, void *dst, int64_t n) {
     for (; i < n; i++) y[i] = lm_fp32_to_bf16(src[i]);
 }
 
-float bf16_dot_avx2(int64_t n, const void *w, const void *act) {
-    const lm_bf16 *x = w, *y = act;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
-        for (int k = 0; k < 4; k++)
-            acc[k] = _mm256_fmadd_ps(bf16x8_to_f32(x + i + 8 * k), bf16x8_to_f32(y + i + 8 * k), acc[k]);
-    float sum = q_hsum_f32x8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; i < n; i++) sum += lm_bf16_to_fp32(x[i]) * lm_bf16_to_fp32(y[i]);
-    return sum;
-}

@@ -30,9 +30,9 @@
  * q8_0, q4_K, q5_K, q6_K), ACT the activation quantizers. */
 #define LEVEL_TABLE(LVL, HOT, ACT)                                                                                 \
     {                                                                                                              \
-        KERNELS(LM_F32, LM_F32, f32_dequant_##LVL, f32_quantize_ref, f32_dot_##LVL, f32_mul_mat_##LVL),             \
-        KERNELS(LM_F16, LM_F16, f16_dequant_##LVL, f16_quantize_##ACT, f16_dot_##LVL, f16_mul_mat_##LVL),           \
-        KERNELS(LM_BF16, LM_BF16, bf16_dequant_##LVL, bf16_quantize_##ACT, bf16_dot_##LVL, bf16_mul_mat_##LVL),     \
+        KERNELS(LM_F32, LM_F32, f32_dequant_##LVL, f32_quantize_ref, f32_dot_##HOT, f32_mul_mat_##HOT),             \
+        KERNELS(LM_F16, LM_F16, f16_dequant_##LVL, f16_quantize_##ACT, f16_dot_##HOT, f16_mul_mat_##HOT),           \
+        KERNELS(LM_BF16, LM_BF16, bf16_dequant_##LVL, bf16_quantize_##ACT, bf16_dot_##HOT, bf16_mul_mat_##HOT),     \
         KERNELS(LM_Q8_0, LM_Q4_0, q4_0_dequant_##LVL, q8_0_quantize_##ACT, q4_0_dot_##HOT, q4_0_mul_mat_##HOT),     \
         KERNELS(LM_Q8_1, LM_Q4_1, q4_1_dequant_##LVL, q8_1_quantize_##ACT, q4_1_dot_##HOT, q4_1_mul_mat_##HOT),     \
         KERNELS(LM_Q8_0, LM_Q5_0, q5_0_dequant_##LVL, q8_0_quantize_##ACT, q5_0_dot_##HOT, q5_0_mul_mat_##HOT),     \
@@ -59,12 +59,11 @@ MUL_MAT_FROM_DOT(q6_K, ref)
 static const q_kernels TABLE_SCALAR[LM_DTYPE_COUNT] = LEVEL_TABLE(ref, ref, ref);
 
 #ifndef LAMINA_NO_X86
-MUL_MATS_FROM_DOTS_FLOAT(avx2)
 MUL_MAT_FROM_DOT(q2_K, avx2)
 MUL_MAT_FROM_DOT(q3_K, avx2)
 
 static const q_kernels TABLE_AVX2[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx2, avx2);
-/* AVX-512: the AVX2 kernels with the 512-bit dots and mul_mats of the hot decode types */
+/* AVX-512: the AVX2 kernels with the 512-bit dots and mul_mats of the float and hot decode types */
 static const q_kernels TABLE_AVX512[LM_DTYPE_COUNT] = LEVEL_TABLE(avx2, avx512, avx2);
 
 static const q_kernels *level_table(cpu_level level) {
