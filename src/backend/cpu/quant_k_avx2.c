@@ -298,19 +298,28 @@ static inline __attribute__((always_inline)) void k_row_tile(k_kind kind, const 
     for (int i = 0; i < n_tok; i++) out[i * ld] = q_hsum_f32x8(_mm256_add_ps(acc[i], acc_m[i]));
 }
 
+/* every row against one tile of n_tok tokens */
+static inline __attribute__((always_inline)) void k_rows(k_kind kind, const uint8_t *w, size_t w_stride, int n_rows,
+                                                         int64_t nsb, const uint8_t *act, size_t act_stride, int n_tok,
+                                                         float *out, int64_t ld_out) {
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *x = w + (size_t)r * w_stride;
+        q_prefetch(x + Q_PREFETCH_BYTES, nsb * (int64_t)k_block_bytes(kind));
+        k_row_tile(kind, x, nsb, act, act_stride, n_tok, out + r, ld_out);
+    }
+}
+
 static inline __attribute__((always_inline)) void k_mul_mat(k_kind kind, int64_t n, const uint8_t *w, size_t w_stride,
                                                             int n_rows, const uint8_t *act, size_t act_stride,
                                                             int n_tok, float *out, int64_t ld_out) {
     const int64_t nsb = n / QK_K;
-    for (int r = 0; r < n_rows; r++) {
-        const uint8_t *x = w + (size_t)r * w_stride;
-        q_prefetch(x + Q_PREFETCH_BYTES, nsb * (int64_t)k_block_bytes(kind));
-        /* token tiles of 4, then 2, 1: each width is its own unrolled copy */
-        int i = 0;
-        for (; i + 4 <= n_tok; i += 4) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 4, out + i * ld_out + r, ld_out);
-        if (i + 2 <= n_tok) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 2, out + i * ld_out + r, ld_out), i += 2;
-        if (i < n_tok) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 1, out + i * ld_out + r, ld_out);
-    }
+    /* Token tiles outside, rows inside: a tile's activations stay in L1 while
+     * the rows stream past. Tiles of 4, then 2, 1: each width is its own
+     * unrolled copy. */
+    int i = 0;
+    for (; i + 4 <= n_tok; i += 4) k_rows(kind, w, w_stride, n_rows, nsb, act + i * act_stride, act_stride, 4, out + i * ld_out, ld_out);
+    if (i + 2 <= n_tok) k_rows(kind, w, w_stride, n_rows, nsb, act + i * act_stride, act_stride, 2, out + i * ld_out, ld_out), i += 2;
+    if (i < n_tok) k_rows(kind, w, w_stride, n_rows, nsb, act + i * act_stride, act_stride, 1, out + i * ld_out, ld_out);
 }
 
 #define K_KERNELS_AVX2(type, kind)                                                                                    \

@@ -167,20 +167,30 @@ static inline __attribute__((always_inline)) void k_row_tile(k_kind kind, const 
     for (int i = 0; i < n_tok; i++) out[i * ld] = hsum512(acc[i], acc_m[i]);
 }
 
+/* every row against one tile of n_tok tokens */
+static inline __attribute__((always_inline)) void k_rows(k_kind kind, const uint8_t *w, size_t w_stride, int n_rows,
+                                                         int64_t x_row, int64_t nsb, const uint8_t *act,
+                                                         size_t act_stride, int n_tok, float *out, int64_t ld_out) {
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *x = w + (size_t)r * w_stride;
+        q_prefetch(x + Q_PREFETCH_BYTES, x_row);
+        k_row_tile(kind, x, nsb, act, act_stride, n_tok, out + r, ld_out);
+    }
+}
+
 static inline __attribute__((always_inline)) void k_mul_mat(k_kind kind, int64_t n, const uint8_t *w, size_t w_stride,
                                                             int n_rows, const uint8_t *act, size_t act_stride,
                                                             int n_tok, float *out, int64_t ld_out) {
     const int64_t nsb = n / QK_K, x_row = nsb * (int64_t)k_block_bytes(kind);
-    for (int r = 0; r < n_rows; r++) {
-        const uint8_t *x = w + (size_t)r * w_stride;
-        q_prefetch(x + Q_PREFETCH_BYTES, x_row);
-        /* token tiles of 8, then 4, 2, 1: each width is its own unrolled copy */
-        int i = 0;
-        for (; i + 8 <= n_tok; i += 8) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 8, out + i * ld_out + r, ld_out);
-        if (i + 4 <= n_tok) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 4, out + i * ld_out + r, ld_out), i += 4;
-        if (i + 2 <= n_tok) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 2, out + i * ld_out + r, ld_out), i += 2;
-        if (i < n_tok) k_row_tile(kind, x, nsb, act + i * act_stride, act_stride, 1, out + i * ld_out + r, ld_out);
-    }
+    /* Token tiles outside, rows inside: a tile's activations (8 x 292 bytes
+     * a super-block) stay in L1 while the rows stream past, instead of every
+     * row reading all the tokens' activations again from L2. Token tiles of
+     * 8, then 4, 2, 1: each width is its own unrolled copy. */
+    int i = 0;
+    for (; i + K_TILE <= n_tok; i += K_TILE) k_rows(kind, w, w_stride, n_rows, x_row, nsb, act + i * act_stride, act_stride, K_TILE, out + i * ld_out, ld_out);
+    if (i + 4 <= n_tok) k_rows(kind, w, w_stride, n_rows, x_row, nsb, act + i * act_stride, act_stride, 4, out + i * ld_out, ld_out), i += 4;
+    if (i + 2 <= n_tok) k_rows(kind, w, w_stride, n_rows, x_row, nsb, act + i * act_stride, act_stride, 2, out + i * ld_out, ld_out), i += 2;
+    if (i < n_tok) k_rows(kind, w, w_stride, n_rows, x_row, nsb, act + i * act_stride, act_stride, 1, out + i * ld_out, ld_out);
 }
 
 #define K_KERNELS_AVX512(type, kind)                                                                                  \
