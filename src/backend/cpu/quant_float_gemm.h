@@ -32,11 +32,10 @@
 #define FG_FN(type, what) FG_CAT3(type, what, FG_LEVEL)
 #define FG_INLINE static inline __attribute__((always_inline))
 #define FG_PREFETCH(p) q_prefetch(p, 1)
-/* How far ahead a decode tile asks for each of its rows. Four rows stream
- * at once, so further than the quantized kernels' one row at a time
- * (Qwen3-0.6B f16 decode, 1 thread, t/s: 3072 bytes 10.7, 6144 11.5,
- * 12288 12.0, 24576 11.8). */
-#define FG_PREFETCH_BYTES 12288
+/* How far ahead a decode tile asks for each of its rows: four rows stream at
+ * once, so twice the quantized kernels' distance (Qwen3-0.6B f16 decode, 1
+ * thread, t/s: 3072 bytes 10.7, 6144 11.5, 12288 12.0, 24576 11.8). */
+#define FG_PREFETCH_BYTES (2 * Q_DECODE_AHEAD)
 
 /* floats of converted activations on the stack: a chunk of a row for each
  * token of a tile (48 KiB; 2048 elements for a full AVX-512 tile) */

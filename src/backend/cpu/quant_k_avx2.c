@@ -288,6 +288,7 @@ static inline __attribute__((always_inline)) void k_row_tile(k_kind kind, const 
     for (int i = 0; i < n_tok; i++) acc[i] = _mm256_setzero_ps(), acc_m[i] = _mm256_setzero_ps();
     for (int64_t s = 0; s < nsb; s++) {
         k_weights w;
+        if (n_tok == 1) q_prefetch(x + s * k_block_bytes(kind) + Q_DECODE_AHEAD, (int64_t)k_block_bytes(kind));
         if (kind == K6) unpack_k6((const block_q6_K *)(x + s * k_block_bytes(kind)), &w);
         else unpack_k45(kind, x + s * k_block_bytes(kind), &w);
         Q_UNROLL
@@ -304,7 +305,7 @@ static inline __attribute__((always_inline)) void k_rows(k_kind kind, const uint
                                                          float *out, int64_t ld_out) {
     for (int r = 0; r < n_rows; r++) {
         const uint8_t *x = w + (size_t)r * w_stride;
-        q_prefetch(x + Q_PREFETCH_BYTES, nsb * (int64_t)k_block_bytes(kind));
+        if (n_tok != 1) q_prefetch(x + Q_PREFETCH_BYTES, nsb * (int64_t)k_block_bytes(kind)); /* else k_row_tile */
         k_row_tile(kind, x, nsb, act, act_stride, n_tok, out + r, ld_out);
     }
 }

@@ -158,6 +158,7 @@ static inline __attribute__((always_inline)) void k_row_tile(k_kind kind, const 
     for (int i = 0; i < n_tok; i++) acc[i] = _mm512_setzero_ps(), acc_m[i] = _mm256_setzero_ps();
     for (int64_t s = 0; s < nsb; s++) {
         k_weights w;
+        if (n_tok == 1) q_prefetch(x + s * k_block_bytes(kind) + Q_DECODE_AHEAD, (int64_t)k_block_bytes(kind));
         unpack_k(kind, x + s * k_block_bytes(kind), &w);
         Q_UNROLL
         for (int i = 0; i < n_tok; i++)
@@ -173,7 +174,7 @@ static inline __attribute__((always_inline)) void k_rows(k_kind kind, const uint
                                                          size_t act_stride, int n_tok, float *out, int64_t ld_out) {
     for (int r = 0; r < n_rows; r++) {
         const uint8_t *x = w + (size_t)r * w_stride;
-        q_prefetch(x + Q_PREFETCH_BYTES, x_row);
+        if (n_tok != 1) q_prefetch(x + Q_PREFETCH_BYTES, x_row); /* n_tok == 1: k_row_tile asks */
         k_row_tile(kind, x, nsb, act, act_stride, n_tok, out + r, ld_out);
     }
 }

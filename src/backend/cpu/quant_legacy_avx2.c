@@ -85,6 +85,7 @@ static inline __attribute__((always_inline)) void row_tile(const legacy_type *t,
     Q_UNROLL
     for (int i = 0; i < n_tok; i++) acc[i] = _mm256_setzero_ps(), summs[i] = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
+        if (n_tok == 1 && b % 4 == 0) q_prefetch(x + b * t->x_bytes + Q_DECODE_AHEAD, 4 * t->x_bytes);
         const weight_block w = unpack_block(t, x + b * t->x_bytes);
         Q_UNROLL
         for (int i = 0; i < n_tok; i++) block_fma(t, &w, y + i * y_stride + b * y_bytes(t), &acc[i], &summs[i]);
@@ -100,7 +101,7 @@ static inline __attribute__((always_inline)) void legacy_mul_mat(const legacy_ty
     const int64_t nb = n / 32;
     for (int r = 0; r < n_rows; r++) {
         const uint8_t *x = w + (size_t)r * w_stride;
-        q_prefetch(x + Q_PREFETCH_BYTES, nb * t->x_bytes);
+        if (n_tok != 1) q_prefetch(x + Q_PREFETCH_BYTES, nb * t->x_bytes); /* else row_tile asks */
         /* token tiles of 4, then 2, 1: each width is its own unrolled copy */
         int i = 0;
         for (; i + 4 <= n_tok; i += 4) row_tile(t, x, nb, act + i * act_stride, act_stride, 4, out + i * ld_out + r, ld_out);

@@ -385,12 +385,14 @@ static inline __attribute__((always_inline)) void row_tile(const legacy_type *t,
     Q_UNROLL
     for (int i = 0; i < n_tok; i++) acc[i] = _mm512_setzero_ps();
     for (int64_t g = 0; g < rs->ng; g++) {
+        if (n_tok == 1) q_prefetch(x + g * gx + Q_DECODE_AHEAD, gx);
         const weight_group w = unpack_group(t, ix, x + g * gx, rs->x_row - g * gx);
         Q_UNROLL
         for (int i = 0; i < n_tok; i++) acc[i] = group_fma(t, &w, &pg[i * rs->ng + g], acc[i]);
     }
     const int64_t tail = rs->ng * gx;
     for (int64_t q = 0; q < rs->nq; q++) {
+        if (n_tok == 1) q_prefetch(x + tail + q * qx + Q_DECODE_AHEAD, qx);
         const weight_quad w = unpack_quad(t, ix, x + tail + q * qx, rs->x_row - tail - q * qx);
         Q_UNROLL
         for (int i = 0; i < n_tok; i++) acc[i] = quad_fma(t, &w, &pq[i * rs->nq + q], acc[i]);
@@ -409,7 +411,7 @@ static inline __attribute__((always_inline)) void rows_tiled(const legacy_type *
     const row_shape lrs = *rs;
     for (int r = 0; r < n_rows; r++) {
         const uint8_t *x = w + (size_t)r * w_stride;
-        q_prefetch(x + Q_PREFETCH_BYTES, lrs.x_row);
+        if (n_tok != 1) q_prefetch(x + Q_PREFETCH_BYTES, lrs.x_row); /* n_tok == 1: row_tile asks */
         row_tile(t, &lix, &lrs, x, pg, pq, n_tok, out + r, ld);
     }
 }

@@ -21,6 +21,14 @@
  * ahead of it (about DRAM latency times a core's bandwidth). */
 #define Q_PREFETCH_BYTES 3072
 
+/* A decode (one token) reads each weight once, straight from DRAM: there
+ * every step of a row (a group of blocks, a super-block) asks for the bytes
+ * this far ahead of the ones it reads, which keeps more lines in flight than
+ * one request per row. Measured on the 2-vCPU AVX-512 machine, Qwen3-0.6B
+ * decode at 1 thread: q4_0 33.3 t/s with the per-row request, 35.0 with this
+ * (3072: 35.0, 12288: 34.2); q4_K_M 32.6 -> 35.3 (3072: 34.9, 12288: 34.2). */
+#define Q_DECODE_AHEAD 6144
+
 /* prefetches the cache lines of bytes [p, p + n); never faults. (asm: GCC 12
  * drops __builtin_prefetch from some of the kernel loops as dead code.) */
 static inline void q_prefetch(const void *p, int64_t n) {
