@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/ops.h"
+#include "backend/cpu/softmax_exp.h"
 #include "base/cpu.h"
 #include "check.h"
 
@@ -34,7 +35,7 @@ static void attend_alone(float *out, const float *q, const lm_fp16 *const *k, co
     }
     double sum = 0.0;
     for (int j = 0; j < n_kv; j++) {
-        w[j] = expf(w[j] - max);
+        w[j] = softmax_exp(w[j] - max);
         sum += w[j];
     }
     const float inv = (float)(1.0 / sum);
@@ -42,9 +43,50 @@ static void attend_alone(float *out, const float *q, const lm_fp16 *const *k, co
     for (int j = 0; j < n_kv; j++) op_axpy_f16(out, round16(w[j] * inv), v[j], hd);
 }
 
+/* op_exp_shifted at this level: the bits of the scalar softmax_exp on
+ * every input (lengths with SIMD tails, -inf, the clamp, NaN), and within
+ * 2 ulp of e^x over the softmax range [-87, 0]. */
+static void check_exp(cpu_level level) {
+    enum { N = 4099 };
+    static float w[N], x[N];
+    double worst = 0.0;
+    for (int pass = 0; pass < 64; pass++) {
+        const float shift = pass % 2 ? 0.0f : 3.5f;
+        for (int j = 0; j < N; j++) /* [-87, 0] densely, then a spread of specials */
+            x[j] = shift - 87.0f * (float)(pass * N + j) / (float)(64 * N - 1);
+        if (pass == 63) {
+            x[0] = -INFINITY, x[1] = -1000.0f, x[2] = -87.5f, x[3] = NAN, x[4] = 0.0f, x[5] = -0.0f, x[6] = 1e-30f;
+            x[N - 1] = shift - 88.0f, x[N - 2] = shift - 86.99f;
+        }
+        memcpy(w, x, sizeof(w));
+        const int n = N - pass % 9; /* tails of 0..8 elements */
+        op_exp_shifted(w, n, shift);
+        int bad = 0;
+        for (int j = 0; j < n; j++) {
+            const float want = softmax_exp(x[j] - shift);
+            if (memcmp(&want, &w[j], sizeof(float)) != 0 && !(isnan(want) && isnan(w[j]))) bad++;
+            const float d = x[j] - shift;
+            if (d >= -87.0f && d <= 0.0f) {
+                const double e = exp((double)d), ulp = nextafterf((float)e, INFINITY) - (float)e;
+                const double err = fabs((double)w[j] - e) / ulp;
+                if (err > worst) worst = err;
+            }
+        }
+        CHECK(bad == 0, "%s: op_exp_shifted differs from softmax_exp in %d of %d (pass %d)", cpu_level_name(level), bad,
+              n, pass);
+    }
+    CHECK(worst <= 2.0, "%s: softmax_exp is %.2f ulp from e^x", cpu_level_name(level), worst);
+    float nan_in = NAN, inf_in = -INFINITY;
+    op_exp_shifted(&nan_in, 1, 0.0f);
+    op_exp_shifted(&inf_in, 1, 0.0f);
+    CHECK(isnan(nan_in), "%s: e^NaN is NaN", cpu_level_name(level));
+    CHECK(inf_in >= 0.0f && inf_in < 1e-37f, "%s: e^-inf is %g", cpu_level_name(level), inf_in);
+}
+
 static void run_level(cpu_level level) {
     static const int head_dims[] = {8, 64, 128, 256};
     static const int n_kvs[] = {1, 2, 7, 16, 33, 300};
+    check_exp(level);
     srand(7);
     int cases = 0;
     for (int a = 0; a < 4; a++)

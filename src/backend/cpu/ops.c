@@ -124,11 +124,9 @@ static void attend_one(float *out, const float *q, const lm_fp16 *const *keys, c
         scratch[j] = s;
         if (s > max) max = s;
     }
+    op_exp_shifted(scratch, n_kv, max);
     double sum = 0.0;
-    for (int j = 0; j < n_kv; j++) {
-        scratch[j] = expf(scratch[j] - max);
-        sum += scratch[j];
-    }
+    for (int j = 0; j < n_kv; j++) sum += scratch[j];
     const float inv = (float)(1.0 / sum);
     memset(out, 0, sizeof(float) * (size_t)head_dim);
     for (int j = 0; j < n_kv; j++)

@@ -59,5 +59,7 @@ float op_dot_f32_f16(const float *x, const lm_fp16 *y, int n);
 /* y += a * x (f16 x) */
 void op_axpy_f16(float *y, float a, const lm_fp16 *x, int n);
 void op_f32_to_f16(lm_fp16 *dst, const float *src, int n);
+/* w[j] = softmax_exp(w[j] - shift) (softmax_exp.h), the same bits at every level */
+void op_exp_shifted(float *w, int n, float shift);
 
 #endif

@@ -1,11 +1,13 @@
 /* ops_f16.c - f16 vector helpers of attention and the KV cache: scalar
  * reference here, AVX2 versions in ops_f16_avx2.c, chosen once. */
 #include "backend/cpu/ops.h"
+#include "backend/cpu/softmax_exp.h"
 #include "base/cpu.h"
 
 float op_dot_f32_f16_avx2(const float *x, const lm_fp16 *y, int n);
 void op_axpy_f16_avx2(float *y, float a, const lm_fp16 *x, int n);
 void op_f32_to_f16_avx2(lm_fp16 *dst, const float *src, int n);
+void op_exp_shifted_avx2(float *w, int n, float shift);
 
 static float dot_scalar(const float *x, const lm_fp16 *y, int n) {
     float sum = 0.0f;
@@ -52,4 +54,14 @@ void op_f32_to_f16(lm_fp16 *dst, const float *src, int n) {
     }
 #endif
     to_f16_scalar(dst, src, n);
+}
+
+void op_exp_shifted(float *w, int n, float shift) {
+#ifndef LAMINA_NO_X86
+    if (HAVE_AVX2()) {
+        op_exp_shifted_avx2(w, n, shift);
+        return;
+    }
+#endif
+    for (int j = 0; j < n; j++) w[j] = softmax_exp(w[j] - shift);
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "backend/cpu/ops.h"
+#include "backend/cpu/softmax_exp.h"
 
 float op_dot_f32_f16_avx2(const float *x, const lm_fp16 *y, int n) {
     __m256 acc = _mm256_setzero_ps();
@@ -36,6 +37,13 @@ void op_f32_to_f16_avx2(lm_fp16 *dst, const float *src, int n) {
     for (; i < n; i++) dst[i] = lm_fp32_to_fp16(src[i]);
 }
 
+void op_exp_shifted_avx2(float *w, int n, float shift) {
+    const __m256 sv = _mm256_set1_ps(shift);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(w + j, softmax_exp8(_mm256_sub_ps(_mm256_loadu_ps(w + j), sv)));
+    for (; j < n; j++) w[j] = softmax_exp(w[j] - shift);
+}
+
 /* Heads of one GQA group per pass, this many at a time (their accumulators
  * stay in registers while a K or V row chunk is converted once for all). */
 #define GROUP_TILE 4
@@ -48,7 +56,9 @@ static inline float hsum(__m256 acc) {
     return _mm_cvtss_f32(s);
 }
 
-static inline float round_f16(float x) { return lm_fp16_to_fp32(lm_fp32_to_fp16(x)); }
+/* x rounded to f16 and back by F16C: for every non-NaN float the value of
+ * lm_fp16_to_fp32(lm_fp32_to_fp16(x)), round to nearest even, in 2 µops */
+static inline float round_f16(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)); }
 
 #define ATT_INLINE static inline __attribute__((always_inline))
 #define ATT_UNROLL _Pragma("GCC unroll 8")
@@ -130,13 +140,18 @@ ATT_INLINE void attend_tile(int NG, float *out, const float *q, const lm_fp16 *c
     }
     for (int g = 0; g < NG; g++) {
         float *w = scratch + (size_t)g * n_kv;
+        /* the exponentials first, 8 at a time, then their sum in order */
+        op_exp_shifted_avx2(w, n_kv, max[g]);
         double sum = 0.0;
-        for (int j = 0; j < n_kv; j++) {
-            w[j] = expf(w[j] - max[g]);
-            sum += w[j];
-        }
+        for (int j = 0; j < n_kv; j++) sum += w[j];
         const float inv = (float)(1.0 / sum);
-        for (int j = 0; j < n_kv; j++) w[j] = round_f16(w[j] * inv);
+        const __m256 invv = _mm256_set1_ps(inv);
+        int j = 0;
+        for (; j + 8 <= n_kv; j += 8) {
+            const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(w + j), invv);
+            _mm256_storeu_ps(w + j, _mm256_cvtph_ps(_mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
+        }
+        for (; j < n_kv; j++) w[j] = round_f16(w[j] * inv);
     }
     /* column chunks: 2 x V_CHUNKS at a time for one or two heads, V_CHUNKS for more */
     const int nc = NG <= 2 ? 2 * V_CHUNKS : V_CHUNKS;
