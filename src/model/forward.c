@@ -42,7 +42,8 @@ struct lm_forward {
     float *up;      /* (T, n_ff) */
     float *proj;    /* (T, n_embd) sublayer output */
     void *xq[MAX_ACT_TYPES]; /* (T, row bytes) quantized activations */
-    float *scores;  /* (n_threads, GQA group, max_ctx) attention scratch */
+    float *scores;  /* (n_threads, ATT_TOKENS, GQA group, max_ctx) attention scratch */
+    int *att_runs;  /* (n_threads, max_tokens + 1) first tokens of the attention's token runs */
     const lm_fp16 **kv_ptrs; /* (n_threads, 2 * max_ctx) K and V row pointers */
     int max_threads; /* threads the attention scratch is sized for */
     /* the run in progress */
@@ -110,6 +111,7 @@ void lm_forward_free(lm_forward *fw) {
     for (int i = 0; i < MAX_ACT_TYPES; i++) free(fw->xq[i]);
     free(fw->scores);
     free(fw->kv_ptrs);
+    free(fw->att_runs);
     free(fw);
 }
 
@@ -199,36 +201,58 @@ static void prepare_qkv(lm_forward *fw, const lm_layer *L, int il, int ith, int 
     tp_barrier(fw->pool);
 }
 
-/* causal attention of every (token, head) pair of this thread's share */
+/* Consecutive tokens of one sequence attend together (their K/V rows are
+ * converted once for all): up to this many per work item. */
+#define ATT_TOKENS 4
+
+/* the first token of the attention work item after token t: the run of
+ * tokens from t of one sequence at consecutive positions, at most
+ * ATT_TOKENS, all seeing their keys from position 0 (a sliding window that
+ * has started cuts each token's keys elsewhere: those go one by one) */
+static int att_run_end(const lm_forward *fw, const lm_layer *L, int t) {
+    const lm_hparams *hp = &fw->m->hp;
+    const lm_batch *b = fw->batch;
+    int e = t + 1;
+    while (e < b->n_tokens && e - t < ATT_TOKENS && b->seq[e] == b->seq[t] && b->pos[e] == b->pos[t] + (e - t) &&
+           !(L->is_swa && b->pos[e] - hp->sliding_window + 1 > 0))
+        e++;
+    return e;
+}
+
+/* causal attention of every (token run, KV head) pair of this thread's share */
 static void attention(lm_forward *fw, const lm_layer *L, int il, int ith, int nth) {
     const lm_hparams *hp = &fw->m->hp;
     const int hd = hp->head_dim, hdv = hp->head_dim_v, kv_dim = hp->n_head_kv * hd;
     const int v_dim = hp->n_head_kv * hdv, group = hp->n_head / hp->n_head_kv;
     const int bs = fw->kv->block_size;
-    float *scores = fw->scores + (size_t)ith * group * fw->max_ctx;
+    float *scores = fw->scores + (size_t)ith * ATT_TOKENS * group * fw->max_ctx;
     const lm_fp16 **kp = fw->kv_ptrs + (size_t)ith * 2 * fw->max_ctx, **vp = kp + fw->max_ctx;
-    const long n_pairs = (long)fw->batch->n_tokens * hp->n_head_kv;
+    /* the runs: every thread finds the same ones */
+    int *run_start = fw->att_runs + (size_t)ith * (fw->max_tokens + 1), n_runs = 0;
+    for (int t = 0; t < fw->batch->n_tokens; t = att_run_end(fw, L, t)) run_start[n_runs++] = t;
+    run_start[n_runs] = fw->batch->n_tokens;
+    const long n_items = (long)n_runs * hp->n_head_kv;
     long p0, p1;
-    tp_split(n_pairs, ith, nth, &p0, &p1);
+    tp_split(n_items, ith, nth, &p0, &p1);
     for (long p = p0; p < p1; p++) {
-        const int t = (int)(p / hp->n_head_kv), kvh = (int)(p % hp->n_head_kv);
-        const int pos = fw->batch->pos[t], seq = fw->batch->seq[t];
+        const int r = (int)(p / hp->n_head_kv), kvh = (int)(p % hp->n_head_kv);
+        const int t = run_start[r], n_tok = run_start[r + 1] - t;
+        const int pos = fw->batch->pos[t], last = pos + n_tok - 1, seq = fw->batch->seq[t];
         int lo = 0;
         if (L->is_swa && pos - hp->sliding_window + 1 > 0) lo = pos - hp->sliding_window + 1;
-        const int n_kv = pos - lo + 1;
-        for (int j = lo; j <= pos;) {
+        for (int j = lo; j <= last;) {
             const lm_fp16 *kb = fw->kv->k_block(fw->kv->ctx, il, seq, j / bs);
             const lm_fp16 *vb = fw->kv->v_block(fw->kv->ctx, il, seq, j / bs);
-            for (int end = (j / bs + 1) * bs; j <= pos && j < end; j++) {
+            for (int end = (j / bs + 1) * bs; j <= last && j < end; j++) {
                 kp[j - lo] = kb + (size_t)(j % bs) * kv_dim + (size_t)kvh * hd;
                 vp[j - lo] = vb + (size_t)(j % bs) * v_dim + (size_t)kvh * hdv;
             }
         }
         /* the query heads of a GQA group share the K/V rows gathered above */
         const int h = kvh * group;
-        op_attend(fw->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv,
-                  fw->q + (size_t)t * hp->n_head * hd + (size_t)h * hd, group, kp, vp, n_kv, hd, hp->attn_scale,
-                  hp->attn_softcap, scores);
+        op_attend_tokens(fw->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv, (size_t)hp->n_head * hdv,
+                         fw->q + (size_t)t * hp->n_head * hd + (size_t)h * hd, (size_t)hp->n_head * hd, n_tok, group,
+                         kp, vp, pos - lo + 1, hd, hp->attn_scale, hp->attn_softcap, scores);
     }
     tp_barrier(fw->pool);
 }
@@ -324,9 +348,12 @@ int lm_forward_run(lm_forward *fw, tp_pool *pool, const lm_kv *kv, const lm_batc
     if (nth > fw->max_threads) { /* attention scratch is per thread: grow it to this pool */
         free(fw->scores);
         free(fw->kv_ptrs);
-        fw->scores = malloc((size_t)nth * (fw->m->hp.n_head / fw->m->hp.n_head_kv) * fw->max_ctx * sizeof(float));
+        free(fw->att_runs);
+        fw->scores = malloc((size_t)nth * ATT_TOKENS * (fw->m->hp.n_head / fw->m->hp.n_head_kv) * fw->max_ctx *
+                            sizeof(float));
         fw->kv_ptrs = malloc((size_t)nth * 2 * fw->max_ctx * sizeof(lm_fp16 *));
-        fw->max_threads = fw->scores && fw->kv_ptrs ? nth : 0;
+        fw->att_runs = malloc((size_t)nth * (fw->max_tokens + 1) * sizeof(int));
+        fw->max_threads = fw->scores && fw->kv_ptrs && fw->att_runs ? nth : 0;
         if (!fw->max_threads) {
             lm_error_set(err, "out of memory for attention scratch");
             return -1;

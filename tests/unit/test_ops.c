@@ -4,7 +4,10 @@
  * converted once for all of them). Every head's output must be
  * bit-identical to attending it alone with the dot / axpy helpers in the
  * order op_attend documents, on every dispatch level, for group sizes 1..9,
- * head sizes 8..256 and 1..300 positions, with and without a softcap.
+ * head sizes 8..256 and 1..300 positions, with and without a softcap; so
+ * must every (token, head) of op_attend_tokens, which attends consecutive
+ * tokens of a sequence together. The softmax exponential (op_exp_shifted)
+ * is checked bit for bit against its scalar definition and against e^x.
  * The level is fixed per process (LAMINA_CPU_LEVEL), so the test runs
  * itself once per level the CPU has. */
 #include <math.h>
@@ -118,9 +121,50 @@ static void run_level(cpu_level level) {
     printf("%s: %d attention cases\n", cpu_level_name(level), cases);
 }
 
+/* op_attend_tokens: consecutive tokens, token t seeing n_kv0 + t keys, each
+ * (token, head) the bits of attending it alone */
+static void run_tokens(cpu_level level) {
+    static const int head_dims[] = {8, 64, 128};
+    static const int groups[] = {1, 2, 3, 4, 8};
+    static const int n_kv0s[] = {1, 7, 33};
+    int cases = 0;
+    for (int a = 0; a < 3; a++)
+        for (int gi = 0; gi < 5; gi++)
+            for (int b = 0; b < 3; b++)
+                for (int nt = 1; nt <= 5; nt++) {
+                    const int hd = head_dims[a], g = groups[gi], n_kv0 = n_kv0s[b], n_kv = n_kv0 + nt - 1;
+                    const float softcap = (nt + gi) % 4 == 0 ? 30.0f : 0.0f;
+                    const size_t q_stride = (size_t)g * hd + 3, out_stride = (size_t)g * hd + 5;
+                    lm_fp16 *kv = malloc(sizeof(lm_fp16) * (size_t)2 * n_kv * hd);
+                    const lm_fp16 **k = malloc(sizeof(*k) * (size_t)n_kv), **v = malloc(sizeof(*v) * (size_t)n_kv);
+                    float *q = malloc(sizeof(float) * q_stride * nt), *out = malloc(sizeof(float) * out_stride * nt);
+                    float *ref = malloc(sizeof(float) * (size_t)hd);
+                    float *scratch = malloc(sizeof(float) * (size_t)nt * g * n_kv), *w = malloc(sizeof(float) * n_kv);
+                    for (int i = 0; i < 2 * n_kv * hd; i++) kv[i] = lm_fp32_to_fp16(frand() * 3.0f);
+                    for (int j = 0; j < n_kv; j++) {
+                        k[j] = kv + (size_t)((j * 7) % n_kv) * hd;
+                        v[j] = kv + (size_t)n_kv * hd + (size_t)((j * 5 + 1) % n_kv) * hd;
+                    }
+                    for (size_t i = 0; i < q_stride * nt; i++) q[i] = frand() * 2.0f;
+                    for (size_t i = 0; i < out_stride * nt; i++) out[i] = NAN;
+                    op_attend_tokens(out, out_stride, q, q_stride, nt, g, k, v, n_kv0, hd, 0.125f, softcap, scratch);
+                    for (int t = 0; t < nt; t++)
+                        for (int h = 0; h < g; h++) {
+                            attend_alone(ref, q + t * q_stride + (size_t)h * hd, k, v, n_kv0 + t, hd, 0.125f, softcap, w);
+                            CHECK(!memcmp(ref, out + t * out_stride + (size_t)h * hd, sizeof(float) * (size_t)hd),
+                                  "%s: %d tokens, token %d head %d of %d, head_dim %d, %d keys: differs from alone",
+                                  cpu_level_name(level), nt, t, h, g, hd, n_kv0 + t);
+                        }
+                    cases++;
+                    free(kv), free(k), free(v), free(q), free(out), free(ref), free(scratch), free(w);
+                }
+    printf("%s: %d multi-token attention cases\n", cpu_level_name(level), cases);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) { /* a child: the level in force is the one asked for */
         run_level(cpu_level_active());
+        run_tokens(cpu_level_active());
         return check_done("ops");
     }
     int failed = 0;

@@ -104,9 +104,9 @@ void op_gelu_mul(float *y, const float *g, const float *u, int n) {
 }
 
 #ifndef LAMINA_NO_X86
-void op_attend_group_avx2(float *out, const float *q, int n_heads, const lm_fp16 *const *keys,
-                          const lm_fp16 *const *values, int n_kv, int head_dim, float scale, float softcap,
-                          float *scratch);
+void op_attend_tokens_avx2(float *out, size_t out_stride, const float *q, size_t q_stride, int n_tok, int n_heads,
+                           const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv0, int head_dim,
+                           float scale, float softcap, float *scratch);
 #endif
 
 /* one head, the reference (and the path without AVX2) */
@@ -133,15 +133,24 @@ static void attend_one(float *out, const float *q, const lm_fp16 *const *keys, c
         op_axpy_f16(out, lm_fp16_to_fp32(lm_fp32_to_fp16(scratch[j] * inv)), values[j], head_dim);
 }
 
-void op_attend(float *out, const float *q, int n_heads, const lm_fp16 *const *keys, const lm_fp16 *const *values,
-               int n_kv, int head_dim, float scale, float softcap, float *scratch) {
+void op_attend_tokens(float *out, size_t out_stride, const float *q, size_t q_stride, int n_tok, int n_heads,
+                      const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv0, int head_dim, float scale,
+                      float softcap, float *scratch) {
 #ifndef LAMINA_NO_X86
     if (cpu_level_active() >= CPU_AVX2 && head_dim % 8 == 0) {
-        op_attend_group_avx2(out, q, n_heads, keys, values, n_kv, head_dim, scale, softcap, scratch);
+        op_attend_tokens_avx2(out, out_stride, q, q_stride, n_tok, n_heads, keys, values, n_kv0, head_dim, scale,
+                              softcap, scratch);
         return;
     }
 #endif
-    for (int g = 0; g < n_heads; g++)
-        attend_one(out + (size_t)g * head_dim, q + (size_t)g * head_dim, keys, values, n_kv, head_dim, scale, softcap,
-                   scratch + (size_t)g * n_kv);
+    const int w_len = n_kv0 + n_tok - 1;
+    for (int t = 0; t < n_tok; t++)
+        for (int g = 0; g < n_heads; g++)
+            attend_one(out + t * out_stride + (size_t)g * head_dim, q + t * q_stride + (size_t)g * head_dim, keys,
+                       values, n_kv0 + t, head_dim, scale, softcap, scratch + (size_t)(t * n_heads + g) * w_len);
+}
+
+void op_attend(float *out, const float *q, int n_heads, const lm_fp16 *const *keys, const lm_fp16 *const *values,
+               int n_kv, int head_dim, float scale, float softcap, float *scratch) {
+    op_attend_tokens(out, 0, q, 0, 1, n_heads, keys, values, n_kv, head_dim, scale, softcap, scratch);
 }

@@ -54,6 +54,16 @@ void op_gelu_mul(float *y, const float *g, const float *u, int n);
 void op_attend(float *out, const float *q, int n_heads, const lm_fp16 *const *keys, const lm_fp16 *const *values,
                int n_kv, int head_dim, float scale, float softcap, float *scratch);
 
+/* op_attend for n_tok consecutive tokens of one sequence: token t has its
+ * queries at q + t * q_stride and its output at out + t * out_stride (both
+ * (n_heads, head_dim)) and sees keys [0, n_kv0 + t); scratch
+ * (n_tok, n_heads, n_kv0 + n_tok - 1). Each K/V row is converted once for
+ * all of them; every (token, head) result is bit-identical to op_attend of
+ * that token alone. */
+void op_attend_tokens(float *out, size_t out_stride, const float *q, size_t q_stride, int n_tok, int n_heads,
+                      const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv0, int head_dim, float scale,
+                      float softcap, float *scratch);
+
 /* dot of f32 x with f16 y, n elements */
 float op_dot_f32_f16(const float *x, const lm_fp16 *y, int n);
 /* y += a * x (f16 x) */

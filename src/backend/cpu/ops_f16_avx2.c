@@ -44,9 +44,14 @@ void op_exp_shifted_avx2(float *w, int n, float shift) {
     for (; j < n; j++) w[j] = softmax_exp(w[j] - shift);
 }
 
-/* Heads of one GQA group per pass, this many at a time (their accumulators
- * stay in registers while a K or V row chunk is converted once for all). */
-#define GROUP_TILE 4
+/* Query vectors attended together: the heads of a GQA group and
+ * consecutive tokens of one sequence, which share one K/V head and their
+ * keys. Their accumulators stay in registers while a K or V row chunk is
+ * converted once for all of them. */
+#define Q_TILE 8
+#define KEY_TILE 2
+/* keys side by side for NQ queries: at most 8 dot accumulators */
+#define NQ_KEYS(NQ) ((NQ) <= 4 ? 2 : 1)
 
 /* the same horizontal sum as op_dot_f32_f16_avx2 */
 static inline float hsum(__m256 acc) {
@@ -63,88 +68,173 @@ static inline float round_f16(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUN
 #define ATT_INLINE static inline __attribute__((always_inline))
 #define ATT_UNROLL _Pragma("GCC unroll 8")
 
-/* keys whose dots run side by side, and 8-float column chunks of V summed
- * side by side: independent FMA chains, so neither waits on FMA latency */
-#define KEY_TILE 2
-#define V_CHUNKS (8 / GROUP_TILE)
+/* one query vector of a tile */
+typedef struct {
+    const float *q; /* (head_dim) */
+    float *out;     /* (head_dim) */
+    float *w;       /* (n_kv): scores, then weights */
+    int n_kv;       /* it sees keys [0, n_kv) */
+} att_query;
 
-/* the dots of NG heads with KT keys from key j */
-ATT_INLINE void k_dots(int NG, int KT, const float (*q16)[OP_MAX_HEAD_DIM], const lm_fp16 *const *keys, int j,
-                       int head_dim, __m256 (*acc)[KEY_TILE]) {
+/* the dots of NQ queries (rounded, at q16[v]) with KT keys from key j */
+ATT_INLINE void k_dots(int NQ, int KT, const float *const *q16, const lm_fp16 *const *keys, int j, int head_dim,
+                       __m256 (*acc)[KEY_TILE]) {
     ATT_UNROLL
-    for (int g = 0; g < NG; g++)
+    for (int v = 0; v < NQ; v++)
         ATT_UNROLL
-        for (int k = 0; k < KT; k++) acc[g][k] = _mm256_setzero_ps();
+        for (int k = 0; k < KT; k++) acc[v][k] = _mm256_setzero_ps();
     for (int i = 0; i < head_dim; i += 8) {
         ATT_UNROLL
         for (int k = 0; k < KT; k++) {
             const __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(keys[j + k] + i)));
             ATT_UNROLL
-            for (int g = 0; g < NG; g++) acc[g][k] = _mm256_fmadd_ps(_mm256_loadu_ps(q16[g] + i), kv, acc[g][k]);
+            for (int v = 0; v < NQ; v++) acc[v][k] = _mm256_fmadd_ps(_mm256_loadu_ps(q16[v] + i), kv, acc[v][k]);
         }
     }
 }
 
-/* out[g][i0 .. i0 + 8 NC) = sum over j ascending of w_g[j] * V_j, per element */
-ATT_INLINE void v_sums(int NG, int NC, float *out, int i0, const lm_fp16 *const *values, int n_kv, int head_dim,
-                       const float *scratch) {
-    __m256 acc[GROUP_TILE][V_CHUNKS * 2];
+/* The horizontal sums of 8 vectors at once, each the bits of hsum(): lane
+ * halves added (l + 4), then l + 2, then l + 1, as hsum does, on a
+ * transposed layout. Result lanes: vectors 0, 2, 4, 6, 1, 3, 5, 7. */
+static inline __m256 hsum8(const __m256 a[8]) {
+    __m256 p[4];
+    for (int i = 0; i < 4; i++) /* [u(a_2i) | u(a_2i+1)], u(x) = lo(x) + hi(x) */
+        p[i] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x20),
+                             _mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x31));
+    const __m256 q0 = _mm256_add_ps(_mm256_shuffle_ps(p[0], p[1], 0x44), _mm256_shuffle_ps(p[0], p[1], 0xEE));
+    const __m256 q1 = _mm256_add_ps(_mm256_shuffle_ps(p[2], p[3], 0x44), _mm256_shuffle_ps(p[2], p[3], 0xEE));
+    return _mm256_add_ps(_mm256_shuffle_ps(q0, q1, 0x88), _mm256_shuffle_ps(q0, q1, 0xDD));
+}
+
+/* where hsum8 puts vector i */
+static const int HSUM8_LANE[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+
+static inline void score(const att_query *a, int j, __m256 acc, float scale, float softcap, float *max) {
+    float s = hsum(acc) * scale;
+    if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
+    a->w[j] = s;
+    if (s > *max) *max = s;
+}
+
+/* out_v[i0 .. i0 + 8 NC) = sum over j ascending of w_v[j] * V_j, per element:
+ * keys below n_min for all queries at once, then each query's last ones */
+ATT_INLINE void v_sums(int NQ, int NC, const att_query *aq, int n_min, int i0, const lm_fp16 *const *values) {
+    __m256 acc[Q_TILE][4];
     ATT_UNROLL
-    for (int g = 0; g < NG; g++)
+    for (int v = 0; v < NQ; v++)
         ATT_UNROLL
-        for (int c = 0; c < NC; c++) acc[g][c] = _mm256_setzero_ps();
-    for (int j = 0; j < n_kv; j++) {
-        __m256 vv[V_CHUNKS * 2];
+        for (int c = 0; c < NC; c++) acc[v][c] = _mm256_setzero_ps();
+    for (int j = 0; j < n_min; j++) {
+        __m256 vv[4];
         ATT_UNROLL
         for (int c = 0; c < NC; c++) vv[c] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(values[j] + i0 + 8 * c)));
         ATT_UNROLL
-        for (int g = 0; g < NG; g++) {
-            const __m256 wv = _mm256_set1_ps(scratch[(size_t)g * n_kv + j]);
+        for (int v = 0; v < NQ; v++) {
+            const __m256 wv = _mm256_set1_ps(aq[v].w[j]);
             ATT_UNROLL
-            for (int c = 0; c < NC; c++) acc[g][c] = _mm256_fmadd_ps(wv, vv[c], acc[g][c]);
+            for (int c = 0; c < NC; c++) acc[v][c] = _mm256_fmadd_ps(wv, vv[c], acc[v][c]);
         }
     }
     ATT_UNROLL
-    for (int g = 0; g < NG; g++)
+    for (int v = 0; v < NQ; v++) {
+        for (int j = n_min; j < aq[v].n_kv; j++) {
+            const __m256 wv = _mm256_set1_ps(aq[v].w[j]);
+            ATT_UNROLL
+            for (int c = 0; c < NC; c++)
+                acc[v][c] = _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(values[j] + i0 + 8 * c))),
+                                            acc[v][c]);
+        }
         ATT_UNROLL
-        for (int c = 0; c < NC; c++) _mm256_storeu_ps(out + (size_t)g * head_dim + i0 + 8 * c, acc[g][c]);
+        for (int c = 0; c < NC; c++) _mm256_storeu_ps(aq[v].out + i0 + 8 * c, acc[v][c]);
+    }
 }
 
-/* op_attend for NG <= GROUP_TILE heads (a compile-time constant), HEAD_DIM a
- * multiple of 8. Each head's K dots, softmax and V sums run the operations
- * of op_attend's one-head path in the same order (dot: FMAs over 8-wide
+/* NQ <= Q_TILE query vectors (a compile-time constant), HEAD_DIM a multiple
+ * of 8. Each query's K dots, softmax and V sums run the operations of
+ * op_attend's one-head path in the same order (dot: FMAs over 8-wide
  * chunks, then the same horizontal sum; V: out += w_j * V_j for j ascending
- * per element), so the results are bit-identical; only the conversions and
- * loads of K/V rows are shared, several keys and column chunks run side by
- * side, and there is no call per position. */
-ATT_INLINE void attend_tile(int NG, float *out, const float *q, const lm_fp16 *const *keys,
-                            const lm_fp16 *const *values, int n_kv, int head_dim, float scale, float softcap,
-                            float *scratch) {
-    float q16[GROUP_TILE][OP_MAX_HEAD_DIM];
-    for (int g = 0; g < NG; g++)
-        for (int i = 0; i < head_dim; i++) q16[g][i] = round_f16(q[(size_t)g * head_dim + i]);
-    float max[GROUP_TILE];
-    for (int g = 0; g < NG; g++) max[g] = -INFINITY;
-    for (int j = 0; j < n_kv;) {
-        __m256 acc[GROUP_TILE][KEY_TILE];
-        const int kt = n_kv - j >= KEY_TILE ? KEY_TILE : 1;
-        if (kt == KEY_TILE) k_dots(NG, KEY_TILE, (const float(*)[OP_MAX_HEAD_DIM])q16, keys, j, head_dim, acc);
-        else k_dots(NG, 1, (const float(*)[OP_MAX_HEAD_DIM])q16, keys, j, head_dim, acc);
-        for (int k = 0; k < kt; k++, j++)
-            for (int g = 0; g < NG; g++) {
-                float s = hsum(acc[g][k]) * scale;
-                if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
-                scratch[(size_t)g * n_kv + j] = s;
-                if (s > max[g]) max[g] = s;
-            }
+ * per element), so the results are bit-identical to attending it alone; only
+ * the conversions and loads of K/V rows are shared, several keys and column
+ * chunks run side by side, and there is no call per position. */
+ATT_INLINE void attend_tile(int NQ, const att_query *aq, const lm_fp16 *const *keys, const lm_fp16 *const *values,
+                            int head_dim, float scale, float softcap) {
+    float q16[Q_TILE][OP_MAX_HEAD_DIM];
+    const float *qp[Q_TILE];
+    int n_min = aq[0].n_kv;
+    for (int v = 0; v < NQ; v++) {
+        for (int i = 0; i < head_dim; i++) q16[v][i] = round_f16(aq[v].q[i]);
+        qp[v] = q16[v];
+        if (aq[v].n_kv < n_min) n_min = aq[v].n_kv;
     }
-    for (int g = 0; g < NG; g++) {
-        float *w = scratch + (size_t)g * n_kv;
-        /* the exponentials first, 8 at a time, then their sum in order */
-        op_exp_shifted_avx2(w, n_kv, max[g]);
-        double sum = 0.0;
-        for (int j = 0; j < n_kv; j++) sum += w[j];
-        const float inv = (float)(1.0 / sum);
+    float max[Q_TILE];
+    for (int v = 0; v < NQ; v++) max[v] = -INFINITY;
+    const int KT = NQ_KEYS(NQ);
+    for (int j = 0; j < n_min;) {
+        __m256 acc[Q_TILE][KEY_TILE];
+        if (KT > 1 && n_min - j >= KT) {
+            k_dots(NQ, KT, qp, keys, j, head_dim, acc);
+            if (NQ * KT == 8 && softcap <= 0.0f) { /* the 8 sums at once */
+                __m256 all[8];
+                ATT_UNROLL
+                for (int v = 0; v < NQ; v++)
+                    ATT_UNROLL
+                    for (int k = 0; k < KT; k++) all[v * KT + k] = acc[v][k];
+                float sc[8];
+                _mm256_storeu_ps(sc, _mm256_mul_ps(hsum8(all), _mm256_set1_ps(scale)));
+                ATT_UNROLL
+                for (int v = 0; v < NQ; v++)
+                    ATT_UNROLL
+                    for (int k = 0; k < KT; k++) {
+                        const float x = sc[HSUM8_LANE[v * KT + k]];
+                        aq[v].w[j + k] = x;
+                        if (x > max[v]) max[v] = x;
+                    }
+                j += KT;
+                continue;
+            }
+            for (int k = 0; k < KT; k++, j++)
+                for (int v = 0; v < NQ; v++) score(&aq[v], j, acc[v][k], scale, softcap, &max[v]);
+        } else if (NQ == 8 && softcap <= 0.0f) {
+            k_dots(NQ, 1, qp, keys, j, head_dim, acc);
+            __m256 all[8];
+            ATT_UNROLL
+            for (int v = 0; v < 8; v++) all[v] = acc[v][0];
+            float sc[8];
+            _mm256_storeu_ps(sc, _mm256_mul_ps(hsum8(all), _mm256_set1_ps(scale)));
+            ATT_UNROLL
+            for (int v = 0; v < 8; v++) {
+                const float x = sc[HSUM8_LANE[v]];
+                aq[v].w[j] = x;
+                if (x > max[v]) max[v] = x;
+            }
+            j++;
+        } else {
+            k_dots(NQ, 1, qp, keys, j, head_dim, acc);
+            for (int v = 0; v < NQ; v++) score(&aq[v], j, acc[v][0], scale, softcap, &max[v]);
+            j++;
+        }
+    }
+    for (int v = 0; v < NQ; v++)
+        for (int j = n_min; j < aq[v].n_kv; j++) { /* a later token's last keys */
+            __m256 acc[1][KEY_TILE];
+            k_dots(1, 1, &qp[v], keys, j, head_dim, acc);
+            score(&aq[v], j, acc[0][0], scale, softcap, &max[v]);
+        }
+    /* the exponentials, 8 at a time; then each query's sum in key order, the
+     * queries' sums side by side (independent chains of double additions) */
+    for (int v = 0; v < NQ; v++) op_exp_shifted_avx2(aq[v].w, aq[v].n_kv, max[v]);
+    double sum[Q_TILE];
+    ATT_UNROLL
+    for (int v = 0; v < NQ; v++) sum[v] = 0.0;
+    for (int j = 0; j < n_min; j++)
+        ATT_UNROLL
+        for (int v = 0; v < NQ; v++) sum[v] += aq[v].w[j];
+    for (int v = 0; v < NQ; v++)
+        for (int j = n_min; j < aq[v].n_kv; j++) sum[v] += aq[v].w[j];
+    for (int v = 0; v < NQ; v++) {
+        float *w = aq[v].w;
+        const int n_kv = aq[v].n_kv;
+        const float inv = (float)(1.0 / sum[v]);
         const __m256 invv = _mm256_set1_ps(inv);
         int j = 0;
         for (; j + 8 <= n_kv; j += 8) {
@@ -153,28 +243,36 @@ ATT_INLINE void attend_tile(int NG, float *out, const float *q, const lm_fp16 *c
         }
         for (; j < n_kv; j++) w[j] = round_f16(w[j] * inv);
     }
-    /* column chunks: 2 x V_CHUNKS at a time for one or two heads, V_CHUNKS for more */
-    const int nc = NG <= 2 ? 2 * V_CHUNKS : V_CHUNKS;
+    /* column chunks side by side: NQ x NC accumulators, at most 8 */
+    const int NC = NQ <= 2 ? 4 : NQ <= 4 ? 2 : 1;
     int i = 0;
-    if (nc == 2 * V_CHUNKS)
-        for (; i + 16 * V_CHUNKS <= head_dim; i += 16 * V_CHUNKS)
-            v_sums(NG, 2 * V_CHUNKS, out, i, values, n_kv, head_dim, scratch);
-    for (; i + 8 * V_CHUNKS <= head_dim; i += 8 * V_CHUNKS) v_sums(NG, V_CHUNKS, out, i, values, n_kv, head_dim, scratch);
-    for (; i < head_dim; i += 8) v_sums(NG, 1, out, i, values, n_kv, head_dim, scratch);
+    for (; i + 8 * NC <= head_dim; i += 8 * NC) v_sums(NQ, NC, aq, n_min, i, values);
+    for (; i < head_dim; i += 8) v_sums(NQ, 1, aq, n_min, i, values);
 }
 
-void op_attend_group_avx2(float *out, const float *q, int n_heads, const lm_fp16 *const *keys,
-                          const lm_fp16 *const *values, int n_kv, int head_dim, float scale, float softcap,
-                          float *scratch) {
-    for (int g0 = 0; g0 < n_heads; g0 += GROUP_TILE) {
-        const int ng = n_heads - g0 < GROUP_TILE ? n_heads - g0 : GROUP_TILE;
-        float *o = out + (size_t)g0 * head_dim, *sc = scratch + (size_t)g0 * n_kv;
-        const float *qg = q + (size_t)g0 * head_dim;
-        switch (ng) { /* each group size its own unrolled copy */
-        case 1: attend_tile(1, o, qg, keys, values, n_kv, head_dim, scale, softcap, sc); break;
-        case 2: attend_tile(2, o, qg, keys, values, n_kv, head_dim, scale, softcap, sc); break;
-        case 3: attend_tile(3, o, qg, keys, values, n_kv, head_dim, scale, softcap, sc); break;
-        default: attend_tile(4, o, qg, keys, values, n_kv, head_dim, scale, softcap, sc); break;
+void op_attend_tokens_avx2(float *out, size_t out_stride, const float *q, size_t q_stride, int n_tok, int n_heads,
+                           const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv0, int head_dim,
+                           float scale, float softcap, float *scratch) {
+    const int n_vec = n_tok * n_heads, w_len = n_kv0 + n_tok - 1;
+    for (int v0 = 0; v0 < n_vec; v0 += Q_TILE) {
+        const int nq = n_vec - v0 < Q_TILE ? n_vec - v0 : Q_TILE;
+        att_query aq[Q_TILE];
+        for (int v = 0; v < nq; v++) {
+            const int t = (v0 + v) / n_heads, h = (v0 + v) % n_heads;
+            aq[v].q = q + t * q_stride + (size_t)h * head_dim;
+            aq[v].out = out + t * out_stride + (size_t)h * head_dim;
+            aq[v].w = scratch + (size_t)(v0 + v) * w_len;
+            aq[v].n_kv = n_kv0 + t;
+        }
+        switch (nq) { /* each tile size its own unrolled copy */
+        case 1: attend_tile(1, aq, keys, values, head_dim, scale, softcap); break;
+        case 2: attend_tile(2, aq, keys, values, head_dim, scale, softcap); break;
+        case 3: attend_tile(3, aq, keys, values, head_dim, scale, softcap); break;
+        case 4: attend_tile(4, aq, keys, values, head_dim, scale, softcap); break;
+        case 5: attend_tile(5, aq, keys, values, head_dim, scale, softcap); break;
+        case 6: attend_tile(6, aq, keys, values, head_dim, scale, softcap); break;
+        case 7: attend_tile(7, aq, keys, values, head_dim, scale, softcap); break;
+        default: attend_tile(8, aq, keys, values, head_dim, scale, softcap); break;
         }
     }
 }
