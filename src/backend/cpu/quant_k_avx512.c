@@ -3,9 +3,10 @@
  * CPU has VNNI (quant_dispatch.c checks).
  *
  * A super-block (256 elements) is unpacked once into four vectors of 64
- * unsigned quants and the four matching vectors of 16-bit sub-block scales;
- * per token, maddubs gives 16-bit pair sums of quants times activations and
- * vpdpwssd multiplies them by the scales into 16 int32 lanes, then
+ * unsigned quants and the matching 16-bit sub-block scales; per token,
+ * vpdpbusd gives sums of four quants times activations, two such vectors
+ * are packed into one of int16 and vpdpwssd multiplies them by their
+ * scales into 16 int32 lanes. Then
  *     acc   = fma(d_x * d_y, float(sumi), acc)                 16 lanes
  *     acc_m = acc_m - (dmin_x * d_y) * float(mins . bsums)     8 lanes (q4_K, q5_K)
  * and the dot is the sum of acc + acc_m in a fixed tree. mul_mat unpacks a
@@ -20,7 +21,7 @@ typedef enum { K4, K5, K6 } k_kind;
 /* one super-block of weights, unpacked */
 typedef struct {
     __m512i q[4];  /* unsigned quants: q[j] pairs with activations 64j..64j+63 */
-    __m512i sc[4]; /* their sub-block scales, one 16-bit word per pair of quants */
+    __m512i sc2[2]; /* the scales of quant vectors 2P and 2P + 1, laid out as k_fma packs their sums */
     __m256i mins;  /* q4_K/q5_K: each group's min twice (against its two bsums); q6_K: the 16 scales */
     __m128 dd;     /* q4_K/q5_K: d, dmin */
     float d;       /* q6_K: d */
@@ -41,11 +42,15 @@ static inline __m512i bit_pair(int a, int b) {
     return _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << a)), _mm256_set1_epi8((char)(1 << b)), 1);
 }
 
-/* int16 scales of groups a (low 256 bits) and b (high 256) from the scale
- * bytes of q_k4_scales in every 128-bit lane */
-static inline __m512i k4_scale_pair(__m512i sm, int a, int b) {
-    const __m512i idx = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x8000 + a)), _mm256_set1_epi16((short)(0x8000 + b)), 1);
-    return _mm512_shuffle_epi8(sm, idx);
+/* int16 scales for the sums of quant vectors 2P and 2P + 1 as k_fma packs
+ * them: 128-bit lane L holds in words 0-3 four sums of group 4P + (L >= 2)
+ * and in words 4-7 four of group 4P + 2 + (L >= 2) (sm: the scale bytes of
+ * q_k4_scales in every 128-bit lane) */
+static inline __m512i k4_scale_quad(__m512i sm, int P) {
+    const short a0 = (short)(0x8000 + 4 * P), b0 = (short)(a0 + 2), a1 = (short)(a0 + 1), b1 = (short)(a0 + 3);
+    const __m256i lo = _mm256_setr_epi16(a0, a0, a0, a0, b0, b0, b0, b0, a0, a0, a0, a0, b0, b0, b0, b0);
+    const __m256i hi = _mm256_setr_epi16(a1, a1, a1, a1, b1, b1, b1, b1, a1, a1, a1, a1, b1, b1, b1, b1);
+    return _mm512_shuffle_epi8(sm, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
 }
 
 /* word index vector: lane l (0..3, 8 words each) -> word first + l */
@@ -83,8 +88,9 @@ static inline __attribute__((always_inline)) void unpack_k45(k_kind kind, const 
             const __mmask64 high = _mm512_test_epi8_mask(hbits, bit_pair(2 * j, 2 * j + 1));
             w->q[j] = _mm512_mask_add_epi8(w->q[j], high, w->q[j], _mm512_set1_epi8(16));
         }
-        w->sc[j] = k4_scale_pair(smb, 2 * j, 2 * j + 1);
     }
+    w->sc2[0] = k4_scale_quad(smb, 0);
+    w->sc2[1] = k4_scale_quad(smb, 1);
     w->d = 0.0f;
 }
 
@@ -104,8 +110,11 @@ static inline __attribute__((always_inline)) void unpack_k6(const block_q6_K *b,
         w->q[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, shl_a), m30));
         w->q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
                                           _mm512_and_si512(_mm512_srlv_epi16(qh, shr_b), m30));
-        w->sc[2 * h] = _mm512_permutexvar_epi16(lane_words(8 * h), sc512);
-        w->sc[2 * h + 1] = _mm512_permutexvar_epi16(lane_words(8 * h + 4), sc512);
+        /* one scale per 128-bit lane of q[2h] (groups 8h..8h+3) and of
+         * q[2h + 1] (8h+4..8h+7); packed as k_fma packs the sums: lane L
+         * words 0-3 from q[2h], words 4-7 from q[2h + 1] */
+        w->sc2[h] = _mm512_mask_blend_epi16(0xF0F0F0F0u, _mm512_permutexvar_epi16(lane_words(8 * h), sc512),
+                                            _mm512_permutexvar_epi16(lane_words(8 * h + 4), sc512));
     }
 }
 
@@ -133,9 +142,15 @@ static inline __attribute__((always_inline)) void k_fma(k_kind kind, const k_wei
         d = _mm512_broadcastss_ps(dm);
         sumi = _mm512_setzero_si512();
     }
+    /* four products a lane by vpdpbusd (|sum| <= 4 * 63 * 128: an int16), two
+     * vectors packed into one of int16, times their scales by vpdpwssd: 6
+     * multiply-unit ops for 256 quants instead of 8 */
+    __m512i t[4];
     Q_UNROLL
     for (int j = 0; j < 4; j++)
-        sumi = _mm512_dpwssd_epi32(sumi, w->sc[j], _mm512_maddubs_epi16(w->q[j], _mm512_loadu_si512(y->qs + 64 * j)));
+        t[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w->q[j], _mm512_loadu_si512(y->qs + 64 * j));
+    sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(t[0], t[1]), w->sc2[0]);
+    sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(t[2], t[3]), w->sc2[1]);
     *acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), *acc);
 }
 
