@@ -25,6 +25,7 @@
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/quant.h"
+#include "backend/cpu/quant_pack.h"
 #include "model/model.h"
 
 #define MAX_ACT_TYPES 3 /* distinct activation types of the weights reading one input */
@@ -53,11 +54,73 @@ struct lm_forward {
     float *logits;
     int *logit_rows; /* (T) batch index of each logits row */
     int n_logits;
+    /* weights repacked for the batched kernels (quant_pack.h): an open-
+     * addressing table from the model's lm_weight to its packed copy */
+    const lm_weight **pack_keys;
+    void **pack_vals;
+    int pack_bits;
 };
 
-static cpu_matrix as_matrix(const lm_weight *w) {
-    cpu_matrix mat = {w->data, w->type, w->ne0, w->ne1, w->row_bytes};
+static size_t pack_slot(const lm_forward *fw, const lm_weight *w) {
+    return (size_t)(((uintptr_t)w >> 3) * 0x9E3779B97F4A7C15ull >> (64 - fw->pack_bits));
+}
+
+static const void *packed_of(const lm_forward *fw, const lm_weight *w) {
+    if (!fw->pack_keys) return NULL;
+    const size_t mask = ((size_t)1 << fw->pack_bits) - 1;
+    for (size_t i = pack_slot(fw, w);; i = (i + 1) & mask) {
+        if (fw->pack_keys[i] == w) return fw->pack_vals[i];
+        if (!fw->pack_keys[i]) return NULL;
+    }
+}
+
+static cpu_matrix as_matrix(const lm_forward *fw, const lm_weight *w) {
+    cpu_matrix mat = {w->data, w->type, w->ne0, w->ne1, w->row_bytes, packed_of(fw, w)};
     return mat;
+}
+
+/* Packs every matrix product weight that has a packed kernel at this level.
+ * Costs a copy of those weights (the file's stay mapped: the embedding
+ * lookup reads them); false if out of memory. */
+static bool pack_weights(lm_forward *fw) {
+    const lm_model *m = fw->m;
+    const int n_slots = 7 * m->hp.n_layer + 1;
+    const lm_weight **all = malloc(sizeof(*all) * (size_t)n_slots);
+    if (!all) return false;
+    int n = 0;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const lm_layer *L = &m->layers[il];
+        const lm_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (int i = 0; i < 7; i++)
+            if (ws[i]->data && q_pack_supported(ws[i]->type, ws[i]->ne1, ws[i]->ne0)) all[n++] = ws[i];
+    }
+    if (q_pack_supported(m->output.type, m->output.ne1, m->output.ne0)) all[n++] = &m->output;
+    bool ok = true;
+    if (n > 0) {
+        fw->pack_bits = 1;
+        while ((1 << fw->pack_bits) < 2 * n) fw->pack_bits++;
+        fw->pack_keys = calloc((size_t)1 << fw->pack_bits, sizeof(*fw->pack_keys));
+        fw->pack_vals = calloc((size_t)1 << fw->pack_bits, sizeof(*fw->pack_vals));
+        ok = fw->pack_keys && fw->pack_vals;
+        const size_t mask = ((size_t)1 << fw->pack_bits) - 1;
+        for (int k = 0; ok && k < n; k++) {
+            const lm_weight *w = all[k];
+            size_t i = pack_slot(fw, w);
+            while (fw->pack_keys[i] && fw->pack_keys[i] != w) i = (i + 1) & mask;
+            if (fw->pack_keys[i]) continue; /* the same weight twice (output tied to a layer's) */
+            const size_t bytes = q_pack_bytes(w->type, w->ne1, w->ne0);
+            void *dst = aligned_alloc(64, (bytes + 63) / 64 * 64);
+            if (!dst) {
+                ok = false;
+                break;
+            }
+            q_pack(w->type, w->data, w->row_bytes, w->ne1, w->ne0, dst);
+            fw->pack_keys[i] = w;
+            fw->pack_vals[i] = dst;
+        }
+    }
+    free(all);
+    return ok;
 }
 
 lm_forward *lm_forward_create(const lm_model *m, int max_tokens, int max_ctx) {
@@ -89,6 +152,7 @@ lm_forward *lm_forward_create(const lm_model *m, int max_tokens, int max_ctx) {
         fw->xq[i] = malloc(T * widest * sizeof(float)); /* f32 is the widest activation row */
         ok = ok && fw->xq[i];
     }
+    ok = ok && pack_weights(fw);
     if (!ok) {
         lm_forward_free(fw);
         return NULL;
@@ -112,6 +176,10 @@ void lm_forward_free(lm_forward *fw) {
     free(fw->scores);
     free(fw->kv_ptrs);
     free(fw->att_runs);
+    if (fw->pack_vals)
+        for (size_t i = 0; i < (size_t)1 << fw->pack_bits; i++) free(fw->pack_vals[i]);
+    free(fw->pack_keys);
+    free(fw->pack_vals);
     free(fw);
 }
 
@@ -140,7 +208,7 @@ static void linear(lm_forward *fw, const float *x, int n_rows, const lm_weight *
     const void *xq_of[MAX_ACT_TYPES];
     quantize_input(fw, x, n_rows, ws[0]->ne0, ws, n_w, xq_of, ith, nth);
     for (int i = 0; i < n_w; i++) {
-        cpu_matrix mat = as_matrix(ws[i]);
+        cpu_matrix mat = as_matrix(fw, ws[i]);
         op_matmul(&mat, xq_of[i], n_rows, outs[i], ws[i]->ne1, ith, nth);
     }
     tp_barrier(fw->pool);
@@ -149,7 +217,7 @@ static void linear(lm_forward *fw, const float *x, int n_rows, const lm_weight *
 static void embed_tokens(lm_forward *fw, int ith, int nth) {
     const lm_model *m = fw->m;
     const int E = m->hp.n_embd;
-    cpu_matrix emb = as_matrix(&m->tok_embd);
+    cpu_matrix emb = as_matrix(fw, &m->tok_embd);
     long t0, t1;
     tp_split(fw->batch->n_tokens, ith, nth, &t0, &t1);
     for (long t = t0; t < t1; t++) {

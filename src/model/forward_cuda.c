@@ -445,7 +445,7 @@ static int stage_batch(lm_forward_cuda *fw, const lm_batch *b, const int *const 
     int32_t *pos = (int32_t *)(stage + fw->off_pos), *slot = (int32_t *)(stage + fw->off_slot);
     int32_t *rows = (int32_t *)(stage + fw->off_rows), *tab = (int32_t *)(stage + fw->off_tables);
     const cpu_matrix emb = {m->tok_embd.data, m->tok_embd.type, m->tok_embd.ne0, m->tok_embd.ne1,
-                            m->tok_embd.row_bytes};
+                            m->tok_embd.row_bytes, NULL};
     int n_logits = 0;
     for (int t = 0; t < b->n_tokens; t++) {
         const int tok = b->tokens[t], p = b->pos[t], s = b->seq[t];

@@ -18,6 +18,7 @@ typedef struct cpu_matrix {
     uint32_t type;
     int64_t ne0, ne1;   /* elements per row, rows */
     size_t row_bytes;
+    const void *packed; /* NULL, or the rows repacked for the batched kernels (quant_pack.h) */
 } cpu_matrix;
 
 /* y = x * w / rms(x) for each of n rows: x, y (n, dim); w (dim); in place ok */

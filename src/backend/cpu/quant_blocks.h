@@ -98,6 +98,14 @@ typedef struct {
 } block_q4_K;
 static_assert(sizeof(block_q4_K) == 4 + K_SCALE_SIZE + QK_K / 2, "block_q4_K size");
 
+/* 16 rows of q4_K, one super-block each, interleaved (quant_pack.h) */
+typedef struct {
+    lm_fp16 d[16], dmin[16];
+    uint8_t sc[8][16], m[8][16];
+    uint8_t qs[8][4][64];
+} block_q4_Kx16;
+static_assert(sizeof(block_q4_Kx16) == 16 * sizeof(block_q4_K) + 64, "block_q4_Kx16 size");
+
 /* as q4_K with a fifth bit per element in qh, q in [0, 31] */
 typedef struct {
     lm_fp16 d;

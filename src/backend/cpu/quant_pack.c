@@ -1,0 +1,86 @@
+/* quant_pack.c - repacking q4_K into interleaved 16-row blocks (the layout
+ * is described in quant_pack.h) and the dispatch of the packed kernels. */
+#include "backend/cpu/quant_pack.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/quant_blocks.h"
+#include "base/cpu.h"
+#include "base/dtype.h"
+
+#ifndef LAMINA_NO_X86
+void q4_K_x16_mul_mat_avx512(int64_t n, const void *packed, int n_blocks, const void *act, size_t act_stride, int n_tok,
+                             float *out, int64_t ld_out);
+#endif
+
+/* LAMINA_CPU_REPACK=0 keeps every matrix in its file layout (read once) */
+static bool pack_enabled(void) {
+    static int enabled = -1; /* read once; threads that race store the same value */
+    int e = __atomic_load_n(&enabled, __ATOMIC_RELAXED);
+    if (e < 0) {
+        const char *v = getenv("LAMINA_CPU_REPACK");
+        e = !(v && !strcmp(v, "0"));
+        __atomic_store_n(&enabled, e, __ATOMIC_RELAXED);
+    }
+    return e;
+}
+
+bool q_pack_supported(uint32_t type, int64_t n_rows, int64_t n) {
+#ifndef LAMINA_NO_X86
+    if (!pack_enabled()) return false;
+    return type == LM_Q4_K && n_rows > 0 && n_rows % Q_PACK_ROWS == 0 && n > 0 && n % QK_K == 0 &&
+           cpu_level_active() >= CPU_AVX512 && cpu_has_avx512_vnni();
+#else
+    (void)type, (void)n_rows, (void)n;
+    return false;
+#endif
+}
+
+size_t q_pack_bytes(uint32_t type, int64_t n_rows, int64_t n) {
+    (void)type;
+    return (size_t)(n_rows / Q_PACK_ROWS) * (size_t)(n / QK_K) * sizeof(block_q4_Kx16);
+}
+
+/* element e (0..255) of a q4_K super-block: 64-element chunk e / 64 keeps
+ * its first 32 in the low nibbles of 32 bytes, the next 32 in the high ones */
+static int q4_K_elem(const block_q4_K *b, int e) {
+    const uint8_t byte = b->qs[32 * (e / 64) + e % 32];
+    return e % 64 < 32 ? byte & 0x0F : byte >> 4;
+}
+
+void q_pack(uint32_t type, const void *src, size_t row_bytes, int64_t n_rows, int64_t n, void *dst) {
+    (void)type;
+    const int64_t nsb = n / QK_K;
+    block_q4_Kx16 *out = dst;
+    for (int64_t rb = 0; rb < n_rows / Q_PACK_ROWS; rb++)
+        for (int64_t s = 0; s < nsb; s++) {
+            block_q4_Kx16 *o = &out[rb * nsb + s];
+            for (int r = 0; r < Q_PACK_ROWS; r++) {
+                const block_q4_K *b = (const block_q4_K *)((const char *)src + (size_t)(rb * Q_PACK_ROWS + r) * row_bytes) + s;
+                o->d[r] = b->d;
+                o->dmin[r] = b->dmin;
+                uint8_t scm[16];
+                q_unpack_k4_scales(b->scales, scm);
+                for (int g = 0; g < 8; g++) {
+                    o->sc[g][r] = scm[g];
+                    o->m[g][r] = scm[8 + g];
+                    for (int p = 0; p < 4; p++)
+                        for (int i = 0; i < 4; i++)
+                            o->qs[g][p][4 * r + i] = (uint8_t)(q4_K_elem(b, 32 * g + 4 * p + i) |
+                                                               q4_K_elem(b, 32 * g + 16 + 4 * p + i) << 4);
+                }
+            }
+        }
+}
+
+void q_packed_mul_mat(uint32_t type, int64_t n, const void *packed, int64_t r0, int n_rows, const void *act,
+                      size_t act_stride, int n_tok, float *out, int64_t ld_out) {
+    (void)type;
+    const block_q4_Kx16 *b = (const block_q4_Kx16 *)packed + (r0 / Q_PACK_ROWS) * (n / QK_K);
+#ifndef LAMINA_NO_X86
+    q4_K_x16_mul_mat_avx512(n, b, n_rows / Q_PACK_ROWS, act, act_stride, n_tok, out, ld_out);
+#else
+    (void)b, (void)n_rows, (void)act, (void)act_stride, (void)n_tok, (void)out, (void)ld_out;
+#endif
+}
