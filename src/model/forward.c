@@ -22,6 +22,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/quant.h"
@@ -79,9 +81,18 @@ static cpu_matrix as_matrix(const lm_forward *fw, const lm_weight *w) {
     return mat;
 }
 
+/* The file's pages wholly inside [p, p + n) leave this process's memory:
+ * the weights were copied, and a read-only file mapping gives them back
+ * from the page cache if something reads them again (the embedding
+ * lookup of a tied output matrix does). */
+static void release_pages(const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = ((uintptr_t)p + page - 1) / page * page, b = ((uintptr_t)p + n) / page * page;
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* Packs every matrix product weight that has a packed kernel at this level.
- * Costs a copy of those weights (the file's stay mapped: the embedding
- * lookup reads them); false if out of memory. */
+ * The copies replace the file's pages in memory; false if out of memory. */
 static bool pack_weights(lm_forward *fw) {
     const lm_model *m = fw->m;
     const int n_slots = 7 * m->hp.n_layer + 1;
@@ -115,6 +126,7 @@ static bool pack_weights(lm_forward *fw) {
                 break;
             }
             q_pack(w->type, w->data, w->row_bytes, w->ne1, w->ne0, dst);
+            release_pages(w->data, (size_t)w->ne1 * w->row_bytes);
             fw->pack_keys[i] = w;
             fw->pack_vals[i] = dst;
         }

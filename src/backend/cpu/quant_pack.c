@@ -42,13 +42,6 @@ size_t q_pack_bytes(uint32_t type, int64_t n_rows, int64_t n) {
     return (size_t)(n_rows / Q_PACK_ROWS) * (size_t)(n / QK_K) * sizeof(block_q4_Kx16);
 }
 
-/* element e (0..255) of a q4_K super-block: 64-element chunk e / 64 keeps
- * its first 32 in the low nibbles of 32 bytes, the next 32 in the high ones */
-static int q4_K_elem(const block_q4_K *b, int e) {
-    const uint8_t byte = b->qs[32 * (e / 64) + e % 32];
-    return e % 64 < 32 ? byte & 0x0F : byte >> 4;
-}
-
 void q_pack(uint32_t type, const void *src, size_t row_bytes, int64_t n_rows, int64_t n, void *dst) {
     (void)type;
     const int64_t nsb = n / QK_K;
@@ -65,10 +58,13 @@ void q_pack(uint32_t type, const void *src, size_t row_bytes, int64_t n_rows, in
                 for (int g = 0; g < 8; g++) {
                     o->sc[g][r] = scm[g];
                     o->m[g][r] = scm[8 + g];
+                    /* sub-block g: the low (g even) or high nibbles of bytes 32 (g / 2) .. + 31 */
+                    const uint8_t *q = b->qs + 32 * (g / 2);
+                    const int shift = 4 * (g % 2);
                     for (int p = 0; p < 4; p++)
                         for (int i = 0; i < 4; i++)
-                            o->qs[g][p][4 * r + i] = (uint8_t)(q4_K_elem(b, 32 * g + 4 * p + i) |
-                                                               q4_K_elem(b, 32 * g + 16 + 4 * p + i) << 4);
+                            o->qs[g][p][4 * r + i] = (uint8_t)(((q[4 * p + i] >> shift) & 0x0F) |
+                                                               ((q[16 + 4 * p + i] >> shift) & 0x0F) << 4);
                 }
             }
         }
