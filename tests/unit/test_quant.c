@@ -478,24 +478,24 @@ static void test_float_panels(void) {
     }
 }
 
-/* Packed q4_K (quant_pack.h), where the level has a packed kernel: every
+/* Packed q4_K and q6_K (quant_pack.h), where the level has a packed kernel: every
  * (row, token) against the scalar dot of the file's rows, within the dot
  * tolerance; any split of rows (in blocks of 16) and tokens, and each token
  * alone, the same bits as the whole product. */
-static void test_packed(void) {
+static void test_packed_type(uint32_t type) {
     static const int64_t LENGTHS[] = {256, 1024, 2560};
     enum { ROWS = 48, TOKS = 70 };
     const type_info *ti = NULL;
     for (int i = 0; i < N_TYPES; i++)
-        if (TYPES[i].type == LM_Q4_K) ti = &TYPES[i];
+        if (TYPES[i].type == type) ti = &TYPES[i];
     int tested = 0;
     for (size_t li = 0; li < sizeof(LENGTHS) / sizeof(LENGTHS[0]); li++) {
         const int64_t n = LENGTHS[li];
-        if (!q_pack_supported(LM_Q4_K, ROWS, n)) continue;
-        const q_kernels *ref = q_get_kernels_level(LM_Q4_K, CPU_SCALAR);
-        const size_t wrow = q_row_size(LM_Q4_K, n), arow = q_row_size(LM_Q8_K, n);
+        if (!q_pack_supported(type, ROWS, n)) continue;
+        const q_kernels *ref = q_get_kernels_level(type, CPU_SCALAR);
+        const size_t wrow = q_row_size(type, n), arow = q_row_size(LM_Q8_K, n);
         uint8_t *w = malloc(ROWS * wrow), *act = malloc(TOKS * arow);
-        void *packed = aligned_alloc(64, q_pack_bytes(LM_Q4_K, ROWS, n));
+        void *packed = aligned_alloc(64, q_pack_bytes(type, ROWS, n));
         float *x = malloc((size_t)n * sizeof(float)), *wf = malloc((size_t)n * sizeof(float));
         float *all = malloc(sizeof(float) * ROWS * TOKS), *part = malloc(sizeof(float) * ROWS * TOKS);
         CHECK(w && act && packed && x && wf && all && part, "allocation");
@@ -505,43 +505,48 @@ static void test_packed(void) {
                 fill_raw(ti, w + r * wrow, n);
             } else {
                 fill_floats(x, n, r % 3 ? GEN_OUTLIER : GEN_GAUSS);
-                q_quantize_ref(LM_Q4_K, x, w + r * wrow, n);
+                q_quantize_ref(type, x, w + r * wrow, n);
             }
         }
         for (int t = 0; t < TOKS; t++) {
             fill_floats(x, n, t % 4 == 1 ? GEN_OUTLIER : t == 5 ? GEN_ZEROS : GEN_GAUSS);
             ref->quantize_act(x, act + t * arow, n);
         }
-        q_pack(LM_Q4_K, w, wrow, ROWS, n, packed);
-        q_packed_mul_mat(LM_Q4_K, n, packed, 0, ROWS, act, arow, TOKS, all, ROWS);
+        q_pack(type, w, wrow, ROWS, n, packed);
+        q_packed_mul_mat(type, n, packed, 0, ROWS, act, arow, TOKS, all, ROWS);
         int far = 0, bad_alone = 0, bad_split = 0;
         for (int t = 0; t < TOKS; t++)
             for (int r = 0; r < ROWS; r++) {
                 ref->dequantize(w + r * wrow, wf, n);
                 double mag, slack;
-                const double expect = dot_double(LM_Q4_K, w + r * wrow, wf, LM_Q8_K, act + t * arow, n, &mag, &slack);
+                const double expect = dot_double(type, w + r * wrow, wf, LM_Q8_K, act + t * arow, n, &mag, &slack);
                 far += !(fabs((double)all[t * ROWS + r] - expect) <= 1e-5 * mag + slack + 1e-30);
             }
         for (int t = 0; t < TOKS; t++) { /* each token alone, in one block of rows at a time */
             float one[ROWS];
             for (int r0 = 0; r0 < ROWS; r0 += 16)
-                q_packed_mul_mat(LM_Q4_K, n, packed, r0, 16, act + t * arow, arow, 1, one + r0, ROWS);
+                q_packed_mul_mat(type, n, packed, r0, 16, act + t * arow, arow, 1, one + r0, ROWS);
             bad_alone += memcmp(one, all + t * ROWS, sizeof(one)) != 0;
         }
         /* rows 0-15 / 16-47, tokens 0-12 / 13-69 */
-        q_packed_mul_mat(LM_Q4_K, n, packed, 0, 16, act, arow, 13, part, ROWS);
-        q_packed_mul_mat(LM_Q4_K, n, packed, 16, 32, act, arow, 13, part + 16, ROWS);
-        q_packed_mul_mat(LM_Q4_K, n, packed, 0, 16, act + 13 * arow, arow, TOKS - 13, part + 13 * ROWS, ROWS);
-        q_packed_mul_mat(LM_Q4_K, n, packed, 16, 32, act + 13 * arow, arow, TOKS - 13, part + 13 * ROWS + 16, ROWS);
+        q_packed_mul_mat(type, n, packed, 0, 16, act, arow, 13, part, ROWS);
+        q_packed_mul_mat(type, n, packed, 16, 32, act, arow, 13, part + 16, ROWS);
+        q_packed_mul_mat(type, n, packed, 0, 16, act + 13 * arow, arow, TOKS - 13, part + 13 * ROWS, ROWS);
+        q_packed_mul_mat(type, n, packed, 16, 32, act + 13 * arow, arow, TOKS - 13, part + 13 * ROWS + 16, ROWS);
         bad_split = memcmp(part, all, sizeof(float) * ROWS * TOKS) != 0;
-        CHECK(far == 0, "packed q4_K n=%lld: %d results outside the dot tolerance", (long long)n, far);
-        CHECK(bad_alone == 0, "packed q4_K n=%lld: %d tokens differ alone from in the batch", (long long)n, bad_alone);
-        CHECK(bad_split == 0, "packed q4_K n=%lld: the product in pieces differs from whole", (long long)n);
+        CHECK(far == 0, "packed %s n=%lld: %d results outside the dot tolerance", lm_dtype_name(type), (long long)n, far);
+        CHECK(bad_alone == 0, "packed %s n=%lld: %d tokens differ alone from in the batch", lm_dtype_name(type), (long long)n, bad_alone);
+        CHECK(bad_split == 0, "packed %s n=%lld: the product in pieces differs from whole", lm_dtype_name(type), (long long)n);
         tested++;
     next:
         free(w), free(act), free(packed), free(x), free(wf), free(all), free(part);
     }
-    printf("test_quant: packed q4_K %s\n", tested ? "checked" : "not available at this level");
+    printf("test_quant: packed %s %s\n", lm_dtype_name(type), tested ? "checked" : "not available at this level");
+}
+
+static void test_packed(void) {
+    test_packed_type(LM_Q4_K);
+    test_packed_type(LM_Q6_K);
 }
 
 static void test_batch_invariance(void) {

@@ -125,6 +125,15 @@ typedef struct {
 } block_q6_K;
 static_assert(sizeof(block_q6_K) == 2 + QK_K / 16 + 3 * QK_K / 4, "block_q6_K size");
 
+/* 16 rows of q6_K, one super-block each, interleaved (quant_pack.h) */
+typedef struct {
+    lm_fp16 d[16];
+    int8_t sc[16][16];
+    uint8_t qs[8][4][64];
+    uint8_t qh[8][2][64];
+} block_q6_Kx16;
+static_assert(sizeof(block_q6_Kx16) == 16 * sizeof(block_q6_K), "block_q6_Kx16 size");
+
 /* activation type of the k-quants: x = d * q; bsums[j] = sum of q[16j..16j+15] */
 typedef struct {
     float d;

@@ -10,12 +10,17 @@
  * the layout llama.cpp's CPU "repack" buffers use for the same reason.
  *
  * Layout, per block of Q_PACK_ROWS rows and per super-block (256 elements)
- * of them (block_q4_Kx16, 2368 bytes for 16 x 144 bytes of q4_K):
+ * of them; q4_K (block_q4_Kx16, 2368 bytes for 16 x 144 bytes):
  *   d[16], dmin[16]     the rows' fp16 scales, as in the file
  *   sc[8][16], m[8][16] sub-block g's 6-bit scale and min of each row
- *   qs[8][4][64]        sub-block g, step p: row r's bytes 4r..4r+3 hold
- *                       elements 4p + b (low nibble) and 16 + 4p + b (high)
- *                       of its sub-block, b = 0..3
+ *   qs[8][4][64]        sub-block g (32 elements), step p: row r's bytes
+ *                       4r..4r+3 hold elements 4p + b (low nibble) and
+ *                       16 + 4p + b (high) of its sub-block, b = 0..3
+ * q6_K (block_q6_Kx16, 3360 bytes, as 16 x 210):
+ *   d[16]; sc[16][16]   scale group k's (16 elements) int8 scale of each row
+ *   qs[8][4][64]        the low 4 bits of the quants, laid out as q4_K's
+ *   qh[8][h][64]        their high 2 bits: row r's byte 4r + b holds in bits
+ *                       2p, 2p + 1 those of element 16 h + 4p + b
  * A row of the result is computed by one fixed sequence of float steps per
  * super-block (quant_pack_avx512.c), so every token's result is the same
  * whatever the batch around it; the packed kernel is the only one that
@@ -29,7 +34,7 @@
 
 #define Q_PACK_ROWS 16
 
-/* whether a (n_rows, n) matrix of TYPE has a packed kernel at the active
+/* whether a (n_rows, n) matrix of TYPE (q4_K, q6_K) has a packed kernel at the active
  * level (LAMINA_CPU_LEVEL included) */
 bool q_pack_supported(uint32_t type, int64_t n_rows, int64_t n);
 /* bytes of the packed copy */
