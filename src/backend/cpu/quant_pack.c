@@ -16,6 +16,7 @@ void q6_K_x16_mul_mat_avx512(int64_t n, const void *packed, int n_blocks, const 
                              float *out, int64_t ld_out);
 #endif
 
+#ifndef LAMINA_NO_X86
 /* LAMINA_CPU_REPACK=0 keeps every matrix in its file layout (read once) */
 static bool pack_enabled(void) {
     static int enabled = -1; /* read once; threads that race store the same value */
@@ -27,6 +28,7 @@ static bool pack_enabled(void) {
     }
     return e;
 }
+#endif
 
 bool q_pack_supported(uint32_t type, int64_t n_rows, int64_t n) {
 #ifndef LAMINA_NO_X86
