@@ -495,7 +495,7 @@ static void test_packed_type(uint32_t type) {
         const q_kernels *ref = q_get_kernels_level(type, CPU_SCALAR);
         const size_t wrow = q_row_size(type, n), arow = q_row_size(LM_Q8_K, n);
         uint8_t *w = malloc(ROWS * wrow), *act = malloc(TOKS * arow);
-        void *packed = aligned_alloc(64, q_pack_bytes(type, ROWS, n));
+        void *packed = aligned_alloc(64, (q_pack_bytes(type, ROWS, n) + 63) / 64 * 64);
         float *x = malloc((size_t)n * sizeof(float)), *wf = malloc((size_t)n * sizeof(float));
         float *all = malloc(sizeof(float) * ROWS * TOKS), *part = malloc(sizeof(float) * ROWS * TOKS);
         CHECK(w && act && packed && x && wf && all && part, "allocation");
