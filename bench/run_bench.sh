@@ -237,4 +237,6 @@ out_json=$REF_DIR/bench-$stamp.json
     --llama-cmd "$LLAMA_BENCH -m MODEL -p $n_prompt -n $n_gen -t T -r $reps -o json" \
     --lamina-cmd "$LAMINA perf MODEL -p $n_prompt -n $n_gen -t T -r $reps" \
     --rounds "$rounds" --reps "$reps"
-log "raw results: $out_json (per-run files in $raw_dir)"
+"$PYTHON" bench/plot_cpu.py "$out_json" -o "$REF_DIR/bench-$stamp.png" ||
+    log "no plot (bench/plot_cpu.py failed: is matplotlib in $PYTHON?)"
+log "raw results: $out_json (per-run files in $raw_dir), plot: $REF_DIR/bench-$stamp.png"
