@@ -21,7 +21,9 @@
  * n). Rows may sit anywhere a GGUF file puts them (2-byte alignment, 4 for
  * f32); q8_K activation rows need 4-byte alignment. Kernels are pure
  * functions and the tables immutable: safe from any thread. mul_mat keeps
- * its scratch (prepared activations) on the stack, at most 64 KiB. */
+ * its scratch (prepared activations) on the stack, at most 64 KiB. q4_K and
+ * q6_K matrices may also be repacked at load for their own kernels
+ * (quant_pack.h); a packed matrix is then read by those alone. */
 #ifndef LAMINA_BACKEND_CPU_QUANT_H
 #define LAMINA_BACKEND_CPU_QUANT_H
 

@@ -10,10 +10,8 @@
 #include "base/dtype.h"
 
 #ifndef LAMINA_NO_X86
-void q4_K_x16_mul_mat_avx512(int64_t n, const void *packed, int n_blocks, const void *act, size_t act_stride, int n_tok,
-                             float *out, int64_t ld_out);
-void q6_K_x16_mul_mat_avx512(int64_t n, const void *packed, int n_blocks, const void *act, size_t act_stride, int n_tok,
-                             float *out, int64_t ld_out);
+void q_x16_mul_mat_avx512(uint32_t type, int64_t n, const void *packed, int n_blocks, const void *act,
+                          size_t act_stride, int n_tok, float *out, int64_t ld_out);
 #endif
 
 #ifndef LAMINA_NO_X86
@@ -54,62 +52,57 @@ static int q6_K_elem(const block_q6_K *b, int e) {
     return low | ((qh[l] >> (2 * quarter)) & 3) << 4;
 }
 
-static void pack_q6_K(const void *src, size_t row_bytes, int64_t n_rows, int64_t n, void *dst) {
-    const int64_t nsb = n / QK_K;
-    block_q6_Kx16 *out = dst;
-    for (int64_t rb = 0; rb < n_rows / Q_PACK_ROWS; rb++)
-        for (int64_t s = 0; s < nsb; s++) {
-            block_q6_Kx16 *o = &out[rb * nsb + s];
-            for (int r = 0; r < Q_PACK_ROWS; r++) {
-                const block_q6_K *b = (const block_q6_K *)((const char *)src + (size_t)(rb * Q_PACK_ROWS + r) * row_bytes) + s;
-                int q[QK_K];
-                for (int e = 0; e < QK_K; e++) q[e] = q6_K_elem(b, e);
-                o->d[r] = b->d;
-                for (int k = 0; k < 16; k++) o->sc[k][r] = b->scales[k];
-                for (int g = 0; g < 8; g++) {
-                    const int *qg = q + 32 * g;
-                    for (int i = 0; i < 4; i++) {
-                        uint8_t h0 = 0, h1 = 0;
-                        for (int p = 0; p < 4; p++) {
-                            o->qs[g][p][4 * r + i] = (uint8_t)((qg[4 * p + i] & 0xF) | (qg[16 + 4 * p + i] & 0xF) << 4);
-                            h0 |= (uint8_t)((qg[4 * p + i] >> 4) << (2 * p));
-                            h1 |= (uint8_t)((qg[16 + 4 * p + i] >> 4) << (2 * p));
-                        }
-                        o->qh[g][0][4 * r + i] = h0;
-                        o->qh[g][1][4 * r + i] = h1;
-                    }
-                }
+/* row r of a packed block o from the same super-block b of that row */
+static void pack_row_q6_K(block_q6_Kx16 *o, const block_q6_K *b, int r) {
+    int q[QK_K];
+    for (int e = 0; e < QK_K; e++) q[e] = q6_K_elem(b, e);
+    o->d[r] = b->d;
+    for (int k = 0; k < 16; k++) o->sc[k][r] = b->scales[k];
+    for (int g = 0; g < 8; g++) {
+        const int *qg = q + 32 * g;
+        for (int i = 0; i < 4; i++) {
+            uint8_t h0 = 0, h1 = 0;
+            for (int p = 0; p < 4; p++) {
+                o->qs[g][p][4 * r + i] = (uint8_t)((qg[4 * p + i] & 0xF) | (qg[16 + 4 * p + i] & 0xF) << 4);
+                h0 |= (uint8_t)((qg[4 * p + i] >> 4) << (2 * p));
+                h1 |= (uint8_t)((qg[16 + 4 * p + i] >> 4) << (2 * p));
             }
+            o->qh[g][0][4 * r + i] = h0;
+            o->qh[g][1][4 * r + i] = h1;
         }
+    }
+}
+
+static void pack_row_q4_K(block_q4_Kx16 *o, const block_q4_K *b, int r) {
+    o->d[r] = b->d;
+    o->dmin[r] = b->dmin;
+    uint8_t scm[16];
+    q_unpack_k4_scales(b->scales, scm);
+    for (int g = 0; g < 8; g++) {
+        o->sc[g][r] = scm[g];
+        o->m[g][r] = scm[8 + g];
+        /* sub-block g: the low (g even) or high nibbles of bytes 32 (g / 2) .. + 31 */
+        const uint8_t *q = b->qs + 32 * (g / 2);
+        const int shift = 4 * (g % 2);
+        for (int p = 0; p < 4; p++)
+            for (int i = 0; i < 4; i++)
+                o->qs[g][p][4 * r + i] =
+                    (uint8_t)(((q[4 * p + i] >> shift) & 0x0F) | ((q[16 + 4 * p + i] >> shift) & 0x0F) << 4);
+    }
 }
 
 void q_pack(uint32_t type, const void *src, size_t row_bytes, int64_t n_rows, int64_t n, void *dst) {
-    if (type == LM_Q6_K) {
-        pack_q6_K(src, row_bytes, n_rows, n, dst);
-        return;
-    }
     const int64_t nsb = n / QK_K;
-    block_q4_Kx16 *out = dst;
+    const bool q6 = type == LM_Q6_K;
+    const size_t in_bytes = q6 ? sizeof(block_q6_K) : sizeof(block_q4_K);
+    const size_t out_bytes = q6 ? sizeof(block_q6_Kx16) : sizeof(block_q4_Kx16);
     for (int64_t rb = 0; rb < n_rows / Q_PACK_ROWS; rb++)
         for (int64_t s = 0; s < nsb; s++) {
-            block_q4_Kx16 *o = &out[rb * nsb + s];
+            void *o = (char *)dst + (size_t)(rb * nsb + s) * out_bytes;
             for (int r = 0; r < Q_PACK_ROWS; r++) {
-                const block_q4_K *b = (const block_q4_K *)((const char *)src + (size_t)(rb * Q_PACK_ROWS + r) * row_bytes) + s;
-                o->d[r] = b->d;
-                o->dmin[r] = b->dmin;
-                uint8_t scm[16];
-                q_unpack_k4_scales(b->scales, scm);
-                for (int g = 0; g < 8; g++) {
-                    o->sc[g][r] = scm[g];
-                    o->m[g][r] = scm[8 + g];
-                    /* sub-block g: the low (g even) or high nibbles of bytes 32 (g / 2) .. + 31 */
-                    const uint8_t *q = b->qs + 32 * (g / 2);
-                    const int shift = 4 * (g % 2);
-                    for (int p = 0; p < 4; p++)
-                        for (int i = 0; i < 4; i++)
-                            o->qs[g][p][4 * r + i] = (uint8_t)(((q[4 * p + i] >> shift) & 0x0F) |
-                                                               ((q[16 + 4 * p + i] >> shift) & 0x0F) << 4);
-                }
+                const void *b = (const char *)src + (size_t)(rb * Q_PACK_ROWS + r) * row_bytes + (size_t)s * in_bytes;
+                if (q6) pack_row_q6_K(o, b, r);
+                else pack_row_q4_K(o, b, r);
             }
         }
 }
@@ -118,8 +111,7 @@ void q_packed_mul_mat(uint32_t type, int64_t n, const void *packed, int64_t r0, 
                       size_t act_stride, int n_tok, float *out, int64_t ld_out) {
     const char *b = (const char *)packed + q_pack_bytes(type, r0, n);
 #ifndef LAMINA_NO_X86
-    if (type == LM_Q6_K) q6_K_x16_mul_mat_avx512(n, b, n_rows / Q_PACK_ROWS, act, act_stride, n_tok, out, ld_out);
-    else q4_K_x16_mul_mat_avx512(n, b, n_rows / Q_PACK_ROWS, act, act_stride, n_tok, out, ld_out);
+    q_x16_mul_mat_avx512(type, n, b, n_rows / Q_PACK_ROWS, act, act_stride, n_tok, out, ld_out);
 #else
     (void)b, (void)n_rows, (void)act, (void)act_stride, (void)n_tok, (void)out, (void)ld_out;
 #endif

@@ -25,6 +25,7 @@
 
 #include "backend/cpu/quant_blocks.h"
 #include "backend/cpu/quant_x86.h"
+#include "base/dtype.h"
 
 #define PACK_TILE 4   /* tokens whose sums stay in registers */
 #define PACK_CHUNK 64 /* tokens whose accumulators wait on the stack */
@@ -173,18 +174,15 @@ static void rows16_q6(const uint8_t *b, int64_t nsb, const uint8_t *act, size_t 
     rows16(P6, b, nsb, act, act_stride, n_tok, out, ld_out);
 }
 
-void q4_K_x16_mul_mat_avx512(int64_t n, const void *packed, int n_blocks, const void *act, size_t act_stride, int n_tok,
-                             float *out, int64_t ld_out) {
+/* n_blocks blocks of 16 rows of a packed q4_K or q6_K matrix */
+void q_x16_mul_mat_avx512(uint32_t type, int64_t n, const void *packed, int n_blocks, const void *act,
+                          size_t act_stride, int n_tok, float *out, int64_t ld_out) {
     const int64_t nsb = n / QK_K;
-    for (int rb = 0; rb < n_blocks; rb++)
-        rows16_q4((const uint8_t *)packed + (size_t)rb * nsb * sizeof(block_q4_Kx16), nsb, act, act_stride, n_tok,
-                  out + rb * 16, ld_out);
-}
-
-void q6_K_x16_mul_mat_avx512(int64_t n, const void *packed, int n_blocks, const void *act, size_t act_stride, int n_tok,
-                             float *out, int64_t ld_out) {
-    const int64_t nsb = n / QK_K;
-    for (int rb = 0; rb < n_blocks; rb++)
-        rows16_q6((const uint8_t *)packed + (size_t)rb * nsb * sizeof(block_q6_Kx16), nsb, act, act_stride, n_tok,
-                  out + rb * 16, ld_out);
+    const pack_kind kind = type == LM_Q6_K ? P6 : P4;
+    const size_t row_block = (size_t)nsb * pack_block_bytes(kind);
+    for (int rb = 0; rb < n_blocks; rb++) {
+        const uint8_t *b = (const uint8_t *)packed + rb * row_block;
+        if (kind == P6) rows16_q6(b, nsb, act, act_stride, n_tok, out + rb * 16, ld_out);
+        else rows16_q4(b, nsb, act, act_stride, n_tok, out + rb * 16, ld_out);
+    }
 }
