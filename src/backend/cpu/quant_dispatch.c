@@ -84,11 +84,12 @@ MUL_MAT_FROM_DOT(q5_K, neon)
 MUL_MAT_FROM_DOT(q6_K, neon)
 MUL_MAT_FROM_DOT(q2_K, neon)
 MUL_MAT_FROM_DOT(q3_K, neon)
-/* the scalar level with the NEON dots (and the mul_mats over them) of every quantized type */
+/* the scalar level with the NEON dots (and the mul_mats over them) of every quantized type and
+ * the NEON tiles of the float types (quant_float_neon.c) */
 static const q_kernels TABLE_NEON[LM_DTYPE_COUNT] = {
-    KERNELS(LM_F32, LM_F32, f32_dequant_ref, f32_quantize_ref, f32_dot_ref, f32_mul_mat_ref),
-    KERNELS(LM_F16, LM_F16, f16_dequant_ref, f16_quantize_ref, f16_dot_ref, f16_mul_mat_ref),
-    KERNELS(LM_BF16, LM_BF16, bf16_dequant_ref, bf16_quantize_ref, bf16_dot_ref, bf16_mul_mat_ref),
+    KERNELS(LM_F32, LM_F32, f32_dequant_ref, f32_quantize_ref, f32_dot_neon, f32_mul_mat_neon),
+    KERNELS(LM_F16, LM_F16, f16_dequant_ref, f16_quantize_ref, f16_dot_neon, f16_mul_mat_neon),
+    KERNELS(LM_BF16, LM_BF16, bf16_dequant_ref, bf16_quantize_ref, bf16_dot_neon, bf16_mul_mat_neon),
     KERNELS(LM_Q8_0, LM_Q4_0, q4_0_dequant_ref, q8_0_quantize_ref, q4_0_dot_neon, q4_0_mul_mat_neon),
     KERNELS(LM_Q8_1, LM_Q4_1, q4_1_dequant_ref, q8_1_quantize_ref, q4_1_dot_neon, q4_1_mul_mat_neon),
     KERNELS(LM_Q8_0, LM_Q5_0, q5_0_dequant_ref, q8_0_quantize_ref, q5_0_dot_neon, q5_0_mul_mat_neon),

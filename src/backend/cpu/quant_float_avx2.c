@@ -15,6 +15,7 @@
 #define FG_LOADU(p) _mm256_loadu_ps(p)
 #define FG_STOREU(p, v) _mm256_storeu_ps(p, v)
 #define FG_HSUM(v) q_hsum_f32x8(v)
+#define FG_PREFETCH(p) q_prefetch(p, 1)
 #define FG_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #define FG_BF16(p) \
     _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))

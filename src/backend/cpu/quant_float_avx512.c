@@ -15,6 +15,7 @@
 #define FG_LOADU(p) _mm512_loadu_ps(p)
 #define FG_STOREU(p, v) _mm512_storeu_ps(p, v)
 #define FG_HSUM(v) q_hsum_f32x16(v)
+#define FG_PREFETCH(p) q_prefetch(p, 1)
 #define FG_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #define FG_BF16(p) \
     _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))

@@ -1,12 +1,14 @@
 /* quant_float_gemm.h - the dot and the matrix product of the float weight
- * types (f32, f16, bf16) for one x86 level, written once. quant_float_avx2.c
- * and quant_float_avx512.c define these and include this file:
+ * types (f32, f16, bf16) for one SIMD level, written once. quant_float_avx2.c,
+ * quant_float_avx512.c and quant_float_neon.c define these and include this
+ * file:
  *
- *   FG_LEVEL      suffix of the functions it defines (avx2, avx512)
+ *   FG_LEVEL      suffix of the functions it defines (avx2, avx512, neon)
  *   FG_V, FG_W    the float vector type and its lanes
  *   FG_R, FG_T    rows and tokens of a register tile (FG_T <= 8)
- *   FG_ZERO() FG_FMA(a, b, c) FG_LOADU(p) FG_HSUM(v)
+ *   FG_ZERO() FG_FMA(a, b, c) FG_LOADU(p) FG_STOREU(p, v) FG_HSUM(v)
  *   FG_F16(p) FG_BF16(p)   FG_W halves / bfloat16s at p -> floats
+ *   FG_PREFETCH(p)         asks for the cache line at p
  *
  * One output (row, token) is always computed the same way: a single vector
  * accumulator, acc = fma(w[i..i+W), x[i..i+W), acc) for i = 0, W, 2W ...
@@ -31,11 +33,11 @@
 #define FG_CAT3(a, b, c) FG_CAT3_(a, b, c)
 #define FG_FN(type, what) FG_CAT3(type, what, FG_LEVEL)
 #define FG_INLINE static inline __attribute__((always_inline))
-#define FG_PREFETCH(p) q_prefetch(p, 1)
+#define FG_UNROLL _Pragma("GCC unroll 16")
 /* How far ahead a decode tile asks for each of its rows: four rows stream at
- * once, so twice the quantized kernels' distance (Qwen3-0.6B f16 decode, 1
- * thread, t/s: 3072 bytes 10.7, 6144 11.5, 12288 12.0, 24576 11.8). */
-#define FG_PREFETCH_BYTES (2 * Q_DECODE_AHEAD)
+ * once (Qwen3-0.6B f16 decode on the AVX-512 machine, 1 thread, t/s: 3072
+ * bytes 10.7, 6144 11.5, 12288 12.0, 24576 11.8). */
+#define FG_PREFETCH_BYTES 12288
 
 /* floats of converted activations on the stack: a chunk of a row for each
  * token of a tile (48 KiB; 2048 elements for a full AVX-512 tile) */
@@ -73,35 +75,35 @@ typedef struct fg_chunk {
 FG_INLINE void fg_tile(uint32_t type, int NR, int NT, const char *w, size_t w_stride, const fg_chunk *c, FG_V *park,
                        float *out, int64_t ld_out) {
     FG_V acc[FG_R][FG_T];
-    Q_UNROLL
+    FG_UNROLL
     for (int r = 0; r < NR; r++)
-        Q_UNROLL
+        FG_UNROLL
         for (int t = 0; t < NT; t++) acc[r][t] = c->first ? FG_ZERO() : park[r * NT + t];
     for (int64_t i = 0; i < c->len; i += FG_W) {
         FG_V wv[FG_R];
-        Q_UNROLL
+        FG_UNROLL
         for (int r = 0; r < NR; r++) {
             /* a decode streams its rows from DRAM: ask for them ahead */
             if (NT == 1) FG_PREFETCH(w + (size_t)r * w_stride + fg_bytes(type, c->i0 + i) + FG_PREFETCH_BYTES);
             wv[r] = fg_load(type, w + (size_t)r * w_stride, c->i0 + i);
         }
-        Q_UNROLL
+        FG_UNROLL
         for (int t = 0; t < NT; t++) {
             const FG_V xv = FG_LOADU(c->xs + t * c->len + i);
-            Q_UNROLL
+            FG_UNROLL
             for (int r = 0; r < NR; r++) acc[r][t] = FG_FMA(wv[r], xv, acc[r][t]);
         }
     }
     if (!c->last) {
-        Q_UNROLL
+        FG_UNROLL
         for (int r = 0; r < NR; r++)
-            Q_UNROLL
+            FG_UNROLL
             for (int t = 0; t < NT; t++) park[r * NT + t] = acc[r][t];
         return;
     }
-    Q_UNROLL
+    FG_UNROLL
     for (int r = 0; r < NR; r++)
-        Q_UNROLL
+        FG_UNROLL
         for (int t = 0; t < NT; t++) {
             float sum = FG_HSUM(acc[r][t]);
             for (int64_t i = c->nv; i < c->n; i++)

@@ -111,6 +111,12 @@ Q_DECLARE_MUL_MAT(q5_K, avx512)
 Q_DECLARE_MUL_MAT(q6_K, avx512)
 
 /* quant_neon.c (aarch64, NEON + dotprod) */
+Q_DECLARE_DOT(f32, neon)
+Q_DECLARE_DOT(f16, neon)
+Q_DECLARE_DOT(bf16, neon)
+Q_DECLARE_MUL_MAT(f32, neon)
+Q_DECLARE_MUL_MAT(f16, neon)
+Q_DECLARE_MUL_MAT(bf16, neon)
 Q_DECLARE_DOT(q4_0, neon)
 Q_DECLARE_DOT(q4_1, neon)
 Q_DECLARE_DOT(q5_0, neon)
