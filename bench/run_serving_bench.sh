@@ -412,11 +412,21 @@ if "$PYTHON" -c "import matplotlib" 2>/dev/null; then
 fi
 
 if [ "$update" = 1 ]; then
-    "$PYTHON" - "$out_md" BENCHMARKS.md <<'EOF'
+    img=""
+    if [ -f "$plot" ]; then # the plot goes into the repository beside the table
+        img=docs/img/serving-${stamp%%-*}.png
+        mkdir -p docs/img && cp "$plot" "$img"
+    fi
+    "$PYTHON" - "$out_md" BENCHMARKS.md "$img" "$plot" <<'EOF'
 import re, sys
 from pathlib import Path
 
 section, target = Path(sys.argv[1]).read_text(), Path(sys.argv[2])
+img, plot = sys.argv[3], sys.argv[4]
+if img:
+    mark = "lamina's median over llama-server's.\n"
+    section = section.replace(mark, mark + f"\n![throughput and TTFT against concurrency, lamina and llama-server]({img})\n\n"
+                              f"(`scripts/plot_bench.py` over the repetitions' `lamina bench --json` files: {plot}.)\n", 1)
 text = target.read_text() if target.exists() else ""
 head = "## Serving: lamina vs llama-server"
 start = text.find(head)
@@ -428,6 +438,6 @@ else:
     text = text[:start] + section + ("\n" + text[end:] if m else "")
 target.write_text(text)
 EOF
-    log "BENCHMARKS.md: section '## Serving: lamina vs llama-server' updated"
+    log "BENCHMARKS.md: section '## Serving: lamina vs llama-server' updated${img:+ (plot: $img)}"
 fi
 log "raw results: $raw_dir, table: $out_md"
