@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/cpu/quant_pack.h"
 #include "backend/cuda/cuda_backend.h"
 #include "base/cpu.h"
 #include "base/dtype.h"
@@ -208,6 +209,9 @@ static void print_tensors(const gguf_file *f) {
 static void print_cpu(void) {
     printf("%-17s%s (best detected: %s)\n", "cpu level:", cpu_level_name(cpu_level_active()),
            cpu_level_name(cpu_level_best()));
+    /* a shape every packed kernel takes: whether the level (and LAMINA_CPU_REPACK) allows it */
+    const bool q4 = q_pack_supported(LM_Q4_K, Q_PACK_ROWS, 256), q6 = q_pack_supported(LM_Q6_K, Q_PACK_ROWS, 256);
+    printf("%-17s%s\n", "weight repack:", q4 && q6 ? "q4_K, q6_K (16-row blocks at load)" : q4 ? "q4_K" : q6 ? "q6_K" : "none");
 }
 
 static void print_gpu(void) {

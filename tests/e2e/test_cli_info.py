@@ -211,6 +211,14 @@ def test_default_model_and_cpu_flag(tmp_path):
     assert res.returncode == 0
     assert re.search(r"^cpu level:\s+scalar \(best detected: (scalar|avx2|avx512)\)$",
                      res.stdout, re.M)
+    # packed weights need the AVX-512 VNNI kernels, and LAMINA_CPU_REPACK=0 turns them off
+    assert re.search(r"^weight repack:\s+none$", res.stdout, re.M)
+    res = run_info("--cpu", env={"LAMINA_CPU_REPACK": "0"})
+    assert re.search(r"^weight repack:\s+none$", res.stdout, re.M)
+    res = run_info("--cpu")
+    level = re.search(r"^cpu level:\s+(\S+)", res.stdout, re.M).group(1)
+    repack = re.search(r"^weight repack:\s+(.+)$", res.stdout, re.M).group(1)
+    assert repack == "none" if level != "avx512" else repack in ("none", "q4_K, q6_K (16-row blocks at load)")
 
 
 def test_bad_arguments():
