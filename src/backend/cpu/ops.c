@@ -43,26 +43,20 @@ void op_quantize_rows(uint32_t weight_type, const float *x, int n_tokens, int64_
 void op_matmul(const cpu_matrix *w, const void *xq, int n_tokens, float *y, int64_t ld_y, int ith, int nth) {
     const q_kernels *k = q_get_kernels(w->type);
     const size_t xq_row = q_row_size(k->act_type, w->ne0);
-    if (w->packed) { /* threads split blocks of Q_PACK_ROWS rows */
-        long b0, b1;
-        tp_split(w->ne1 / Q_PACK_ROWS, ith, nth, &b0, &b1);
-        long chunk = (long)(MATMUL_CHUNK_BYTES / (w->row_bytes * Q_PACK_ROWS));
-        if (chunk < 1) chunk = 1;
-        for (long bc = b0; bc < b1; bc += chunk) {
-            const long nb = b1 - bc < chunk ? b1 - bc : chunk;
-            q_packed_mul_mat(w->type, w->ne0, w->packed, bc * Q_PACK_ROWS, (int)(nb * Q_PACK_ROWS), xq, xq_row,
-                             n_tokens, y + bc * Q_PACK_ROWS, ld_y);
-        }
-        return;
-    }
-    long r0, r1;
-    tp_split(w->ne1, ith, nth, &r0, &r1);
-    long chunk = (long)(MATMUL_CHUNK_BYTES / (w->row_bytes ? w->row_bytes : 1));
+    /* threads and chunks split units of rows: one row, or a packed block */
+    const long unit = w->packed ? Q_PACK_ROWS : 1;
+    long u0, u1;
+    tp_split(w->ne1 / unit, ith, nth, &u0, &u1);
+    long chunk = (long)(MATMUL_CHUNK_BYTES / (w->row_bytes ? w->row_bytes * unit : 1));
     if (chunk < 1) chunk = 1;
-    for (long rc = r0; rc < r1; rc += chunk) {
-        const int n_rows = (int)(r1 - rc < chunk ? r1 - rc : chunk);
-        k->mul_mat(w->ne0, (const char *)w->data + (size_t)rc * w->row_bytes, w->row_bytes, n_rows, xq, xq_row,
-                   n_tokens, y + rc, ld_y);
+    for (long uc = u0; uc < u1; uc += chunk) {
+        const long rc = uc * unit;
+        const int n_rows = (int)((u1 - uc < chunk ? u1 - uc : chunk) * unit);
+        if (w->packed)
+            q_packed_mul_mat(w->type, w->ne0, w->packed, rc, n_rows, xq, xq_row, n_tokens, y + rc, ld_y);
+        else
+            k->mul_mat(w->ne0, (const char *)w->data + (size_t)rc * w->row_bytes, w->row_bytes, n_rows, xq, xq_row,
+                       n_tokens, y + rc, ld_y);
     }
 }
 
