@@ -5,6 +5,15 @@
 #include "backend/cpu/ops.h"
 #include "backend/cpu/softmax_exp.h"
 
+/* the horizontal sum of the dots, one fixed tree (lanes l + 4, l + 2, l + 1):
+ * the attention tiles below sum in it too */
+static inline float hsum(__m256 acc) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
 float op_dot_f32_f16_avx2(const float *x, const lm_fp16 *y, int n) {
     __m256 acc = _mm256_setzero_ps();
     int i = 0;
@@ -12,10 +21,7 @@ float op_dot_f32_f16_avx2(const float *x, const lm_fp16 *y, int n) {
         __m256 yv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i)));
         acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), yv, acc);
     }
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    float sum = _mm_cvtss_f32(s);
+    float sum = hsum(acc);
     for (; i < n; i++) sum += x[i] * lm_fp16_to_fp32(y[i]);
     return sum;
 }
@@ -52,14 +58,6 @@ void op_exp_shifted_avx2(float *w, int n, float shift) {
 #define KEY_TILE 2
 /* keys side by side for NQ queries: at most 8 dot accumulators */
 #define NQ_KEYS(NQ) ((NQ) <= 4 ? 2 : 1)
-
-/* the same horizontal sum as op_dot_f32_f16_avx2 */
-static inline float hsum(__m256 acc) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* x rounded to f16 and back by F16C: for every non-NaN float the value of
  * lm_fp16_to_fp32(lm_fp32_to_fp16(x)), round to nearest even, in 2 µops */
@@ -114,6 +112,32 @@ static inline void score(const att_query *a, int j, __m256 acc, float scale, flo
     if (softcap > 0.0f) s = softcap * tanhf(s / softcap);
     a->w[j] = s;
     if (s > *max) *max = s;
+}
+
+/* the scores of NQ queries with KT keys from key j (acc from k_dots): 8 of
+ * them at once in hsum8 where there are exactly 8 and no softcap */
+ATT_INLINE void scores(int NQ, int KT, const att_query *aq, int j, __m256 (*acc)[KEY_TILE], float scale,
+                       float softcap, float *max) {
+    if (NQ * KT == 8 && softcap <= 0.0f) {
+        __m256 all[8];
+        ATT_UNROLL
+        for (int v = 0; v < NQ; v++)
+            ATT_UNROLL
+            for (int k = 0; k < KT; k++) all[v * KT + k] = acc[v][k];
+        float sc[8];
+        _mm256_storeu_ps(sc, _mm256_mul_ps(hsum8(all), _mm256_set1_ps(scale)));
+        ATT_UNROLL
+        for (int v = 0; v < NQ; v++)
+            ATT_UNROLL
+            for (int k = 0; k < KT; k++) {
+                const float x = sc[HSUM8_LANE[v * KT + k]];
+                aq[v].w[j + k] = x;
+                if (x > max[v]) max[v] = x;
+            }
+        return;
+    }
+    for (int k = 0; k < KT; k++)
+        for (int v = 0; v < NQ; v++) score(&aq[v], j + k, acc[v][k], scale, softcap, &max[v]);
 }
 
 /* out_v[i0 .. i0 + 8 NC) = sum over j ascending of w_v[j] * V_j, per element:
@@ -173,44 +197,11 @@ ATT_INLINE void attend_tile(int NQ, const att_query *aq, const lm_fp16 *const *k
         __m256 acc[Q_TILE][KEY_TILE];
         if (KT > 1 && n_min - j >= KT) {
             k_dots(NQ, KT, qp, keys, j, head_dim, acc);
-            if (NQ * KT == 8 && softcap <= 0.0f) { /* the 8 sums at once */
-                __m256 all[8];
-                ATT_UNROLL
-                for (int v = 0; v < NQ; v++)
-                    ATT_UNROLL
-                    for (int k = 0; k < KT; k++) all[v * KT + k] = acc[v][k];
-                float sc[8];
-                _mm256_storeu_ps(sc, _mm256_mul_ps(hsum8(all), _mm256_set1_ps(scale)));
-                ATT_UNROLL
-                for (int v = 0; v < NQ; v++)
-                    ATT_UNROLL
-                    for (int k = 0; k < KT; k++) {
-                        const float x = sc[HSUM8_LANE[v * KT + k]];
-                        aq[v].w[j + k] = x;
-                        if (x > max[v]) max[v] = x;
-                    }
-                j += KT;
-                continue;
-            }
-            for (int k = 0; k < KT; k++, j++)
-                for (int v = 0; v < NQ; v++) score(&aq[v], j, acc[v][k], scale, softcap, &max[v]);
-        } else if (NQ == 8 && softcap <= 0.0f) {
-            k_dots(NQ, 1, qp, keys, j, head_dim, acc);
-            __m256 all[8];
-            ATT_UNROLL
-            for (int v = 0; v < 8; v++) all[v] = acc[v][0];
-            float sc[8];
-            _mm256_storeu_ps(sc, _mm256_mul_ps(hsum8(all), _mm256_set1_ps(scale)));
-            ATT_UNROLL
-            for (int v = 0; v < 8; v++) {
-                const float x = sc[HSUM8_LANE[v]];
-                aq[v].w[j] = x;
-                if (x > max[v]) max[v] = x;
-            }
-            j++;
+            scores(NQ, KT, aq, j, acc, scale, softcap, max);
+            j += KT;
         } else {
             k_dots(NQ, 1, qp, keys, j, head_dim, acc);
-            for (int v = 0; v < NQ; v++) score(&aq[v], j, acc[v][0], scale, softcap, &max[v]);
+            scores(NQ, 1, aq, j, acc, scale, softcap, max);
             j++;
         }
     }
