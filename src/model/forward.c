@@ -46,7 +46,10 @@ struct lm_forward {
     float *proj;    /* (T, n_embd) sublayer output */
     void *xq[MAX_ACT_TYPES]; /* (T, row bytes) quantized activations */
     float *scores;  /* (n_threads, ATT_TOKENS, GQA group, max_ctx) attention scratch */
-    int *att_runs;  /* (n_threads, max_tokens + 1) first tokens of the attention's token runs */
+    /* first tokens of the attention's token runs in this batch, then n_tokens:
+     * [0] for full-context layers, [1] for sliding-window ones */
+    int *att_runs[2];
+    int n_att_runs[2];
     const lm_fp16 **kv_ptrs; /* (n_threads, 2 * max_ctx) K and V row pointers */
     int max_threads; /* threads the attention scratch is sized for */
     /* the run in progress */
@@ -91,48 +94,40 @@ static void release_pages(const void *p, size_t n) {
     if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* Packs w if it has a packed kernel at this level and is not packed yet (an
+ * output tied to a layer's weight comes twice); false if out of memory. */
+static bool pack_weight(lm_forward *fw, const lm_weight *w) {
+    if (!w->data || !q_pack_supported(w->type, w->ne1, w->ne0)) return true;
+    const size_t mask = ((size_t)1 << fw->pack_bits) - 1;
+    size_t i = pack_slot(fw, w);
+    while (fw->pack_keys[i] && fw->pack_keys[i] != w) i = (i + 1) & mask;
+    if (fw->pack_keys[i]) return true;
+    const size_t bytes = q_pack_bytes(w->type, w->ne1, w->ne0);
+    void *dst = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!dst) return false;
+    q_pack(w->type, w->data, w->row_bytes, w->ne1, w->ne0, dst);
+    release_pages(w->data, (size_t)w->ne1 * w->row_bytes);
+    fw->pack_keys[i] = w;
+    fw->pack_vals[i] = dst;
+    return true;
+}
+
 /* Packs every matrix product weight that has a packed kernel at this level.
  * The copies replace the file's pages in memory; false if out of memory. */
 static bool pack_weights(lm_forward *fw) {
     const lm_model *m = fw->m;
-    const int n_slots = 7 * m->hp.n_layer + 1;
-    const lm_weight **all = malloc(sizeof(*all) * (size_t)n_slots);
-    if (!all) return false;
-    int n = 0;
-    for (int il = 0; il < m->hp.n_layer; il++) {
+    const int n_slots = 7 * m->hp.n_layer + 1; /* the table holds every product weight at most half full */
+    fw->pack_bits = 1;
+    while ((1 << fw->pack_bits) < 2 * n_slots) fw->pack_bits++;
+    fw->pack_keys = calloc((size_t)1 << fw->pack_bits, sizeof(*fw->pack_keys));
+    fw->pack_vals = calloc((size_t)1 << fw->pack_bits, sizeof(*fw->pack_vals));
+    bool ok = fw->pack_keys && fw->pack_vals;
+    for (int il = 0; ok && il < m->hp.n_layer; il++) {
         const lm_layer *L = &m->layers[il];
         const lm_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
-        for (int i = 0; i < 7; i++)
-            if (ws[i]->data && q_pack_supported(ws[i]->type, ws[i]->ne1, ws[i]->ne0)) all[n++] = ws[i];
+        for (int k = 0; ok && k < 7; k++) ok = pack_weight(fw, ws[k]);
     }
-    if (q_pack_supported(m->output.type, m->output.ne1, m->output.ne0)) all[n++] = &m->output;
-    bool ok = true;
-    if (n > 0) {
-        fw->pack_bits = 1;
-        while ((1 << fw->pack_bits) < 2 * n) fw->pack_bits++;
-        fw->pack_keys = calloc((size_t)1 << fw->pack_bits, sizeof(*fw->pack_keys));
-        fw->pack_vals = calloc((size_t)1 << fw->pack_bits, sizeof(*fw->pack_vals));
-        ok = fw->pack_keys && fw->pack_vals;
-        const size_t mask = ((size_t)1 << fw->pack_bits) - 1;
-        for (int k = 0; ok && k < n; k++) {
-            const lm_weight *w = all[k];
-            size_t i = pack_slot(fw, w);
-            while (fw->pack_keys[i] && fw->pack_keys[i] != w) i = (i + 1) & mask;
-            if (fw->pack_keys[i]) continue; /* the same weight twice (output tied to a layer's) */
-            const size_t bytes = q_pack_bytes(w->type, w->ne1, w->ne0);
-            void *dst = aligned_alloc(64, (bytes + 63) / 64 * 64);
-            if (!dst) {
-                ok = false;
-                break;
-            }
-            q_pack(w->type, w->data, w->row_bytes, w->ne1, w->ne0, dst);
-            release_pages(w->data, (size_t)w->ne1 * w->row_bytes);
-            fw->pack_keys[i] = w;
-            fw->pack_vals[i] = dst;
-        }
-    }
-    free(all);
-    return ok;
+    return ok && pack_weight(fw, &m->output);
 }
 
 lm_forward *lm_forward_create(const lm_model *m, int max_tokens, int max_ctx) {
@@ -158,8 +153,10 @@ lm_forward *lm_forward_create(const lm_model *m, int max_tokens, int max_ctx) {
     fw->up = malloc(T * hp->n_ff * sizeof(float));
     fw->proj = malloc(T * hp->n_embd * sizeof(float));
     fw->logit_rows = malloc(T * sizeof(int));
+    fw->att_runs[0] = malloc((T + 1) * sizeof(int));
+    fw->att_runs[1] = malloc((T + 1) * sizeof(int));
     bool ok = fw->x && fw->xb && fw->q && fw->k && fw->v && fw->att && fw->gate && fw->up && fw->proj &&
-              fw->logit_rows;
+              fw->logit_rows && fw->att_runs[0] && fw->att_runs[1];
     for (int i = 0; i < MAX_ACT_TYPES; i++) {
         fw->xq[i] = malloc(T * widest * sizeof(float)); /* f32 is the widest activation row */
         ok = ok && fw->xq[i];
@@ -187,7 +184,8 @@ void lm_forward_free(lm_forward *fw) {
     for (int i = 0; i < MAX_ACT_TYPES; i++) free(fw->xq[i]);
     free(fw->scores);
     free(fw->kv_ptrs);
-    free(fw->att_runs);
+    free(fw->att_runs[0]);
+    free(fw->att_runs[1]);
     if (fw->pack_vals)
         for (size_t i = 0; i < (size_t)1 << fw->pack_bits; i++) free(fw->pack_vals[i]);
     free(fw->pack_keys);
@@ -289,14 +287,24 @@ static void prepare_qkv(lm_forward *fw, const lm_layer *L, int il, int ith, int 
  * tokens from t of one sequence at consecutive positions, at most
  * ATT_TOKENS, all seeing their keys from position 0 (a sliding window that
  * has started cuts each token's keys elsewhere: those go one by one) */
-static int att_run_end(const lm_forward *fw, const lm_layer *L, int t) {
+static int att_run_end(const lm_forward *fw, bool swa, int t) {
     const lm_hparams *hp = &fw->m->hp;
     const lm_batch *b = fw->batch;
     int e = t + 1;
     while (e < b->n_tokens && e - t < ATT_TOKENS && b->seq[e] == b->seq[t] && b->pos[e] == b->pos[t] + (e - t) &&
-           !(L->is_swa && b->pos[e] - hp->sliding_window + 1 > 0))
+           !(swa && b->pos[e] - hp->sliding_window + 1 > 0))
         e++;
     return e;
+}
+
+/* the batch's token runs for both kinds of layer, once per run */
+static void find_att_runs(lm_forward *fw) {
+    for (int swa = 0; swa < 2; swa++) {
+        int n = 0;
+        for (int t = 0; t < fw->batch->n_tokens; t = att_run_end(fw, swa, t)) fw->att_runs[swa][n++] = t;
+        fw->att_runs[swa][n] = fw->batch->n_tokens;
+        fw->n_att_runs[swa] = n;
+    }
 }
 
 /* causal attention of every (token run, KV head) pair of this thread's share */
@@ -307,11 +315,8 @@ static void attention(lm_forward *fw, const lm_layer *L, int il, int ith, int nt
     const int bs = fw->kv->block_size;
     float *scores = fw->scores + (size_t)ith * ATT_TOKENS * group * fw->max_ctx;
     const lm_fp16 **kp = fw->kv_ptrs + (size_t)ith * 2 * fw->max_ctx, **vp = kp + fw->max_ctx;
-    /* the runs: every thread finds the same ones */
-    int *run_start = fw->att_runs + (size_t)ith * (fw->max_tokens + 1), n_runs = 0;
-    for (int t = 0; t < fw->batch->n_tokens; t = att_run_end(fw, L, t)) run_start[n_runs++] = t;
-    run_start[n_runs] = fw->batch->n_tokens;
-    const long n_items = (long)n_runs * hp->n_head_kv;
+    const int *run_start = fw->att_runs[L->is_swa];
+    const long n_items = (long)fw->n_att_runs[L->is_swa] * hp->n_head_kv;
     long p0, p1;
     tp_split(n_items, ith, nth, &p0, &p1);
     for (long p = p0; p < p1; p++) {
@@ -428,12 +433,10 @@ int lm_forward_run(lm_forward *fw, tp_pool *pool, const lm_kv *kv, const lm_batc
     if (nth > fw->max_threads) { /* attention scratch is per thread: grow it to this pool */
         free(fw->scores);
         free(fw->kv_ptrs);
-        free(fw->att_runs);
         fw->scores = malloc((size_t)nth * ATT_TOKENS * (fw->m->hp.n_head / fw->m->hp.n_head_kv) * fw->max_ctx *
                             sizeof(float));
         fw->kv_ptrs = malloc((size_t)nth * 2 * fw->max_ctx * sizeof(lm_fp16 *));
-        fw->att_runs = malloc((size_t)nth * (fw->max_tokens + 1) * sizeof(int));
-        fw->max_threads = fw->scores && fw->kv_ptrs && fw->att_runs ? nth : 0;
+        fw->max_threads = fw->scores && fw->kv_ptrs ? nth : 0;
         if (!fw->max_threads) {
             lm_error_set(err, "out of memory for attention scratch");
             return -1;
@@ -455,6 +458,7 @@ int lm_forward_run(lm_forward *fw, tp_pool *pool, const lm_kv *kv, const lm_batc
     fw->kv = kv;
     fw->batch = batch;
     fw->logits = logits;
+    find_att_runs(fw);
     tp_run(pool, forward_thread, fw);
     return 0;
 }
