@@ -19,8 +19,11 @@
 #             tg128, and 16 / 64 parallel streams
 #   perfinv   the same with --batch-invariant (pp512, tg128, 16 / 64 greedy)
 #   tuneinv   --batch-invariant batches with 1, 2 and 4 rows per thread
+#   prev      perf's pp/tg/16/64 figures with the previous version's pack
+#             (build-gpuxz-prev/gpupack.tar.xz, carried), for before/after
 #   profile   where a decode step's time goes (LAMINA_CUDA_PROFILE=1: events
-#             between the ops, graphs off), batch 1 and 64 streams
+#             between the ops, graphs off), batch 1 and 64 streams (Qwen3),
+#             16 streams (Llama-1B)
 #   e2e       the server suites of tests/e2e against a CUDA-backed server
 #             (LAMINA_SERVE_ARGS="--device cuda --batch-invariant", or
 #             $E2E_SERVE_ARGS), with SmolLM2, the Python
@@ -80,6 +83,14 @@ if has check; then
     else
         echo "fused activation quantization: figures DIFFER from the unfused run"; failed+=(fused-differs)
     fi
+    # and on the GEMM path (the fused kernels then write its f16 halves too)
+    LAMINA_CUDA_BATCH_INVARIANT=0 LAMINA_CUDA_FUSE=0 L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures_gemm_unfused.txt" 2>&1 ||
+        failed+=(forward-gemm-unfused)
+    if diff <(grep tolerance "$OUT/forward_fixtures_gemm.txt") <(grep tolerance "$OUT/forward_fixtures_gemm_unfused.txt") >/dev/null; then
+        echo "fused activation quantization, GEMM path: every figure identical to the unfused run"
+    else
+        echo "fused activation quantization, GEMM path: figures DIFFER from the unfused run"; failed+=(fused-gemm-differs)
+    fi
     models=($(gen qwen3-0.6b q4_k_m) $(gen llama-1b q8_0) $(gen gemma3-1b q4_k_m) $(gen qwen2-0.5b q4_k_m))
     L "$P/bin/test_cuda_forward" "${models[@]}" > "$OUT/forward_shapes.txt" 2>&1 || failed+=(forward-shapes)
     grep -v "check failed" "$OUT/forward_shapes.txt" | tail -6
@@ -131,6 +142,24 @@ if has perf; then
     cat "$OUT/perf.txt"
 fi
 
+# the previous version's pack (build-gpuxz-prev/gpupack.tar.xz, carried beside
+# the new one) on the same figures, for before/after ratios in one call
+if has prev && [ -f build-gpuxz-prev/gpupack.tar.xz ]; then
+    rm -rf /tmp/prev && mkdir -p /tmp/prev && xz -dc build-gpuxz-prev/gpupack.tar.xz | tar x -C /tmp/prev
+    Q=/tmp/prev/$P
+    for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
+        f=$(gen $spec)
+        LD_LIBRARY_PATH="$Q/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$Q/bin/lamina" perf "$f" --device cuda \
+            -p 512 -n 128 -r 5 >> "$OUT/perf-prev.jsonl" 2>> "$OUT/perf-prev.txt" || failed+=("prev-$spec")
+        for par in 16 64; do
+            LD_LIBRARY_PATH="$Q/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$Q/bin/lamina" perf "$f" --device cuda \
+                -p 128 -n 128 -r 3 --parallel $par >> "$OUT/perf-prev.jsonl" 2>> "$OUT/perf-prev.txt" ||
+                failed+=("prev-$spec-x$par")
+        done
+    done
+    cat "$OUT/perf-prev.txt"
+fi
+
 if has perfinv; then # the same figures with --batch-invariant (the integer path for every batch)
     for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
         f=$(gen $spec)
@@ -165,7 +194,10 @@ if has profile; then
     LAMINA_CUDA_PROFILE=1 L "$P/bin/lamina" perf "$f" --device cuda -p 0 -n 128 -r 3 > /dev/null 2> "$OUT/profile-tg.txt"
     LAMINA_CUDA_PROFILE=1 L "$P/bin/lamina" perf "$f" --device cuda -p 1 -n 128 -r 3 --parallel 64 > /dev/null \
         2> "$OUT/profile-x64.txt"
-    cat "$OUT/profile-tg.txt" "$OUT/profile-x64.txt"
+    f=$(gen llama-1b q4_k_m)
+    LAMINA_CUDA_PROFILE=1 L "$P/bin/lamina" perf "$f" --device cuda -p 1 -n 128 -r 3 --parallel 16 > /dev/null \
+        2> "$OUT/profile-llama-x16.txt"
+    cat "$OUT/profile-tg.txt" "$OUT/profile-x64.txt" "$OUT/profile-llama-x16.txt"
 fi
 
 # llama.cpp's CUDA build, carried in pieces (its libggml-cuda alone is ~60 MB):

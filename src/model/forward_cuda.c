@@ -570,21 +570,27 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
         return -1;
     MARK(fw, "residual");
     const int F = hp->n_ff;
+    lm_cuda_matrix *down_in = fw->fuse_act ? C->down : NULL; /* the act kernel quantizes for it */
     if (C->gate_up) {
         if (fused ? lm_cuda_matmul_again(ctx, C->gate_up, T, fw->gu_out, err)
                   : lm_cuda_matmul(ctx, C->gate_up, fw->xb, T, fw->gu_out, AUTO, err))
             return -1;
         MARK(fw, "gate_up");
-        if (lm_cuda_act_mul(ctx, fw->gate, fw->gu_out, fw->gu_out + F, T, F, 2 * F, hp->gelu_ffn, err)) return -1;
+        if (lm_cuda_act_mul_for(ctx, fw->gate, fw->gu_out, fw->gu_out + F, T, F, 2 * F, hp->gelu_ffn, down_in,
+                                &fused, err))
+            return -1;
     } else {
         if (linear_shared(fw, fw->xb, T, (lm_cuda_matrix *const[2]){C->gate, C->up},
                           (float *const[2]){fw->gate, fw->up}, 2, fused, err))
             return -1;
         MARK(fw, "gate_up");
-        if (lm_cuda_act_mul(ctx, fw->gate, fw->gate, fw->up, T, F, F, hp->gelu_ffn, err)) return -1;
+        if (lm_cuda_act_mul_for(ctx, fw->gate, fw->gate, fw->up, T, F, F, hp->gelu_ffn, down_in, &fused, err))
+            return -1;
     }
     MARK(fw, "act");
-    if (lm_cuda_matmul(ctx, C->down, fw->gate, T, fw->proj, AUTO, err)) return -1;
+    if (fused ? lm_cuda_matmul_again(ctx, C->down, T, fw->proj, err)
+              : lm_cuda_matmul(ctx, C->down, fw->gate, T, fw->proj, AUTO, err))
+        return -1;
     MARK(fw, "down");
     const float *next_norm = il + 1 < hp->n_layer ? fw->layers[il + 1].attn_norm : NULL;
     const cuda_layer *next = il + 1 < hp->n_layer ? &fw->layers[il + 1] : NULL;

@@ -540,7 +540,7 @@ static void check_top_k_op(void) {
             x[(size_t)row * n + i] = v;
         }
     float *x_dev = lm_cuda_alloc(ctx, sizeof(float) * (size_t)ROWS * n, &err);
-    int32_t *ids_dev = lm_cuda_alloc(ctx, sizeof(int32_t) * ROWS * K, &err), *amax_dev = lm_cuda_alloc(ctx, 4 * ROWS, &err);
+    int32_t *ids_dev = lm_cuda_alloc(ctx, sizeof(int32_t) * ROWS * K, &err), *amax_dev = lm_cuda_alloc(ctx, 4 * 64, &err);
     float *vals_dev = lm_cuda_alloc(ctx, sizeof(float) * ROWS * K, &err);
     int rc = !x_dev || !ids_dev || !vals_dev || !amax_dev ||
              lm_cuda_upload(ctx, x_dev, x, sizeof(float) * (size_t)ROWS * n, &err) ||
@@ -560,7 +560,32 @@ static void check_top_k_op(void) {
         CHECK(same == K, "top-k row %d: %d of %d candidates as the CPU sorts them", row, same, K);
         CHECK(amax[row] == r[0].id, "argmax row %d: %d, CPU %d", row, amax[row], r[0].id);
     }
-    printf("top-k op: %d rows of %d against a CPU sort (ties, -inf, NaN)\n", ROWS, n);
+    /* the argmax again over other shapes: one block a row, or a row split
+     * over up to 32 blocks whose last folds the partials (every launch must
+     * leave its counters at zero for the next, so each shape runs twice) */
+    const int lens[] = {n, 40000, 3000, 151};
+    int n_argmax = 0;
+    for (int li = 0; rc == 0 && li < 4; li++) {
+        const int len = lens[li], rows = (int)((size_t)ROWS * n / (size_t)len) < 64 ? (int)((size_t)ROWS * n / len) : 64;
+        for (int used = 1; used <= rows; used = used * 3 + 1)
+            for (int rep = 0; rep < 2; rep++) {
+                int32_t got[64];
+                rc = lm_cuda_argmax(ctx, x_dev, used, len, amax_dev, &err) || lm_cuda_sync(ctx, &err) ||
+                     lm_cuda_download(ctx, got, amax_dev, 4 * (size_t)used, &err);
+                CHECK(rc == 0, "argmax op: %s", err.msg);
+                for (int row = 0; rc == 0 && row < used; row++) {
+                    const float *xr = x + (size_t)row * len;
+                    int want = -1;
+                    for (int i = 0; i < len; i++)
+                        if (!isnan(xr[i]) && (want < 0 || xr[i] > xr[want])) want = i;
+                    CHECK(got[row] == (want < 0 ? 0 : want), "argmax of %d rows of %d, row %d: %d, CPU %d", used, len,
+                          row, got[row], want);
+                    n_argmax++;
+                }
+            }
+    }
+    printf("top-k op: %d rows of %d against a CPU sort (ties, -inf, NaN); argmax: %d rows of 4 lengths\n", ROWS, n,
+           n_argmax);
     lm_cuda_free(ctx, x_dev);
     lm_cuda_free(ctx, ids_dev);
     lm_cuda_free(ctx, vals_dev);

@@ -267,7 +267,7 @@ extern "C" void lm_cuda_ctx_free(lm_cuda_ctx *ctx) {
     if (!ctx) return;
     cudaSetDevice(ctx->device);
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
-    cu_scratch *scratch[] = {&ctx->act_q, &ctx->act_ds, &ctx->act_h, &ctx->w_h};
+    cu_scratch *scratch[] = {&ctx->act_q, &ctx->act_ds, &ctx->act_h, &ctx->w_h, &ctx->argmax, &ctx->attn_count};
     for (size_t i = 0; i < sizeof(scratch) / sizeof(scratch[0]); i++) cudaFree(scratch[i]->ptr);
     if (ctx->blas) cublasDestroy(ctx->blas);
     cudaFree(ctx->blas_workspace);

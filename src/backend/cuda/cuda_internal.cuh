@@ -49,6 +49,8 @@ struct lm_cuda_ctx {
     int vec_rows;         /* rows per thread of the VEC kernels; 0: the built-in choice */
     bool batch_invariant; /* AUTO takes the VEC path for every batch (lm_cuda_set_batch_invariant) */
     cu_scratch act_q, act_ds, act_h, w_h;
+    cu_scratch argmax;     /* the split argmax's partials and per-row counters (zero between launches) */
+    cu_scratch attn_count; /* the split attention's counters per (token, head group), zero between launches */
     /* what act_q / act_ds / act_h hold: the last VEC product's activations */
     int act_kind; /* cu_act_kind, -1: nothing */
     int64_t act_cols;
@@ -95,8 +97,9 @@ __device__ __forceinline__ int warp_sum_int(int v, int width) {
 
 /* one q8_0 / q8_1 block of 32 by one warp, bit for bit the CPU's
  * (q8_1_quantize_ref: d = amax / 127, q = round-half-even(x * 127 / amax),
- * ds = (fp16(d), fp16(d * sum of q))) */
-__device__ __forceinline__ void cu_quantize_q8_32_warp(const float *x, int8_t *q, float2 *ds) {
+ * ds = (fp16(d), fp16(d * sum of q))); H, when not NULL, gets f16(d * q), what
+ * the GEMM path takes (act_q8_to_half_kernel's bits) */
+__device__ __forceinline__ void cu_quantize_q8_32_warp(const float *x, int8_t *q, float2 *ds, __half *h) {
     const int lane = threadIdx.x & 31;
     const float v = x[lane];
     const float amax = warp_max(fabsf(v));
@@ -104,15 +107,17 @@ __device__ __forceinline__ void cu_quantize_q8_32_warp(const float *x, int8_t *q
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     const int qi = __float2int_rn(v * id);
     q[lane] = (int8_t)qi;
+    const float d = __half2float(__float2half_rn(dd));
+    if (h) h[lane] = __float2half_rn(d * (float)qi); /* the GEMM's f16(d * q) */
     const int total = warp_sum_int(qi, 32);
-    if (lane == 0) *ds = make_float2(__half2float(__float2half_rn(dd)), __half2float(__float2half_rn((float)total * dd)));
+    if (lane == 0) *ds = make_float2(d, __half2float(__float2half_rn((float)total * dd)));
 }
 
 /* one q8_K super-block of 256 by one warp, lane l holding elements
  * 8l..8l+7; bit for bit q8_K_quantize_ref: the scale comes from the first
  * element of largest magnitude, with its sign. ds: 8 (d, sum of a block of
- * 32) pairs. */
-__device__ __forceinline__ void cu_quantize_q8_K_warp(const float *x, int8_t *q, float2 *ds) {
+ * 32) pairs; H as for q8_32. */
+__device__ __forceinline__ void cu_quantize_q8_K_warp(const float *x, int8_t *q, float2 *ds, __half *h) {
     const int lane = threadIdx.x & 31;
     const float4 *x4 = reinterpret_cast<const float4 *>(x + 8 * lane);
     const float4 v0 = x4[0], v1 = x4[1];
@@ -144,16 +149,23 @@ __device__ __forceinline__ void cu_quantize_q8_K_warp(const float *x, int8_t *q,
         lane_sum += qi[i];
     }
     *reinterpret_cast<uint2 *>(q + 8 * lane) = make_uint2(packed[0], packed[1]);
+    if (h) { /* the GEMM's f16(d * q) */
+        __half2 hv[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) hv[k] = __floats2half2_rn(scale * (float)qi[2 * k], scale * (float)qi[2 * k + 1]);
+        *reinterpret_cast<int4 *>(h + 8 * lane) = *reinterpret_cast<const int4 *>(hv);
+    }
     const int group_sum = warp_sum_int(lane_sum, 4); /* 4 lanes per block of 32 */
     if ((lane & 3) == 0) ds[lane / 4] = make_float2(scale, (float)group_sum);
 }
 
-/* Where the activations of a VEC product with W over N_TOK tokens go, for an
- * op that computes that input and quantizes it itself (q8 kinds only: *q,
- * *ds; -1 otherwise, or when the product would take the GEMM path). After
- * the op is queued, cu_act_filled records that they hold it. */
-int cu_act_buffers(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, int8_t **q, float2 **ds, int *kind,
-                   lm_error *err);
-void cu_act_filled(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok);
+/* Where the activations of a product with W over N_TOK tokens go, for an op
+ * that computes that input and quantizes it itself (q8 kinds only: *q, *ds,
+ * and *h, the f16(d * q) halves, when the product takes the GEMM path, NULL
+ * when VEC; -1 for other kinds, -2 on error). After the op is queued,
+ * cu_act_filled records that they hold it. */
+int cu_act_buffers(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, int8_t **q, float2 **ds, __half **h,
+                   int *kind, lm_error *err);
+void cu_act_filled(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, bool with_h);
 
 #endif

@@ -33,20 +33,23 @@ extern "C" {
 
 /* ---- activations ---- */
 
-/* q8_0 / q8_1 blocks of 32, one warp per block (cu_quantize_q8_32_warp) */
+/* q8_0 / q8_1 blocks of 32, one warp per block (cu_quantize_q8_32_warp);
+ * H: NULL, or the GEMM's halves too */
 __global__ void __launch_bounds__(ACT_BLOCK) act_q8_32_kernel(const float *__restrict__ x, int64_t n_blocks,
-                                                              int8_t *__restrict__ q, float2 *__restrict__ ds) {
+                                                              int8_t *__restrict__ q, float2 *__restrict__ ds,
+                                                              __half *__restrict__ h) {
     const int64_t blk = (int64_t)blockIdx.x * (ACT_BLOCK / 32) + threadIdx.x / 32;
     if (blk >= n_blocks) return; /* whole warps */
-    cu_quantize_q8_32_warp(x + blk * 32, q + blk * 32, ds + blk);
+    cu_quantize_q8_32_warp(x + blk * 32, q + blk * 32, ds + blk, h ? h + blk * 32 : NULL);
 }
 
 /* q8_K super-blocks of 256, one warp each (cu_quantize_q8_K_warp) */
 __global__ void __launch_bounds__(ACT_BLOCK) act_q8_K_kernel(const float *__restrict__ x, int64_t n_super,
-                                                             int8_t *__restrict__ q, float2 *__restrict__ ds) {
+                                                             int8_t *__restrict__ q, float2 *__restrict__ ds,
+                                                             __half *__restrict__ h) {
     const int64_t sb = (int64_t)blockIdx.x * (ACT_BLOCK / 32) + threadIdx.x / 32;
     if (sb >= n_super) return; /* whole warps */
-    cu_quantize_q8_K_warp(x + sb * 256, q + sb * 256, ds + sb * 8);
+    cu_quantize_q8_K_warp(x + sb * 256, q + sb * 256, ds + sb * 8, h ? h + sb * 256 : NULL);
 }
 
 /* two floats -> two halves (H: __half or __nv_bfloat16), round to nearest even */
@@ -107,8 +110,10 @@ static int convert_act(lm_cuda_ctx *ctx, const float *x, int64_t n, bool bf16, v
 }
 
 /* prepares x (n_tok, cols) for the VEC kernels of a layout into the
- * context's scratch, and remembers what it holds (lm_cuda_matmul_reuse_act) */
-static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int n_tok, int64_t cols,
+ * context's scratch, and remembers what it holds (lm_cuda_matmul_reuse_act);
+ * WANT_H: the GEMM path follows, so the q8 kinds write its halves in the
+ * same kernel */
+static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int n_tok, int64_t cols, bool want_h,
                        lm_error *err) {
     const int64_t n = (int64_t)n_tok * cols, n32 = n / 32;
     ctx->act_kind = -1;
@@ -119,33 +124,39 @@ static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int
             return -1;
     } else {
         if (cu_scratch_reserve(&ctx->act_q, (size_t)n, err) ||
-            cu_scratch_reserve(&ctx->act_ds, (size_t)n32 * sizeof(float2), err))
+            cu_scratch_reserve(&ctx->act_ds, (size_t)n32 * sizeof(float2), err) ||
+            (want_h && cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)))
             return -1;
+        __half *h = want_h ? (__half *)ctx->act_h.ptr : NULL;
         if (l->act == CU_ACT_Q8_32) {
             act_q8_32_kernel<<<grid_for(n32, ACT_BLOCK / 32), ACT_BLOCK, 0, ctx->stream>>>(
-                x, n32, (int8_t *)ctx->act_q.ptr, (float2 *)ctx->act_ds.ptr);
+                x, n32, (int8_t *)ctx->act_q.ptr, (float2 *)ctx->act_ds.ptr, h);
             CU_LAUNCHED("act_q8_32_kernel");
         } else {
             act_q8_K_kernel<<<grid_for(n / 256, ACT_BLOCK / 32), ACT_BLOCK, 0, ctx->stream>>>(
-                x, n / 256, (int8_t *)ctx->act_q.ptr, (float2 *)ctx->act_ds.ptr);
+                x, n / 256, (int8_t *)ctx->act_q.ptr, (float2 *)ctx->act_ds.ptr, h);
             CU_LAUNCHED("act_q8_K_kernel");
         }
     }
     ctx->act_kind = l->act;
     ctx->act_cols = cols;
     ctx->act_tokens = n_tok;
-    ctx->act_h_ready = l->act == CU_ACT_F16 || l->act == CU_ACT_BF16; /* the GEMM takes the same halves */
+    /* the GEMM takes the same halves (f16 / bf16), or got them here */
+    ctx->act_h_ready = l->act == CU_ACT_F16 || l->act == CU_ACT_BF16 || want_h;
     return 0;
 }
 
-int cu_act_buffers(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, int8_t **q, float2 **ds, int *kind,
-                   lm_error *err) {
+int cu_act_buffers(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, int8_t **q, float2 **ds, __half **h,
+                   int *kind, lm_error *err) {
     const cu_layout *l = w->layout;
-    if ((l->act != CU_ACT_Q8_32 && l->act != CU_ACT_Q8_K) || n_tok > lm_cuda_vec_max_tokens(w)) return -1;
+    if (l->act != CU_ACT_Q8_32 && l->act != CU_ACT_Q8_K) return -1;
+    const bool gemm = n_tok > lm_cuda_vec_max_tokens(w);
     const int64_t n = (int64_t)n_tok * w->view.cols;
     if (cu_scratch_reserve(&ctx->act_q, (size_t)n, err) ||
-        cu_scratch_reserve(&ctx->act_ds, (size_t)(n / 32) * sizeof(float2), err))
+        cu_scratch_reserve(&ctx->act_ds, (size_t)(n / 32) * sizeof(float2), err) ||
+        (gemm && cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)))
         return -2;
+    *h = gemm ? (__half *)ctx->act_h.ptr : NULL;
     ctx->act_kind = -1; /* until filled */
     ctx->act_h_ready = false;
     *q = (int8_t *)ctx->act_q.ptr;
@@ -154,11 +165,11 @@ int cu_act_buffers(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, int8_t 
     return 0;
 }
 
-void cu_act_filled(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok) {
+void cu_act_filled(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, bool with_h) {
     ctx->act_kind = w->layout->act;
     ctx->act_cols = w->view.cols;
     ctx->act_tokens = n_tok;
-    ctx->act_h_ready = false;
+    ctx->act_h_ready = with_h;
 }
 
 /* the context's prepared activations */
@@ -423,7 +434,7 @@ static int launch_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, floa
 
 static int matmul_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
                       lm_error *err) {
-    if (prepare_act(ctx, w->layout, x, n_tok, w->view.cols, err)) return -1;
+    if (prepare_act(ctx, w->layout, x, n_tok, w->view.cols, false, err)) return -1;
     return launch_vec(ctx, w, n_tok, y, err);
 }
 
@@ -520,7 +531,7 @@ static int q8_to_half(lm_cuda_ctx *ctx, int64_t n, lm_error *err) {
 static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
                        lm_error *err) {
     const int64_t n = (int64_t)n_tok * w->view.cols;
-    if (prepare_act(ctx, w->layout, x, n_tok, w->view.cols, err)) return -1;
+    if (prepare_act(ctx, w->layout, x, n_tok, w->view.cols, true, err)) return -1;
     if (!ctx->act_h_ready && q8_to_half(ctx, n, err)) return -1;
     return gemm_prepared(ctx, w, n_tok, y, err);
 }

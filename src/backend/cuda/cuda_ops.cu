@@ -218,9 +218,10 @@ extern "C" int lm_cuda_rmsnorm(lm_cuda_ctx *ctx, float *y, const float *x, const
     return 0;
 }
 
-/* q_kind: -1, or the q8 kind (cu_act_kind) to quantize xb into q / ds */
+/* q_kind: -1, or the q8 kind (cu_act_kind) to quantize xb into q / ds (and
+ * XH, when not NULL, the GEMM path's f16(d * q)) */
 __global__ void residual_kernel(float *x, float *h, const float *post_w, float *xb, const float *next_w, int dim,
-                                float eps, int q_kind, int8_t *q, float2 *ds) {
+                                float eps, int q_kind, int8_t *q, float2 *ds, __half *xh) {
     const size_t r = blockIdx.x;
     float *xr = x + r * dim, *hr = h + r * dim;
     const float h_scale = post_w ? row_inv_rms(hr, dim, eps) : 1.0f;
@@ -238,16 +239,18 @@ __global__ void residual_kernel(float *x, float *h, const float *post_w, float *
     const int warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
     if (q_kind == CU_ACT_Q8_K)
         for (int sb = warp; sb < dim / 256; sb += n_warps)
-            cu_quantize_q8_K_warp(xbr + sb * 256, q + r * dim + sb * 256, ds + (r * dim + sb * 256) / 32);
+            cu_quantize_q8_K_warp(xbr + sb * 256, q + r * dim + sb * 256, ds + (r * dim + sb * 256) / 32,
+                                  xh ? xh + r * dim + sb * 256 : NULL);
     else
         for (int b = warp; b < dim / 32; b += n_warps)
-            cu_quantize_q8_32_warp(xbr + b * 32, q + r * dim + b * 32, ds + (r * dim) / 32 + b);
+            cu_quantize_q8_32_warp(xbr + b * 32, q + r * dim + b * 32, ds + (r * dim) / 32 + b,
+                                   xh ? xh + r * dim + b * 32 : NULL);
 }
 
 extern "C" int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb,
                                 const float *next_w, int n_rows, int dim, float eps, lm_error *err) {
     if (n_rows <= 0) return 0;
-    residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps, -1, NULL, NULL);
+    residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps, -1, NULL, NULL, NULL);
     CU_LAUNCHED("residual_kernel");
     return 0;
 }
@@ -258,17 +261,18 @@ extern "C" int lm_cuda_residual_for(lm_cuda_ctx *ctx, float *x, float *h, const 
     *fused = false;
     int8_t *q = NULL;
     float2 *ds = NULL;
+    __half *xh = NULL;
     int kind = -1;
     if (n_rows <= 0) return 0;
     if (next && next_w && next->view.cols == dim) {
-        const int rc = cu_act_buffers(ctx, next, n_rows, &q, &ds, &kind, err);
+        const int rc = cu_act_buffers(ctx, next, n_rows, &q, &ds, &xh, &kind, err);
         if (rc == -2) return -1;
         if (rc < 0) kind = -1;
     }
-    residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps, kind, q, ds);
+    residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps, kind, q, ds, xh);
     CU_LAUNCHED("residual_kernel");
     if (kind >= 0) {
-        cu_act_filled(ctx, next, n_rows);
+        cu_act_filled(ctx, next, n_rows, xh != NULL);
         *fused = true;
     }
     return 0;
@@ -309,6 +313,52 @@ extern "C" int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *out, const float *g, con
     return 0;
 }
 
+/* act_mul_kernel with the quantization of its output for the next product:
+ * a block of 256 threads takes 256 consecutive outputs (one q8_K unit, or
+ * eight q8_32 ones; TOTAL is a whole number of units), a thread each, then
+ * quantizes them, a warp per unit (XH: NULL, or the GEMM's halves too) */
+#define ACT_Q_BLOCK 256
+__global__ void __launch_bounds__(ACT_Q_BLOCK) act_mul_q_kernel(float *out, const float *g, const float *u,
+                                                                int64_t total, int n, int ld, bool gelu, int q_kind,
+                                                                int8_t *q, float2 *ds, __half *xh) {
+    const int64_t first = (int64_t)blockIdx.x * ACT_Q_BLOCK, i = first + threadIdx.x;
+    if (i < total) {
+        const int64_t in = (i / n) * ld + i % n;
+        const float x = g[in];
+        out[i] = gelu ? gelu_mul(x, u[in]) : x / (1.0f + expf(-x)) * u[in];
+    }
+    __syncthreads(); /* the block's outputs are visible to it from here */
+    const int warp = threadIdx.x / 32;
+    if (q_kind == CU_ACT_Q8_K) {
+        if (warp == 0) cu_quantize_q8_K_warp(out + first, q + first, ds + first / 32, xh ? xh + first : NULL);
+    } else {
+        const int64_t w0 = first + warp * 32;
+        if (w0 < total) cu_quantize_q8_32_warp(out + w0, q + w0, ds + w0 / 32, xh ? xh + w0 : NULL);
+    }
+}
+
+extern "C" int lm_cuda_act_mul_for(lm_cuda_ctx *ctx, float *out, const float *g, const float *u, int n_rows, int n,
+                                   int ld, bool gelu, const lm_cuda_matrix *next, bool *fused, lm_error *err) {
+    *fused = false;
+    int8_t *q = NULL;
+    float2 *ds = NULL;
+    __half *xh = NULL;
+    int kind = -1;
+    if (next && next->view.cols == n) { /* n is then a whole number of the kind's units */
+        const int rc = cu_act_buffers(ctx, next, n_rows, &q, &ds, &xh, &kind, err);
+        if (rc == -2) return -1;
+        if (rc < 0) kind = -1;
+    }
+    if (kind < 0 || n_rows <= 0) return lm_cuda_act_mul(ctx, out, g, u, n_rows, n, ld, gelu, err);
+    const int64_t total = (int64_t)n_rows * n;
+    act_mul_q_kernel<<<(unsigned)((total + ACT_Q_BLOCK - 1) / ACT_Q_BLOCK), ACT_Q_BLOCK, 0, ctx->stream>>>(
+        out, g, u, total, n, ld, gelu, kind, q, ds, xh);
+    CU_LAUNCHED("act_mul_q_kernel");
+    cu_act_filled(ctx, next, n_rows, xh != NULL);
+    *fused = true;
+    return 0;
+}
+
 /* the (value, index) maximum over the warp, ties to the lower index */
 __device__ __forceinline__ void warp_argmax(float *v, int *idx) {
     for (int off = 16; off > 0; off >>= 1) {
@@ -321,39 +371,99 @@ __device__ __forceinline__ void warp_argmax(float *v, int *idx) {
     }
 }
 
-/* one block per row: each thread its strided share, then the block's
- * (value, index) reduction, ties to the lower index */
-__global__ void argmax_kernel(const float *x, int n, int32_t *out) {
+#define ARGMAX_MAX_SPLIT 32 /* blocks per row at most: the last one folds their partials with one warp */
+
+/* a row's place in the argmax scratch: the same for any number of rows, so
+ * a counter left at zero by one launch is zero for the next */
+typedef struct argmax_slot {
+    float v[ARGMAX_MAX_SPLIT];
+    int i[ARGMAX_MAX_SPLIT];
+    unsigned count;
+} argmax_slot;
+
+/* The block's (value, index) maximum of its threads' (V, IDX), ties to the
+ * lower index; valid in thread 0. */
+__device__ void block_argmax(float *v, int *idx) {
     __shared__ float best_v[32];
     __shared__ int best_i[32];
-    const float *row = x + (size_t)blockIdx.x * n;
+    warp_argmax(v, idx);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) {
+        best_v[warp] = *v;
+        best_i[warp] = *idx;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        *v = lane < blockDim.x / 32 ? best_v[lane] : -INFINITY;
+        *idx = lane < blockDim.x / 32 ? best_i[lane] : 0x7fffffff;
+        warp_argmax(v, idx);
+    }
+}
+
+/* gridDim.x blocks per row (blockIdx.y), each over a segment of SEG
+ * elements; each thread keeps its first maximum (NaN never wins), then the
+ * block's. With one block per row it writes out; otherwise each block leaves
+ * its partial and the last block of the row to finish (a counter, reset to
+ * zero for the next launch) folds them. The order of the fold does not
+ * matter: (value desc, index asc) picks one winner, the lowest index among
+ * equal maxima, as one block would. */
+__global__ void argmax_kernel(const float *x, int n, int seg, argmax_slot *slots, int32_t *out) {
+    const int row = blockIdx.y, split = gridDim.x;
+    const float *xr = x + (size_t)row * n;
+    const int lo = blockIdx.x * seg, hi = min(n, lo + seg);
     float v = -INFINITY;
     int idx = 0x7fffffff;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float y = row[i];
-        if (y > v) { /* strict: a thread keeps its first maximum; NaN never wins */
+    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+        const float y = xr[i];
+        if (y > v) {
             v = y;
             idx = i;
         }
     }
-    warp_argmax(&v, &idx);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (lane == 0) {
-        best_v[warp] = v;
-        best_i[warp] = idx;
+    block_argmax(&v, &idx);
+    if (split == 1) {
+        if (threadIdx.x == 0) out[row] = idx == 0x7fffffff ? 0 : idx;
+        return;
+    }
+    __shared__ bool last;
+    argmax_slot *slot = slots + row;
+    if (threadIdx.x == 0) {
+        slot->v[blockIdx.x] = v;
+        slot->i[blockIdx.x] = idx;
+        __threadfence(); /* the partial is visible before the count says so */
+        last = atomicAdd(&slot->count, 1u) == (unsigned)split - 1;
     }
     __syncthreads();
-    if (warp == 0) {
-        v = lane < blockDim.x / 32 ? best_v[lane] : -INFINITY;
-        idx = lane < blockDim.x / 32 ? best_i[lane] : 0x7fffffff;
-        warp_argmax(&v, &idx);
-        if (lane == 0) out[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
+    if (!last || threadIdx.x >= 32) return;
+    __threadfence();
+    const int lane = threadIdx.x;
+    v = lane < split ? ((volatile float *)slot->v)[lane] : -INFINITY;
+    idx = lane < split ? ((volatile int *)slot->i)[lane] : 0x7fffffff;
+    warp_argmax(&v, &idx);
+    if (lane == 0) {
+        out[row] = idx == 0x7fffffff ? 0 : idx;
+        slot->count = 0;
     }
 }
 
 extern "C" int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int32_t *out, lm_error *err) {
     if (n_rows <= 0) return 0;
-    argmax_kernel<<<n_rows, 1024, 0, ctx->stream>>>(x, n, out);
+    /* about two blocks per SM over all rows, whole segments of 4096 or more */
+    int split = (2 * ctx->sm_count + n_rows - 1) / n_rows;
+    split = split < ARGMAX_MAX_SPLIT ? split : ARGMAX_MAX_SPLIT;
+    const int min_seg = 4096, by_len = (n + min_seg - 1) / min_seg;
+    split = split < by_len ? split : by_len;
+    split = split > 1 ? split : 1;
+    const int seg = (n + split - 1) / split;
+    argmax_slot *slots = NULL;
+    if (split > 1) {
+        void *old = ctx->argmax.ptr;
+        if (cu_scratch_reserve(&ctx->argmax, (size_t)n_rows * sizeof(argmax_slot), err)) return -1;
+        /* a new buffer: its counters start at zero (the kernel leaves them so) */
+        if (ctx->argmax.ptr != old) CU_TRY(cudaMemsetAsync(ctx->argmax.ptr, 0, ctx->argmax.cap, ctx->stream));
+        slots = (argmax_slot *)ctx->argmax.ptr;
+    }
+    argmax_kernel<<<dim3((unsigned)split, (unsigned)n_rows), 1024, 0, ctx->stream>>>(x, n, seg, slots, out);
     CU_LAUNCHED("argmax_kernel");
     return 0;
 }
@@ -595,12 +705,14 @@ __device__ __forceinline__ void attn_fold(float &M, float &L, float &O, float Mc
  * merge in shared memory into the chunk's (max, sum, weighted V). With one
  * split the block folds its chunks in order (attn_fold) and writes the
  * output; with more, each chunk's partial goes to the scratch, at its
- * chunk index among MAX_CHUNKS, and attn_merge_kernel folds them in the
- * same order. Either way the arithmetic of a token's output depends on its
- * position and its keys alone, not on the batch or the split count. */
+ * chunk index among MAX_CHUNKS, and the last split of the (token, head
+ * group) to finish (COUNT, one counter per group, left at zero) folds them
+ * all in the same order. Either way the arithmetic of a token's output
+ * depends on its position and its keys alone, not on the batch or the
+ * split count. */
 template <int EPL> /* elements per lane: head_dim / 32 */
 __global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm_cuda_kv_layer kv, int n_split,
-                                                              int max_chunks) {
+                                                              int max_chunks, unsigned *count) {
     constexpr int D = EPL * 32;
     __shared__ float sm_m[ATT_WARPS][ATT_GROUP], sm_l[ATT_WARPS][ATT_GROUP];
     __shared__ float sm_acc[ATT_WARPS][ATT_GROUP][D];
@@ -721,34 +833,42 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm
         }
         __syncthreads(); /* before the next chunk writes the shared arrays */
     }
-    if (n_split == 1) {
+    if (n_split > 1) { /* the last split to finish folds every chunk's partial */
+        __shared__ bool last;
+        __threadfence(); /* this block's partials are visible before the count says so */
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            unsigned *cnt = count + (size_t)t * gridDim.y + blockIdx.y;
+            last = atomicAdd(cnt, 1u) == (unsigned)n_split - 1;
+            if (last) *cnt = 0; /* for the next launch */
+        }
+        __syncthreads();
+        if (!last) return;
+        __threadfence();
 #pragma unroll
         for (int k = 0; k < EPL; k++) {
             const int idx = threadIdx.x + k * ATT_WARPS * 32, g = idx / D, d = idx % D;
-            if (g < ng) a.out[((size_t)t * a.n_head + h0 + g) * D + d] = rO[k] / rL[k];
+            if (g < ng) {
+                const size_t th = (size_t)t * a.n_head + h0 + g;
+                const float *part = a.scratch + th * max_chunks * (D + 2);
+                for (int c = 0; c < n_chunks; c++) {
+                    const float *p = part + (size_t)c * (D + 2);
+                    attn_fold(rM[k], rL[k], rO[k], __ldcg(p + D), __ldcg(p + D + 1), __ldcg(p + d));
+                }
+            }
         }
     }
-}
-
-/* folds the chunks of one (token, head) in order: blockDim.x = head_dim */
-__global__ void attn_merge_kernel(float *out, const float *scratch, const int32_t *pos, int n_head, int window,
-                                  int max_chunks, int D) {
-    const size_t th = blockIdx.x;
-    const int d = threadIdx.x;
-    const int n_chunks = attn_chunks(pos[th / n_head], window);
-    const float *part = scratch + th * max_chunks * (D + 2);
-    float M = -INFINITY, L = 0.0f, O = 0.0f;
-    for (int c = 0; c < n_chunks; c++) {
-        const float *p = part + (size_t)c * (D + 2);
-        attn_fold(M, L, O, p[D], p[D + 1], p[d]);
+#pragma unroll
+    for (int k = 0; k < EPL; k++) {
+        const int idx = threadIdx.x + k * ATT_WARPS * 32, g = idx / D, d = idx % D;
+        if (g < ng) a.out[((size_t)t * a.n_head + h0 + g) * D + d] = rO[k] / rL[k];
     }
-    out[th * D + d] = O / L;
 }
 
 template <int EPL>
 static void launch_attn(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv, dim3 grid, int n_split,
-                        int max_chunks) {
-    attn_kernel<EPL><<<grid, ATT_WARPS * 32, 0, ctx->stream>>>(*a, *kv, n_split, max_chunks);
+                        int max_chunks, unsigned *count) {
+    attn_kernel<EPL><<<grid, ATT_WARPS * 32, 0, ctx->stream>>>(*a, *kv, n_split, max_chunks, count);
 }
 
 extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv,
@@ -775,21 +895,23 @@ extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const 
     if (!a->scratch || (long)a->n_tokens * a->n_head * max_chunks > ATT_MAX_PARTIALS) n_split = 1;
     if (n_split < 1) n_split = 1;
     const dim3 grid(a->n_tokens, a->n_head_kv * n_qchunks, (unsigned)n_split);
+    unsigned *count = NULL;
+    if (n_split > 1) { /* a counter per (token, head group); every launch leaves them at zero */
+        void *old = ctx->attn_count.ptr;
+        if (cu_scratch_reserve(&ctx->attn_count, (size_t)grid.x * grid.y * sizeof(unsigned), err)) return -1;
+        if (ctx->attn_count.ptr != old) CU_TRY(cudaMemsetAsync(ctx->attn_count.ptr, 0, ctx->attn_count.cap, ctx->stream));
+        count = (unsigned *)ctx->attn_count.ptr;
+    }
     switch (D / 32) {
-    case 1: launch_attn<1>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
-    case 2: launch_attn<2>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
-    case 3: launch_attn<3>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
-    case 4: launch_attn<4>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
-    case 5: launch_attn<5>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
-    case 6: launch_attn<6>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
-    case 7: launch_attn<7>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
-    default: launch_attn<8>(ctx, a, kv, grid, (int)n_split, (int)max_chunks); break;
+    case 1: launch_attn<1>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 2: launch_attn<2>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 3: launch_attn<3>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 4: launch_attn<4>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 5: launch_attn<5>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 6: launch_attn<6>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 7: launch_attn<7>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    default: launch_attn<8>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
     }
     CU_LAUNCHED("attn_kernel");
-    if (n_split > 1) {
-        attn_merge_kernel<<<a->n_tokens * a->n_head, D, 0, ctx->stream>>>(a->out, a->scratch, a->pos, a->n_head,
-                                                                          a->window, (int)max_chunks, D);
-        CU_LAUNCHED("attn_merge_kernel");
-    }
     return 0;
 }

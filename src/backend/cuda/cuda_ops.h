@@ -68,9 +68,10 @@ int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, 
                      int n_rows, int dim, float eps, lm_error *err);
 
 /* lm_cuda_residual, and when NEXT (the first matrix to read xb) takes q8
- * activations by the VEC path for n_rows tokens, xb is quantized for it in
- * the same kernel (bit for bit what its product would do): *fused is then
- * true and lm_cuda_matmul_again(NEXT ...) follows without a pass of its own. */
+ * activations, xb is quantized for it in the same kernel (bit for bit what
+ * its product would do; with the f16(d * q) halves too when n_rows tokens
+ * take the GEMM path): *fused is then true and lm_cuda_matmul_again(NEXT
+ * ...) follows without a pass of its own. */
 int lm_cuda_residual_for(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb, const float *next_w,
                          int n_rows, int dim, float eps, const lm_cuda_matrix *next, bool *fused, lm_error *err);
 
@@ -79,6 +80,13 @@ int lm_cuda_residual_for(lm_cuda_ctx *ctx, float *x, float *h, const float *post
  * out may be g when ld == n. */
 int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *out, const float *g, const float *u, int n_rows, int n, int ld, bool gelu,
                     lm_error *err);
+
+/* lm_cuda_act_mul, and when NEXT (the product that reads out) takes q8
+ * activations, out quantized for it in the same kernel, as
+ * lm_cuda_residual_for does: *fused is then true and
+ * lm_cuda_matmul_again(NEXT ...) follows. */
+int lm_cuda_act_mul_for(lm_cuda_ctx *ctx, float *out, const float *g, const float *u, int n_rows, int n, int ld,
+                        bool gelu, const lm_cuda_matrix *next, bool *fused, lm_error *err);
 
 /* out[r] = the index of the largest of row r of x (n_rows, n), the first
  * one on ties (as lm_argmax) */

@@ -200,6 +200,12 @@ int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *out, const float *g, const float *u
     return -1;
 }
 
+int lm_cuda_act_mul_for(lm_cuda_ctx *ctx, float *out, const float *g, const float *u, int n_rows, int n, int ld,
+                        bool gelu, const lm_cuda_matrix *next, bool *fused, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
 int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int32_t *out, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
