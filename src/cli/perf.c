@@ -52,6 +52,7 @@ typedef struct {
     int **tables; /* (n_seq) the GPU's block table of each sequence */
     float *logits;
     int32_t *tokens;
+    int depth;           /* -d: the pp and tg tests start after this many tokens in the cache */
     int32_t *argmax_ids; /* NULL: full logits back (--full-logits) */
     int32_t *top_ids;    /* --sample: the 64 best candidates per row come back, as for sampled requests */
     float *top_vals;
@@ -71,22 +72,29 @@ static int perf_forward(perf_ctx *c, const lm_batch *b, lm_error *err) {
                                ids ? c->argmax_ids : NULL, err);
 }
 
-/* seconds for n tokens: batched (pp) or one at a time (tg) */
-static double time_tokens(perf_ctx *c, int n, bool batched, lm_error *err) {
+/* n tokens from position start, batched (pp) or one at a time (tg) */
+static int run_tokens(perf_ctx *c, int start, int n, bool batched, lm_error *err) {
     int32_t pos[PERF_CHUNK], seq[PERF_CHUNK];
     bool want[PERF_CHUNK];
     memset(seq, 0, sizeof(seq));
     const int chunk = batched ? PERF_CHUNK : 1;
-    double t0 = perf_now();
     for (int i = 0; i < n; i += chunk) {
         int m = n - i < chunk ? n - i : chunk;
         for (int j = 0; j < m; j++) {
-            pos[j] = i + j;
+            pos[j] = start + i + j;
             want[j] = j == m - 1;
         }
-        lm_batch b = {m, c->tokens + i, pos, seq, want};
-        if (perf_forward(c, &b, err)) return -1.0;
+        lm_batch b = {m, c->tokens + start + i, pos, seq, want};
+        if (perf_forward(c, &b, err)) return -1;
     }
+    return 0;
+}
+
+/* seconds for n tokens after the depth's: batched (pp) or one at a time (tg);
+ * each run writes the same cache positions, so the depth's stay in place */
+static double time_tokens(perf_ctx *c, int n, bool batched, lm_error *err) {
+    double t0 = perf_now();
+    if (run_tokens(c, c->depth, n, batched, err)) return -1.0;
     return perf_now() - t0;
 }
 
@@ -155,6 +163,7 @@ static int run_test(perf_ctx *c, const char *model_path, const char *device, per
     if (kind == TEST_PARALLEL)
         snprintf(test, sizeof(test), "pp%d+tg%dx%d%s", pp, n, c->n_seq,
                  c->argmax_ids ? "" : c->top_ids ? "-top64" : "-logits");
+    else if (c->depth) snprintf(test, sizeof(test), "%s%d@d%d", kind == TEST_PP ? "pp" : "tg", n, c->depth);
     else snprintf(test, sizeof(test), "%s%d", kind == TEST_PP ? "pp" : "tg", n);
     fprintf(stderr, "lamina %-14s %s  %10.1f t/s (median of %d)\n", test, device, tokens / med, reps);
     printf("{\"model\": \"%s\", \"test\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"reps\": %d, "
@@ -166,13 +175,14 @@ static int run_test(perf_ctx *c, const char *model_path, const char *device, per
 
 int cmd_perf(int argc, char **argv) {
     const char *model_path = NULL;
-    int pp = 128, tg = 64, reps = 5, n_threads = cpu_physical_cores(), parallel = 0;
+    int pp = 128, tg = 64, reps = 5, n_threads = cpu_physical_cores(), parallel = 0, depth = 0;
     int gpu = -1; /* --device: -1 the CPU, else the CUDA device */
     bool full_logits = false, sample = false, invariant = false, membw = false;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !model_path) model_path = argv[i];
         else if (i + 1 < argc && !strcmp(argv[i], "-p")) pp = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "-n")) tg = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "-d")) depth = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "-r")) reps = atoi(argv[++i]);
         else if (i + 1 < argc && (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads"))) n_threads = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--parallel")) parallel = atoi(argv[++i]);
@@ -183,17 +193,18 @@ int cmd_perf(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--device")) {
             if ((gpu = cli_parse_device("perf", argv[++i])) == -2) return 2;
         } else {
-            fprintf(stderr, "usage: lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [-t THREADS]\n"
+            fprintf(stderr, "usage: lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-d DEPTH] [-r REPS] [-t THREADS]\n"
                             "                   [--parallel SEQS [--full-logits|--sample]] [--device cpu|cuda[:N]]\n"
                             "                   [--batch-invariant]\n"
                             "       lamina perf --mem-bandwidth [-t THREADS] [-r REPS]\n");
             return 2;
         }
     }
-    if (pp < 0 || tg < 0 || pp > 1 << 16 || tg > 1 << 16 || reps < 1 || reps > 64 || n_threads < 1 ||
-        n_threads > 256 || parallel < 0 || parallel > 256 || (parallel && gpu < 0)) {
-        fprintf(stderr, "lamina perf: -p/-n in [0, 65536], -r in [1, 64], -t in [1, 256], --parallel in [0, 256] "
-                        "(--device cuda only)\n");
+    if (pp < 0 || tg < 0 || pp > 1 << 16 || tg > 1 << 16 || depth < 0 || depth > 1 << 16 || reps < 1 || reps > 64 ||
+        n_threads < 1 || n_threads > 256 || parallel < 0 || parallel > 256 || (parallel && gpu < 0) ||
+        (parallel && depth)) {
+        fprintf(stderr, "lamina perf: -p/-n/-d in [0, 65536], -r in [1, 64], -t in [1, 256], --parallel in [0, 256] "
+                        "(--device cuda only, without -d)\n");
         return 2;
     }
     if (membw) {
@@ -215,7 +226,7 @@ int cmd_perf(int argc, char **argv) {
     int rc = 1;
     c.model = lm_model_load(model_path, &err);
     if (!c.model) goto done;
-    const int n_ctx = (parallel ? pp + tg : pp > tg ? pp : tg) + 1;
+    const int n_ctx = (parallel ? pp + tg : depth + (pp > tg ? pp : tg)) + 1;
     const int max_seq = parallel > 1 ? parallel : 1;
     c.logits = malloc(sizeof(float) * (size_t)c.model->hp.n_vocab * (size_t)max_seq);
     c.tokens = malloc(sizeof(int32_t) * (size_t)n_ctx);
@@ -268,6 +279,8 @@ int cmd_perf(int argc, char **argv) {
         c.tokens[i] = (int32_t)(state % (uint32_t)c.model->hp.n_vocab);
     }
     const char *device = c.gpu ? lm_forward_cuda_device_name(c.gpu) : "cpu";
+    c.depth = depth;
+    if (depth && run_tokens(&c, 0, depth, true, &err)) goto done; /* the context the tests start after, untimed */
     if (parallel) {
         if (run_test(&c, model_path, device, TEST_PARALLEL, pp, tg, reps, n_threads, &err)) goto done;
     } else if ((pp && run_test(&c, model_path, device, TEST_PP, 0, pp, reps, n_threads, &err)) ||

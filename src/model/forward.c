@@ -45,7 +45,13 @@ struct lm_forward {
     float *up;      /* (T, n_ff) */
     float *proj;    /* (T, n_embd) sublayer output */
     void *xq[MAX_ACT_TYPES]; /* (T, row bytes) quantized activations */
-    float *scores;  /* (n_threads, ATT_TOKENS, GQA group, max_ctx) attention scratch */
+    float *scores;  /* (n_threads, scores_stride) attention scratch (op_attend_scratch_floats) */
+    size_t scores_stride;
+    /* flash-decoding: the chunk partials of the attention items split over
+     * threads, (4 n_threads, ATT_TOKENS, GQA group, chunks of max_ctx,
+     * head_dim + OP_ATT_PART_EXTRA); NULL when max_ctx is one chunk */
+    float *att_parts;
+    bool att_split; /* LAMINA_CPU_ATT_SPLIT=0: never split (the same results) */
     /* first tokens of the attention's token runs in this batch, then n_tokens:
      * [0] for full-context layers, [1] for sliding-window ones */
     int *att_runs[2];
@@ -137,6 +143,8 @@ lm_forward *lm_forward_create(const lm_model *m, int max_tokens, int max_ctx) {
     fw->m = m;
     fw->max_tokens = max_tokens;
     fw->max_ctx = max_ctx;
+    const char *split = getenv("LAMINA_CPU_ATT_SPLIT");
+    fw->att_split = !(split && !strcmp(split, "0"));
     const size_t T = (size_t)max_tokens;
     const size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t att_dim = (size_t)hp->n_head * hp->head_dim_v;
@@ -183,6 +191,7 @@ void lm_forward_free(lm_forward *fw) {
     free(fw->logit_rows);
     for (int i = 0; i < MAX_ACT_TYPES; i++) free(fw->xq[i]);
     free(fw->scores);
+    free(fw->att_parts);
     free(fw->kv_ptrs);
     free(fw->att_runs[0]);
     free(fw->att_runs[1]);
@@ -307,37 +316,125 @@ static void find_att_runs(lm_forward *fw) {
     }
 }
 
+static int att_chunks(int n_kv) { return (n_kv + OP_ATT_CHUNK - 1) / OP_ATT_CHUNK; }
+
+/* one attention item (a token run and a KV head): where its keys start, and
+ * the K/V row pointers of positions [from, to] gathered into kp / vp */
+typedef struct {
+    int t, n_tok, pos, seq, lo, kvh;
+} att_item;
+
+static att_item att_item_of(const lm_forward *fw, const lm_layer *L, long p) {
+    const lm_hparams *hp = &fw->m->hp;
+    const int *run_start = fw->att_runs[L->is_swa];
+    att_item it;
+    const int r = (int)(p / hp->n_head_kv);
+    it.kvh = (int)(p % hp->n_head_kv);
+    it.t = run_start[r];
+    it.n_tok = run_start[r + 1] - it.t;
+    it.pos = fw->batch->pos[it.t];
+    it.seq = fw->batch->seq[it.t];
+    it.lo = L->is_swa && it.pos - hp->sliding_window + 1 > 0 ? it.pos - hp->sliding_window + 1 : 0;
+    return it;
+}
+
+static void gather_kv(const lm_forward *fw, int il, const att_item *it, int from, int to, const lm_fp16 **kp,
+                      const lm_fp16 **vp) {
+    const lm_hparams *hp = &fw->m->hp;
+    const int hd = hp->head_dim, hdv = hp->head_dim_v, kv_dim = hp->n_head_kv * hd, v_dim = hp->n_head_kv * hdv;
+    const int bs = fw->kv->block_size;
+    for (int j = from; j <= to;) {
+        const lm_fp16 *kb = fw->kv->k_block(fw->kv->ctx, il, it->seq, j / bs);
+        const lm_fp16 *vb = fw->kv->v_block(fw->kv->ctx, il, it->seq, j / bs);
+        for (int end = (j / bs + 1) * bs; j <= to && j < end; j++) {
+            kp[j - it->lo] = kb + (size_t)(j % bs) * kv_dim + (size_t)it->kvh * hd;
+            vp[j - it->lo] = vb + (size_t)(j % bs) * v_dim + (size_t)it->kvh * hdv;
+        }
+    }
+}
+
+/* Too few items to share out evenly, and some with more than one chunk of
+ * keys: flash-decoding. The (item, chunk) units are shared out, each writing its
+ * partials; after a barrier the (token, head) folds are. The arithmetic is
+ * op_attend_tokens' (op_attend_chunk, op_attend_fold), so the bits do not
+ * depend on the split. */
+static void attention_split(lm_forward *fw, int il, const lm_layer *L, long n_items, int ith, int nth) {
+    const lm_hparams *hp = &fw->m->hp;
+    const int hd = hp->head_dim, hdv = hp->head_dim_v, group = hp->n_head / hp->n_head_kv;
+    const int max_chunks = att_chunks(fw->max_ctx);
+    const size_t pw = (size_t)(hdv + OP_ATT_PART_EXTRA), item_floats = (size_t)ATT_TOKENS * group * max_chunks * pw;
+    float *scores = fw->scores + (size_t)ith * fw->scores_stride;
+    const lm_fp16 **kp = fw->kv_ptrs + (size_t)ith * 2 * fw->max_ctx, **vp = kp + fw->max_ctx;
+    long n_units = 0;
+    for (long p = 0; p < n_items; p++) {
+        const att_item it = att_item_of(fw, L, p);
+        n_units += att_chunks(it.pos + it.n_tok - it.lo);
+    }
+    long u0, u1;
+    tp_split(n_units, ith, nth, &u0, &u1);
+    long u = 0;
+    for (long p = 0; p < n_items && u < u1; p++) {
+        const att_item it = att_item_of(fw, L, p);
+        const int last = it.pos + it.n_tok - 1, n_c = att_chunks(last - it.lo + 1);
+        for (int c = 0; c < n_c; c++, u++) {
+            if (u < u0 || u >= u1) continue;
+            const int from = it.lo + c * OP_ATT_CHUNK;
+            const int to = from + OP_ATT_CHUNK - 1 < last ? from + OP_ATT_CHUNK - 1 : last;
+            gather_kv(fw, il, &it, from, to, kp, vp);
+            const int h = it.kvh * group;
+            op_attend_chunk(fw->att_parts + (size_t)p * item_floats + (size_t)c * pw, (size_t)group * max_chunks * pw,
+                            (size_t)max_chunks * pw, fw->q + (size_t)it.t * hp->n_head * hd + (size_t)h * hd,
+                            (size_t)hp->n_head * hd, it.n_tok, group, kp, vp, it.pos - it.lo + 1, c, hd,
+                            hp->attn_scale, hp->attn_softcap, scores);
+        }
+    }
+    tp_barrier(fw->pool);
+    const long n_folds = n_items * ATT_TOKENS * group;
+    long f0, f1;
+    tp_split(n_folds, ith, nth, &f0, &f1);
+    for (long f = f0; f < f1; f++) {
+        const long p = f / ((long)ATT_TOKENS * group);
+        const int tau = (int)(f / group % ATT_TOKENS), g = (int)(f % group);
+        const att_item it = att_item_of(fw, L, p);
+        if (tau >= it.n_tok) continue;
+        const int h = it.kvh * group + g;
+        op_attend_fold(fw->att + (size_t)(it.t + tau) * hp->n_head * hdv + (size_t)h * hdv,
+                       fw->att_parts + (size_t)p * item_floats + ((size_t)tau * group + g) * max_chunks * pw, pw,
+                       att_chunks(it.pos + tau - it.lo + 1), hdv);
+    }
+}
+
 /* causal attention of every (token run, KV head) pair of this thread's share */
 static void attention(lm_forward *fw, const lm_layer *L, int il, int ith, int nth) {
     const lm_hparams *hp = &fw->m->hp;
-    const int hd = hp->head_dim, hdv = hp->head_dim_v, kv_dim = hp->n_head_kv * hd;
-    const int v_dim = hp->n_head_kv * hdv, group = hp->n_head / hp->n_head_kv;
-    const int bs = fw->kv->block_size;
-    float *scores = fw->scores + (size_t)ith * ATT_TOKENS * group * fw->max_ctx;
-    const lm_fp16 **kp = fw->kv_ptrs + (size_t)ith * 2 * fw->max_ctx, **vp = kp + fw->max_ctx;
-    const int *run_start = fw->att_runs[L->is_swa];
+    const int hd = hp->head_dim, hdv = hp->head_dim_v, group = hp->n_head / hp->n_head_kv;
     const long n_items = (long)fw->n_att_runs[L->is_swa] * hp->n_head_kv;
+    /* split when the items are too few to share out evenly (fewer than 4 a
+     * thread) and some item has more than one chunk of keys */
+    if (fw->att_parts && n_items < 4L * nth && nth > 1 && fw->att_split) {
+        bool long_keys = false;
+        for (long p = 0; p < n_items && !long_keys; p++) {
+            const att_item it = att_item_of(fw, L, p);
+            long_keys = it.pos + it.n_tok - it.lo > OP_ATT_CHUNK;
+        }
+        if (long_keys) {
+            attention_split(fw, il, L, n_items, ith, nth);
+            tp_barrier(fw->pool);
+            return;
+        }
+    }
+    float *scores = fw->scores + (size_t)ith * fw->scores_stride;
+    const lm_fp16 **kp = fw->kv_ptrs + (size_t)ith * 2 * fw->max_ctx, **vp = kp + fw->max_ctx;
     long p0, p1;
     tp_split(n_items, ith, nth, &p0, &p1);
     for (long p = p0; p < p1; p++) {
-        const int r = (int)(p / hp->n_head_kv), kvh = (int)(p % hp->n_head_kv);
-        const int t = run_start[r], n_tok = run_start[r + 1] - t;
-        const int pos = fw->batch->pos[t], last = pos + n_tok - 1, seq = fw->batch->seq[t];
-        int lo = 0;
-        if (L->is_swa && pos - hp->sliding_window + 1 > 0) lo = pos - hp->sliding_window + 1;
-        for (int j = lo; j <= last;) {
-            const lm_fp16 *kb = fw->kv->k_block(fw->kv->ctx, il, seq, j / bs);
-            const lm_fp16 *vb = fw->kv->v_block(fw->kv->ctx, il, seq, j / bs);
-            for (int end = (j / bs + 1) * bs; j <= last && j < end; j++) {
-                kp[j - lo] = kb + (size_t)(j % bs) * kv_dim + (size_t)kvh * hd;
-                vp[j - lo] = vb + (size_t)(j % bs) * v_dim + (size_t)kvh * hdv;
-            }
-        }
+        const att_item it = att_item_of(fw, L, p);
+        gather_kv(fw, il, &it, it.lo, it.pos + it.n_tok - 1, kp, vp);
         /* the query heads of a GQA group share the K/V rows gathered above */
-        const int h = kvh * group;
-        op_attend_tokens(fw->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv, (size_t)hp->n_head * hdv,
-                         fw->q + (size_t)t * hp->n_head * hd + (size_t)h * hd, (size_t)hp->n_head * hd, n_tok, group,
-                         kp, vp, pos - lo + 1, hd, hp->attn_scale, hp->attn_softcap, scores);
+        const int h = it.kvh * group;
+        op_attend_tokens(fw->att + (size_t)it.t * hp->n_head * hdv + (size_t)h * hdv, (size_t)hp->n_head * hdv,
+                         fw->q + (size_t)it.t * hp->n_head * hd + (size_t)h * hd, (size_t)hp->n_head * hd, it.n_tok,
+                         group, kp, vp, it.pos - it.lo + 1, hd, hp->attn_scale, hp->attn_softcap, scores);
     }
     tp_barrier(fw->pool);
 }
@@ -432,9 +529,17 @@ int lm_forward_run(lm_forward *fw, tp_pool *pool, const lm_kv *kv, const lm_batc
     const int nth = tp_n_threads(pool);
     if (nth > fw->max_threads) { /* attention scratch is per thread: grow it to this pool */
         free(fw->scores);
+        free(fw->att_parts);
         free(fw->kv_ptrs);
-        fw->scores = malloc((size_t)nth * ATT_TOKENS * (fw->m->hp.n_head / fw->m->hp.n_head_kv) * fw->max_ctx *
-                            sizeof(float));
+        const int group = hp->n_head / hp->n_head_kv, max_chunks = att_chunks(fw->max_ctx);
+        fw->scores_stride = op_attend_scratch_floats(ATT_TOKENS, group, fw->max_ctx, hp->head_dim);
+        fw->scores = malloc((size_t)nth * fw->scores_stride * sizeof(float));
+        /* for flash-decoding: fewer than 4 items a thread, each (ATT_TOKENS,
+         * group, chunks) partials; without them (one chunk, or no memory)
+         * nothing is split, which changes no result */
+        fw->att_parts = max_chunks > 1 ? malloc((size_t)4 * nth * ATT_TOKENS * group * max_chunks *
+                                                (hp->head_dim_v + OP_ATT_PART_EXTRA) * sizeof(float))
+                                       : NULL;
         fw->kv_ptrs = malloc((size_t)nth * 2 * fw->max_ctx * sizeof(lm_fp16 *));
         fw->max_threads = fw->scores && fw->kv_ptrs ? nth : 0;
         if (!fw->max_threads) {

@@ -386,3 +386,19 @@ def test_perf_mem_bandwidth():
     assert 1e8 < r["bytes_per_s"] < 1e13, r  # between 0.1 GB/s and 10 TB/s: a real measurement
     bad = subprocess.run([str(LAMINA), "perf", "--mem-bandwidth", "-t", "0"], capture_output=True, text=True)
     assert bad.returncode == 2 and "-t" in bad.stderr
+
+
+def test_perf_depth():
+    """`perf -d`: prefill and decode timed after a context of DEPTH tokens
+    (llama-bench's -d), here past one attention chunk of 1024 keys so the
+    chunked attention and its split over threads run; -d with --parallel and
+    a negative depth are usage errors."""
+    out = subprocess.run([str(LAMINA), "perf", "-p", "4", "-n", "2", "-d", "1100", "-r", "1", "-t", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert [g["test"] for g in got] == ["pp4@d1100", "tg2@d1100"], got
+    assert all(g["tokens_per_s"] > 0 for g in got)
+    for bad_args in (["-d", "-1"], ["-d", "8", "--parallel", "2", "--device", "cuda"]):
+        bad = subprocess.run([str(LAMINA), "perf", *bad_args], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and "-d" in bad.stderr, bad.stderr

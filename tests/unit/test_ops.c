@@ -24,9 +24,10 @@
 static float frand(void) { return (float)rand() / (float)RAND_MAX * 2.0f - 1.0f; }
 static float round16(float x) { return lm_fp16_to_fp32(lm_fp32_to_fp16(x)); }
 
-/* one head, exactly as the reference path of op_attend defines it */
-static void attend_alone(float *out, const float *q, const lm_fp16 *const *k, const lm_fp16 *const *v, int n_kv, int hd,
-                         float scale, float softcap, float *w) {
+/* one head over one chunk of keys, exactly as op_attend defines it; its
+ * maximum and sum after out when STATS */
+static void attend_plain(float *out, bool stats, const float *q, const lm_fp16 *const *k, const lm_fp16 *const *v,
+                         int n_kv, int hd, float scale, float softcap, float *w) {
     float q16[1024];
     for (int i = 0; i < hd; i++) q16[i] = round16(q[i]);
     float max = -INFINITY;
@@ -41,9 +42,46 @@ static void attend_alone(float *out, const float *q, const lm_fp16 *const *k, co
         w[j] = softmax_exp(w[j] - max);
         sum += w[j];
     }
+    if (stats) op_attend_stats_put(out + hd, max, sum);
     const float inv = (float)(1.0 / sum);
     memset(out, 0, sizeof(float) * (size_t)hd);
     for (int j = 0; j < n_kv; j++) op_axpy_f16(out, round16(w[j] * inv), v[j], hd);
+}
+
+/* one head: a two-pass softmax per chunk of OP_ATT_CHUNK keys, the chunks
+ * folded in order */
+static void attend_alone(float *out, const float *q, const lm_fp16 *const *k, const lm_fp16 *const *v, int n_kv, int hd,
+                         float scale, float softcap, float *w) {
+    if (n_kv <= OP_ATT_CHUNK) {
+        attend_plain(out, false, q, k, v, n_kv, hd, scale, softcap, w);
+        return;
+    }
+    const int n_c = (n_kv + OP_ATT_CHUNK - 1) / OP_ATT_CHUNK, pw = hd + OP_ATT_PART_EXTRA;
+    float *parts = malloc(sizeof(float) * (size_t)n_c * pw);
+    for (int c = 0; c < n_c; c++) {
+        const int first = c * OP_ATT_CHUNK, len = n_kv - first < OP_ATT_CHUNK ? n_kv - first : OP_ATT_CHUNK;
+        attend_plain(parts + (size_t)c * pw, true, q, k + first, v + first, len, hd, scale, softcap, w);
+    }
+    op_attend_fold(out, parts, (size_t)pw, n_c, hd);
+    free(parts);
+}
+
+/* the same head in double precision over all keys at once (one softmax):
+ * what the chunked arithmetic approximates */
+static void attend_exact(double *out, const float *q, const lm_fp16 *const *k, const lm_fp16 *const *v, int n_kv,
+                         int hd, float scale) {
+    double *s = malloc(sizeof(double) * (size_t)n_kv), max = -INFINITY, sum = 0.0;
+    for (int j = 0; j < n_kv; j++) {
+        double d = 0.0;
+        for (int i = 0; i < hd; i++) d += (double)round16(q[i]) * lm_fp16_to_fp32(k[j][i]);
+        s[j] = d * scale;
+        if (s[j] > max) max = s[j];
+    }
+    for (int j = 0; j < n_kv; j++) sum += s[j] = exp(s[j] - max);
+    for (int i = 0; i < hd; i++) out[i] = 0.0;
+    for (int j = 0; j < n_kv; j++)
+        for (int i = 0; i < hd; i++) out[i] += s[j] / sum * lm_fp16_to_fp32(v[j][i]);
+    free(s);
 }
 
 /* op_exp_shifted at this level: the bits of the scalar softmax_exp on
@@ -100,7 +138,8 @@ static void run_level(cpu_level level) {
                 lm_fp16 *kv = malloc(sizeof(lm_fp16) * (size_t)2 * n_kv * hd);
                 const lm_fp16 **k = malloc(sizeof(*k) * (size_t)n_kv), **v = malloc(sizeof(*v) * (size_t)n_kv);
                 float *q = malloc(sizeof(float) * (size_t)g * hd), *out = malloc(sizeof(float) * (size_t)g * hd);
-                float *ref = malloc(sizeof(float) * (size_t)hd), *scratch = malloc(sizeof(float) * (size_t)g * n_kv);
+                float *ref = malloc(sizeof(float) * (size_t)hd);
+                float *scratch = malloc(sizeof(float) * op_attend_scratch_floats(1, g, n_kv, hd));
                 for (int i = 0; i < 2 * n_kv * hd; i++) kv[i] = lm_fp32_to_fp16(frand() * 3.0f);
                 for (int j = 0; j < n_kv; j++) { /* positions scattered, as blocks of the paged cache are */
                     k[j] = kv + (size_t)((j * 7) % n_kv) * hd;
@@ -139,7 +178,8 @@ static void run_tokens(cpu_level level) {
                     const lm_fp16 **k = malloc(sizeof(*k) * (size_t)n_kv), **v = malloc(sizeof(*v) * (size_t)n_kv);
                     float *q = malloc(sizeof(float) * q_stride * nt), *out = malloc(sizeof(float) * out_stride * nt);
                     float *ref = malloc(sizeof(float) * (size_t)hd);
-                    float *scratch = malloc(sizeof(float) * (size_t)nt * g * n_kv), *w = malloc(sizeof(float) * n_kv);
+                    float *scratch = malloc(sizeof(float) * op_attend_scratch_floats(nt, g, n_kv, hd));
+                    float *w = malloc(sizeof(float) * n_kv);
                     for (int i = 0; i < 2 * n_kv * hd; i++) kv[i] = lm_fp32_to_fp16(frand() * 3.0f);
                     for (int j = 0; j < n_kv; j++) {
                         k[j] = kv + (size_t)((j * 7) % n_kv) * hd;
@@ -161,10 +201,71 @@ static void run_tokens(cpu_level level) {
     printf("%s: %d multi-token attention cases\n", cpu_level_name(level), cases);
 }
 
+/* Past OP_ATT_CHUNK keys: token runs across chunk boundaries, every
+ * (token, head) the bits of attending alone (the chunked definition) and
+ * of the split path (each chunk's partials by op_attend_chunk, in any
+ * order, then op_attend_fold), and within 2e-3 of one softmax in double. */
+static void run_long(cpu_level level) {
+    static const struct {
+        int n_kv0, nt, g, hd;
+    } cases[] = {{1022, 4, 3, 64}, {1024, 1, 1, 128}, {1025, 3, 2, 64}, {2047, 4, 4, 64}, {3000, 1, 8, 64},
+                 {2049, 2, 1, 8}};
+    int n = 0;
+    double worst = 0.0;
+    for (int ci = 0; ci < (int)(sizeof(cases) / sizeof(cases[0])); ci++) {
+        const int n_kv0 = cases[ci].n_kv0, nt = cases[ci].nt, g = cases[ci].g, hd = cases[ci].hd;
+        const int n_kv = n_kv0 + nt - 1, n_c = (n_kv + OP_ATT_CHUNK - 1) / OP_ATT_CHUNK, pw = hd + OP_ATT_PART_EXTRA;
+        const size_t q_stride = (size_t)g * hd + 1, out_stride = (size_t)g * hd + 2;
+        lm_fp16 *kv = malloc(sizeof(lm_fp16) * (size_t)2 * n_kv * hd);
+        const lm_fp16 **k = malloc(sizeof(*k) * (size_t)n_kv), **v = malloc(sizeof(*v) * (size_t)n_kv);
+        float *q = malloc(sizeof(float) * q_stride * nt), *out = malloc(sizeof(float) * out_stride * nt);
+        float *split = malloc(sizeof(float) * (size_t)nt * g * n_c * pw), *ref = malloc(sizeof(float) * (size_t)hd);
+        float *scratch = malloc(sizeof(float) * op_attend_scratch_floats(nt, g, n_kv, hd));
+        float *w = malloc(sizeof(float) * OP_ATT_CHUNK);
+        double *exact = malloc(sizeof(double) * (size_t)hd);
+        for (int i = 0; i < 2 * n_kv * hd; i++) kv[i] = lm_fp32_to_fp16(frand() * 3.0f);
+        for (int j = 0; j < n_kv; j++) {
+            k[j] = kv + (size_t)((j * 7) % n_kv) * hd;
+            v[j] = kv + (size_t)n_kv * hd + (size_t)((j * 5 + 1) % n_kv) * hd;
+        }
+        for (size_t i = 0; i < q_stride * nt; i++) q[i] = frand() * 2.0f;
+        for (size_t i = 0; i < out_stride * nt; i++) out[i] = NAN;
+        const float softcap = ci == 2 ? 30.0f : 0.0f;
+        op_attend_tokens(out, out_stride, q, q_stride, nt, g, k, v, n_kv0, hd, 0.125f, softcap, scratch);
+        for (int c = n_c - 1; c >= 0; c--) /* chunks in reverse: the order they run in must not matter */
+            op_attend_chunk(split + (size_t)c * pw, (size_t)g * n_c * pw, (size_t)n_c * pw, q, q_stride, nt, g, k, v,
+                            n_kv0, c, hd, 0.125f, softcap, scratch);
+        for (int t = 0; t < nt; t++)
+            for (int h = 0; h < g; h++) {
+                const float *qh = q + t * q_stride + (size_t)h * hd, *o = out + t * out_stride + (size_t)h * hd;
+                attend_alone(ref, qh, k, v, n_kv0 + t, hd, 0.125f, softcap, w);
+                CHECK(!memcmp(ref, o, sizeof(float) * (size_t)hd), "%s: %d keys, token %d head %d: differs from alone",
+                      cpu_level_name(level), n_kv0 + t, t, h);
+                float *sp = split + ((size_t)t * g + h) * n_c * pw;
+                op_attend_fold(sp, sp, (size_t)pw, (n_kv0 + t + OP_ATT_CHUNK - 1) / OP_ATT_CHUNK, hd);
+                CHECK(!memcmp(sp, o, sizeof(float) * (size_t)hd), "%s: %d keys, token %d head %d: split differs",
+                      cpu_level_name(level), n_kv0 + t, t, h);
+                if (softcap == 0.0f) {
+                    attend_exact(exact, qh, k, v, n_kv0 + t, hd, 0.125f);
+                    for (int i = 0; i < hd; i++) {
+                        const double e = fabs(o[i] - exact[i]);
+                        if (e > worst) worst = e;
+                    }
+                }
+                n++;
+            }
+        free(kv), free(k), free(v), free(q), free(out), free(split), free(ref), free(scratch), free(w), free(exact);
+    }
+    CHECK(worst < 2e-3, "%s: chunked attention %.2e from one softmax in double", cpu_level_name(level), worst);
+    printf("%s: %d long-context (token, head) results, chunked = split = alone, %.1e from double\n",
+           cpu_level_name(level), n, worst);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) { /* a child: the level in force is the one asked for */
         run_level(cpu_level_active());
         run_tokens(cpu_level_active());
+        run_long(cpu_level_active());
         return check_done("ops");
     }
     int failed = 0;

@@ -10,6 +10,7 @@
 
 #include "backend/cpu/quant.h"
 #include "backend/cpu/quant_pack.h"
+#include "backend/cpu/softmax_exp.h"
 #include "base/cpu.h"
 #include "base/threadpool.h"
 
@@ -111,14 +112,17 @@ void op_gelu_mul(float *y, const float *g, const float *u, int n) {
 }
 
 #ifndef LAMINA_NO_X86
-void op_attend_tokens_avx2(float *out, size_t out_stride, const float *q, size_t q_stride, int n_tok, int n_heads,
-                           const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv0, int head_dim,
-                           float scale, float softcap, float *scratch);
+void op_attend_chunk_avx2(float *out, size_t out_stride, size_t head_stride, bool stats, const float *q,
+                          size_t q_stride, int n_tok, int n_heads, const lm_fp16 *const *keys,
+                          const lm_fp16 *const *values, int n_kv0, int chunk, int head_dim, float scale, float softcap,
+                          float *scratch);
 #endif
 
-/* one head, the reference (and the path without AVX2) */
-static void attend_one(float *out, const float *q, const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv,
-                       int head_dim, float scale, float softcap, float *scratch) {
+/* one head over n_kv keys (at most a chunk), the reference (and the path
+ * without AVX2); STATS: NULL, or where the maximum and sum go */
+static void attend_one(float *out, float *stats, const float *q, const lm_fp16 *const *keys,
+                       const lm_fp16 *const *values, int n_kv, int head_dim, float scale, float softcap,
+                       float *scratch) {
     /* Q and the attention weights are rounded to f16 before they meet the f16
      * cache, as llama.cpp's K*Q and V*softmax products do (f16 x f16 dots
      * with f32 sums); it costs nothing and keeps us within its tolerance. */
@@ -134,27 +138,98 @@ static void attend_one(float *out, const float *q, const lm_fp16 *const *keys, c
     op_exp_shifted(scratch, n_kv, max);
     double sum = 0.0;
     for (int j = 0; j < n_kv; j++) sum += scratch[j];
+    if (stats) op_attend_stats_put(stats, max, sum);
     const float inv = (float)(1.0 / sum);
     memset(out, 0, sizeof(float) * (size_t)head_dim);
     for (int j = 0; j < n_kv; j++)
         op_axpy_f16(out, lm_fp16_to_fp32(lm_fp32_to_fp16(scratch[j] * inv)), values[j], head_dim);
 }
 
-void op_attend_tokens(float *out, size_t out_stride, const float *q, size_t q_stride, int n_tok, int n_heads,
-                      const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv0, int head_dim, float scale,
-                      float softcap, float *scratch) {
+/* chunk CHUNK of every query that has keys there: (t, h) to out + t *
+ * out_stride + h * head_stride, with its maximum and sum after it if STATS */
+static void attend_chunk(float *out, size_t out_stride, size_t head_stride, bool stats, const float *q,
+                         size_t q_stride, int n_tok, int n_heads, const lm_fp16 *const *keys,
+                         const lm_fp16 *const *values, int n_kv0, int chunk, int head_dim, float scale, float softcap,
+                         float *scratch) {
 #ifndef LAMINA_NO_X86
     if (cpu_level_active() >= CPU_AVX2 && head_dim % 8 == 0) {
-        op_attend_tokens_avx2(out, out_stride, q, q_stride, n_tok, n_heads, keys, values, n_kv0, head_dim, scale,
-                              softcap, scratch);
+        op_attend_chunk_avx2(out, out_stride, head_stride, stats, q, q_stride, n_tok, n_heads, keys, values, n_kv0,
+                             chunk, head_dim, scale, softcap, scratch);
         return;
     }
 #endif
-    const int w_len = n_kv0 + n_tok - 1;
+    const int first = chunk * OP_ATT_CHUNK;
+    for (int t = 0; t < n_tok; t++) {
+        const int n_kv = n_kv0 + t - first;
+        if (n_kv <= 0) continue;
+        for (int g = 0; g < n_heads; g++) {
+            float *o = out + t * out_stride + (size_t)g * head_stride;
+            attend_one(o, stats ? o + head_dim : NULL, q + t * q_stride + (size_t)g * head_dim, keys + first,
+                       values + first, n_kv < OP_ATT_CHUNK ? n_kv : OP_ATT_CHUNK, head_dim, scale, softcap, scratch);
+        }
+    }
+}
+
+static int att_chunks(int n_kv) { return (n_kv + OP_ATT_CHUNK - 1) / OP_ATT_CHUNK; }
+
+size_t op_attend_scratch_floats(int n_tok, int n_heads, int n_kv_max, int head_dim) {
+    const size_t n_vec = (size_t)n_tok * (size_t)n_heads;
+    const size_t scores = n_vec * (size_t)(n_kv_max < OP_ATT_CHUNK ? n_kv_max : OP_ATT_CHUNK);
+    const int n_chunks = att_chunks(n_kv_max);
+    return scores + (n_chunks > 1 ? n_vec * (size_t)n_chunks * (size_t)(head_dim + OP_ATT_PART_EXTRA) : 0);
+}
+
+void op_attend_chunk(float *part, size_t part_stride, size_t head_stride, const float *q, size_t q_stride, int n_tok,
+                     int n_heads, const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv0, int chunk,
+                     int head_dim, float scale, float softcap, float *scratch) {
+    attend_chunk(part, part_stride, head_stride, true, q, q_stride, n_tok, n_heads, keys, values, n_kv0, chunk,
+                 head_dim, scale, softcap, scratch);
+}
+
+void op_attend_fold(float *out, const float *parts, size_t chunk_stride, int n_chunks, int head_dim) {
+    float m;
+    double l;
+    op_attend_stats_get(parts + head_dim, &m, &l);
+    if (out != parts) memcpy(out, parts, sizeof(float) * (size_t)head_dim);
+    for (int c = 1; c < n_chunks; c++) {
+        const float *p = parts + (size_t)c * chunk_stride;
+        float mc;
+        double lc;
+        op_attend_stats_get(p + head_dim, &mc, &lc);
+        /* the running (max, sum) and the chunk's rescaled to the larger
+         * maximum; o stays normalized: out = out * (its share) + o_c * (the
+         * chunk's share), each product rounded on its own */
+        const float mn = m > mc ? m : mc;
+        const double la = l * (double)softmax_exp(m - mn), lb = lc * (double)softmax_exp(mc - mn), ln = la + lb;
+        const float fa = (float)(la / ln), fb = (float)(lb / ln);
+        for (int i = 0; i < head_dim; i++) {
+            const float a = out[i] * fa, b = p[i] * fb;
+            out[i] = a + b;
+        }
+        m = mn;
+        l = ln;
+    }
+}
+
+void op_attend_tokens(float *out, size_t out_stride, const float *q, size_t q_stride, int n_tok, int n_heads,
+                      const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv0, int head_dim, float scale,
+                      float softcap, float *scratch) {
+    const int n_kv_max = n_kv0 + n_tok - 1, n_chunks = att_chunks(n_kv_max);
+    if (n_chunks <= 1) { /* one two-pass softmax, straight into out */
+        attend_chunk(out, out_stride, (size_t)head_dim, false, q, q_stride, n_tok, n_heads, keys, values, n_kv0, 0,
+                     head_dim, scale, softcap, scratch);
+        return;
+    }
+    /* every chunk's partials after the scores, then each query's fold */
+    const size_t n_vec = (size_t)n_tok * (size_t)n_heads, pw = (size_t)(head_dim + OP_ATT_PART_EXTRA);
+    float *parts = scratch + n_vec * OP_ATT_CHUNK;
+    for (int c = 0; c < n_chunks; c++)
+        attend_chunk(parts + c * pw, (size_t)n_heads * n_chunks * pw, n_chunks * pw, true, q, q_stride, n_tok,
+                     n_heads, keys, values, n_kv0, c, head_dim, scale, softcap, scratch);
     for (int t = 0; t < n_tok; t++)
         for (int g = 0; g < n_heads; g++)
-            attend_one(out + t * out_stride + (size_t)g * head_dim, q + t * q_stride + (size_t)g * head_dim, keys,
-                       values, n_kv0 + t, head_dim, scale, softcap, scratch + (size_t)(t * n_heads + g) * w_len);
+            op_attend_fold(out + t * out_stride + (size_t)g * head_dim, parts + ((size_t)t * n_heads + g) * n_chunks * pw,
+                           pw, att_chunks(n_kv0 + t), head_dim);
 }
 
 void op_attend(float *out, const float *q, int n_heads, const lm_fp16 *const *keys, const lm_fp16 *const *values,

@@ -72,6 +72,7 @@ typedef struct {
     float *out;     /* (head_dim) */
     float *w;       /* (n_kv): scores, then weights */
     int n_kv;       /* it sees keys [0, n_kv) */
+    float *stats;   /* NULL, or where its score maximum and (a double, after it) exponential sum go */
 } att_query;
 
 /* the dots of NQ queries (rounded, at q16[v]) with KT keys from key j */
@@ -225,6 +226,7 @@ ATT_INLINE void attend_tile(int NQ, const att_query *aq, const lm_fp16 *const *k
     for (int v = 0; v < NQ; v++) {
         float *w = aq[v].w;
         const int n_kv = aq[v].n_kv;
+        if (aq[v].stats) op_attend_stats_put(aq[v].stats, max[v], sum[v]);
         const float inv = (float)(1.0 / sum[v]);
         const __m256 invv = _mm256_set1_ps(inv);
         int j = 0;
@@ -241,29 +243,37 @@ ATT_INLINE void attend_tile(int NQ, const att_query *aq, const lm_fp16 *const *k
     for (; i < head_dim; i += 8) v_sums(NQ, 1, aq, n_min, i, values);
 }
 
-void op_attend_tokens_avx2(float *out, size_t out_stride, const float *q, size_t q_stride, int n_tok, int n_heads,
-                           const lm_fp16 *const *keys, const lm_fp16 *const *values, int n_kv0, int head_dim,
-                           float scale, float softcap, float *scratch) {
-    const int n_vec = n_tok * n_heads, w_len = n_kv0 + n_tok - 1;
-    for (int v0 = 0; v0 < n_vec; v0 += Q_TILE) {
-        const int nq = n_vec - v0 < Q_TILE ? n_vec - v0 : Q_TILE;
+void op_attend_chunk_avx2(float *out, size_t out_stride, size_t head_stride, bool stats, const float *q,
+                          size_t q_stride, int n_tok, int n_heads, const lm_fp16 *const *keys,
+                          const lm_fp16 *const *values, int n_kv0, int chunk, int head_dim, float scale, float softcap,
+                          float *scratch) {
+    const int first = chunk * OP_ATT_CHUNK, n_vec = n_tok * n_heads, n_kv_max = n_kv0 + n_tok - 1;
+    const int w_stride = n_kv_max < OP_ATT_CHUNK ? n_kv_max : OP_ATT_CHUNK; /* op_attend_scratch_floats */
+    const lm_fp16 *const *ck = keys + first, *const *cv = values + first;
+    int v0 = 0;
+    while (v0 < n_vec) { /* tiles of the query vectors that have keys in this chunk */
         att_query aq[Q_TILE];
-        for (int v = 0; v < nq; v++) {
-            const int t = (v0 + v) / n_heads, h = (v0 + v) % n_heads;
-            aq[v].q = q + t * q_stride + (size_t)h * head_dim;
-            aq[v].out = out + t * out_stride + (size_t)h * head_dim;
-            aq[v].w = scratch + (size_t)(v0 + v) * w_len;
-            aq[v].n_kv = n_kv0 + t;
+        int nq = 0;
+        for (; v0 < n_vec && nq < Q_TILE; v0++) {
+            const int t = v0 / n_heads, h = v0 % n_heads, n_kv = n_kv0 + t - first;
+            if (n_kv <= 0) continue;
+            aq[nq].q = q + t * q_stride + (size_t)h * head_dim;
+            aq[nq].out = out + t * out_stride + (size_t)h * head_stride;
+            aq[nq].w = scratch + (size_t)v0 * w_stride;
+            aq[nq].n_kv = n_kv < OP_ATT_CHUNK ? n_kv : OP_ATT_CHUNK;
+            aq[nq].stats = stats ? aq[nq].out + head_dim : NULL;
+            nq++;
         }
         switch (nq) { /* each tile size its own unrolled copy */
-        case 1: attend_tile(1, aq, keys, values, head_dim, scale, softcap); break;
-        case 2: attend_tile(2, aq, keys, values, head_dim, scale, softcap); break;
-        case 3: attend_tile(3, aq, keys, values, head_dim, scale, softcap); break;
-        case 4: attend_tile(4, aq, keys, values, head_dim, scale, softcap); break;
-        case 5: attend_tile(5, aq, keys, values, head_dim, scale, softcap); break;
-        case 6: attend_tile(6, aq, keys, values, head_dim, scale, softcap); break;
-        case 7: attend_tile(7, aq, keys, values, head_dim, scale, softcap); break;
-        default: attend_tile(8, aq, keys, values, head_dim, scale, softcap); break;
+        case 0: break;
+        case 1: attend_tile(1, aq, ck, cv, head_dim, scale, softcap); break;
+        case 2: attend_tile(2, aq, ck, cv, head_dim, scale, softcap); break;
+        case 3: attend_tile(3, aq, ck, cv, head_dim, scale, softcap); break;
+        case 4: attend_tile(4, aq, ck, cv, head_dim, scale, softcap); break;
+        case 5: attend_tile(5, aq, ck, cv, head_dim, scale, softcap); break;
+        case 6: attend_tile(6, aq, ck, cv, head_dim, scale, softcap); break;
+        case 7: attend_tile(7, aq, ck, cv, head_dim, scale, softcap); break;
+        default: attend_tile(8, aq, ck, cv, head_dim, scale, softcap); break;
         }
     }
 }
