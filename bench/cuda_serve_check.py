@@ -5,7 +5,8 @@ CPU one on the same model) compared token by token, standard library only
 
 Each prompt is sent to both servers at once (all prompts concurrently, so the
 CUDA server batches them) with temperature 0 and the top-2 logprobs of every
-token. The two replies must be identical, except that they may part at a
+token (on the GPU: from its 64 best candidates of each row and the row's
+log-normalizer). The two replies must be identical, except that they may part at a
 near tie: where the CPU's own top-2 logprob margin is below --tol (twice the
 model's fidelity tolerance: either side may sit that far from llama.cpp).
 After such a parting the rest is not compared (the contexts differ).
@@ -40,19 +41,46 @@ def ask(base, prompt, max_tokens, logprobs=True, sampling=None):
     return (choice["logprobs"]["content"], choice["message"]["content"]) if logprobs else choice["message"]["content"]
 
 
-def same_without_logprobs(a, sampling, what, label):
-    """The first 4 prompts asked twice of the GPU server, with logprobs (whole
-    logits rows) and without; returns how many texts differ."""
-    same = 0
+# a zero bias changes no logit but sends the request down the whole-rows path
+ROWS = {"logit_bias": {"0": 0}}
+
+
+def lp_diff(x, y):
+    """the largest logprob difference of two equal token sequences: each
+    chosen token's, and each top alternative's that both lists hold (a near
+    tie may order the alternatives differently)"""
+    d = 0.0
+    for ex, ey in zip(x, y):
+        d = max(d, abs(ex["logprob"] - ey["logprob"]))
+        ty = {tuple(t["bytes"]): t["logprob"] for t in ey["top_logprobs"]}
+        for tx in ex["top_logprobs"]:
+            if tuple(tx["bytes"]) in ty:
+                d = max(d, abs(tx["logprob"] - ty[tuple(tx["bytes"])]))
+    return d
+
+
+def same_paths(a, sampling, what, label):
+    """The first 4 prompts asked three times of the GPU server: through the
+    whole logits rows (a zero logit bias), through the GPU's 64 best
+    candidates with its log-normalizer (logprobs asked), and without
+    logprobs (the GPU's argmax, or its 64 best); the texts must be equal and
+    the logprobs within 1e-3 (the same logits up to the prefill's batching,
+    which the prefix cache changes from one asking to the next; the
+    log-normalizer's sum runs in another order). Returns how many prompts
+    differ."""
+    bad = 0
+    worst = 0.0
     for p in PROMPTS[:4]:
-        rows = ask(a.gpu, p, a.max_tokens, sampling=sampling)[1]
+        rows_lp, rows = ask(a.gpu, p, a.max_tokens, sampling={**(sampling or {}), **ROWS})
+        top_lp, top = ask(a.gpu, p, a.max_tokens, sampling=sampling)
         picked = ask(a.gpu, p, a.max_tokens, logprobs=False, sampling=sampling)
-        if picked == rows:
-            same += 1
-        else:
-            print(f"DIFFER ({label} vs GPU logits rows): {p!r}: {picked!r} vs {rows!r}")
-    print(f"serve check: {what} equal to the logits rows' for {same}/4 prompts")
-    return 4 - same
+        d = lp_diff(rows_lp, top_lp) if top == rows else float("inf")
+        worst = max(worst, d)
+        if picked != rows or top != rows or d > 1e-3:
+            bad += 1
+            print(f"DIFFER ({label} vs GPU logits rows): {p!r}: {picked!r} / {top!r} vs {rows!r} (logprobs {d:.2e})")
+    print(f"serve check: {what} equal to the logits rows' for {4 - bad}/4 prompts, logprobs within {worst:.1e}")
+    return bad
 
 
 def main():
@@ -82,14 +110,21 @@ def main():
             bad += 1
             print(f"DIFFER: {p!r} token {i}: gpu {gt[i] if i < len(gt) else None} cpu {ct[i] if i < len(ct) else None}"
                   f" (CPU margin {margin:.4f} >= {a.tol})")
-    print(f"serve check: {identical}/{len(results)} identical, {tie} parted at a near tie, {bad} differ")
-    # one request at a time (so each runs the same kernels twice): without
-    # logprobs the GPU picks greedy tokens itself, and for seeded sampling with
-    # top_k 40 only its 64 best candidates per row come back; either way the
-    # text must be the one the logits-rows path (logprobs asked) gives
-    bad += same_without_logprobs(a, None, "GPU-picked greedy text", "GPU argmax")
-    bad += same_without_logprobs(a, {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": 1234},
-                                 "seeded sampling from the GPU's top 64", "GPU top-64, seeded sampling")
+    # where the texts are identical, the logprobs (the GPU's from its 64 best
+    # candidates and its log-normalizer, the CPU's from whole rows) within tol
+    worst = max((lp_diff(g, c) for p, g, c in results if [e["bytes"] for e in g] == [e["bytes"] for e in c]),
+                default=0.0)
+    if worst > a.tol:
+        bad += 1
+        print(f"DIFFER: logprobs {worst:.4f} apart (> {a.tol})")
+    print(f"serve check: {identical}/{len(results)} identical, {tie} parted at a near tie, {bad} differ; "
+          f"logprobs of the identical ones within {worst:.4f}")
+    # one request at a time (so each runs the same kernels every time): the
+    # GPU's argmax or its 64 best candidates must give the text (and the
+    # logprobs) of the whole logits rows
+    bad += same_paths(a, None, "GPU-picked greedy text", "GPU argmax / top-64")
+    bad += same_paths(a, {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": 1234},
+                      "seeded sampling from the GPU's top 64", "GPU top-64, seeded sampling")
     return 1 if bad else 0
 
 

@@ -66,7 +66,7 @@ static int perf_forward(perf_ctx *c, const lm_batch *b, lm_error *err) {
      * temperature-0 requests; --full-logits copies every logits row instead */
     if (c->top_ids)
         return lm_forward_cuda_run_top_k(c->gpu, b, (const int *const *)c->tables, n_table, c->n_seq, c->top_ids,
-                                         c->top_vals, err);
+                                         c->top_vals, NULL, err);
     const bool ids = c->argmax_ids != NULL;
     return lm_forward_cuda_run(c->gpu, b, (const int *const *)c->tables, n_table, c->n_seq, ids ? NULL : c->logits,
                                ids ? c->argmax_ids : NULL, err);

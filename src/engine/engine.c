@@ -268,10 +268,36 @@ static void fill_logprobs(lm_engine *e, const float *logits, int32_t chosen, int
     }
 }
 
-/* samples the next token of s from its logits row; false if s finished */
-/* LOGITS: the sequence's row to sample from; NULL when the GPU already
- * picked PICKED (a greedy sequence without logprobs) */
-static bool advance(lm_engine *e, lm_seq *s, float *logits, int32_t picked) {
+/* The GPU's best candidates of a row (value descending, ties by the lower
+ * id: fill_logprobs' order) and the row's log-normalizer. */
+typedef struct {
+    const int32_t *ids;
+    const float *vals;
+    int n;
+    float log_z;
+} top_cands;
+
+/* fill_logprobs from the candidates: the chosen token is one of them (the
+ * sampler drew among them), and so are the top n (n <= their count) */
+static void fill_logprobs_top(const top_cands *tc, int32_t chosen, int n_top, lm_event *ev) {
+    ev->logprob = -INFINITY;
+    for (int i = 0; i < tc->n; i++)
+        if (tc->ids[i] == chosen) {
+            ev->logprob = tc->vals[i] - tc->log_z;
+            break;
+        }
+    ev->n_top = n_top < tc->n ? n_top : tc->n;
+    for (int i = 0; i < ev->n_top; i++) {
+        ev->top_ids[i] = tc->ids[i];
+        ev->top_logprobs[i] = tc->vals[i] - tc->log_z;
+    }
+}
+
+/* samples the next token of s from its logits row; false if s finished.
+ * LOGITS: the sequence's row to sample from; NULL when the GPU already
+ * picked PICKED (from its argmax, or from TC's candidates: then the
+ * logprobs, if asked for, come from those) */
+static bool advance(lm_engine *e, lm_seq *s, float *logits, int32_t picked, const top_cands *tc) {
     lm_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.kind = LM_EVENT_TOKEN;
@@ -288,7 +314,10 @@ static bool advance(lm_engine *e, lm_seq *s, float *logits, int32_t picked) {
         ev.token = tok;
         ev.text = tail;
         ev.text_len = n;
-        if (s->top_logprobs >= 0) fill_logprobs(e, e->logprob_scratch, tok, s->top_logprobs, &ev);
+        if (s->top_logprobs >= 0) {
+            if (logits) fill_logprobs(e, e->logprob_scratch, tok, s->top_logprobs, &ev);
+            else if (tc) fill_logprobs_top(tc, tok, s->top_logprobs, &ev);
+        }
         handle_push(s->handle, &ev);
         finish(e, s, LM_FINISH_STOP, NULL, true);
         return false;
@@ -297,7 +326,10 @@ static bool advance(lm_engine *e, lm_seq *s, float *logits, int32_t picked) {
     s->tokens[s->n_tokens++] = tok;
     ev.token = tok;
     const char *stop = seq_push_text(s, e->vocab, tok, &ev.text, &ev.text_len);
-    if (s->top_logprobs >= 0) fill_logprobs(e, e->logprob_scratch, tok, s->top_logprobs, &ev);
+    if (s->top_logprobs >= 0) {
+        if (logits) fill_logprobs(e, e->logprob_scratch, tok, s->top_logprobs, &ev);
+        else if (tc) fill_logprobs_top(tc, tok, s->top_logprobs, &ev);
+    }
     const bool at_length = s->n_generated >= s->max_tokens || s->n_tokens >= s->cap;
     if (!stop && at_length) { /* the last token: send what was held back with it */
         char *tail;
@@ -364,21 +396,28 @@ static void step(lm_engine *e) {
     float *logits = e->logits;
     enum { ROWS, GREEDY, TOP_K } out = ROWS; /* what comes back from the GPU */
     if (e->fwc) {
-        /* no logprobs asked for: greedy steps get the GPU's argmax; steps
-         * whose samplers look at no more than the 64 best candidates get
-         * those; only the others copy logits rows (read in place) */
+        /* greedy steps without logprobs get the GPU's argmax; steps whose
+         * samplers look at no more than the 64 best candidates (and whose
+         * logprobs, if any, are of those) get those, with each row's
+         * log-normalizer when logprobs are asked for; only the others copy
+         * logits rows (read in place) */
         out = GREEDY;
+        bool want_log_z = false;
         for (int i = 0; i < e->n_step; i++) {
             const lm_seq *s = e->step[i].seq;
             e->tables[i] = s->blocks;
             e->n_tables[i] = s->n_blocks;
             if (e->step[i].logits_row < 0) continue;
-            if (s->top_logprobs >= 0 || !lm_sampler_top_k_only(s->sampler, LM_FORWARD_CUDA_TOP_K)) out = ROWS;
-            else if (out == GREEDY && !lm_sampler_argmax_only(s->sampler)) out = TOP_K;
+            if (s->top_logprobs > LM_FORWARD_CUDA_TOP_K || !lm_sampler_top_k_only(s->sampler, LM_FORWARD_CUDA_TOP_K)) {
+                out = ROWS;
+            } else if (out != ROWS && (s->top_logprobs >= 0 || !lm_sampler_argmax_only(s->sampler))) {
+                out = TOP_K;
+                want_log_z |= s->top_logprobs >= 0;
+            }
         }
         if (out == TOP_K)
             rc = lm_forward_cuda_run_top_k(e->fwc, &b, e->tables, e->n_tables, e->n_step, e->top_ids, e->top_vals,
-                                           &err);
+                                           want_log_z ? e->top_log_z : NULL, &err);
         else
             rc = lm_forward_cuda_run(e->fwc, &b, e->tables, e->n_tables, e->n_step, NULL,
                                      out == GREEDY ? e->greedy_ids : NULL, &err);
@@ -411,13 +450,19 @@ static void step(lm_engine *e) {
         if (atomic_load(&s->handle->aborted)) continue; /* reaped next step */
         float *row = logits ? logits + (size_t)it->logits_row * n_vocab : NULL;
         int32_t picked = -1;
+        top_cands tc, *tcp = NULL;
         if (out == GREEDY) {
             picked = e->greedy_ids[it->logits_row];
         } else if (out == TOP_K) {
             const size_t at = (size_t)it->logits_row * LM_FORWARD_CUDA_TOP_K;
             picked = lm_sampler_sample_top(s->sampler, e->top_ids + at, e->top_vals + at, LM_FORWARD_CUDA_TOP_K);
+            if (s->top_logprobs >= 0) {
+                tc = (top_cands){e->top_ids + at, e->top_vals + at, LM_FORWARD_CUDA_TOP_K,
+                                 e->top_log_z[it->logits_row]};
+                tcp = &tc;
+            }
         }
-        if (!advance(e, s, row, picked)) sched_remove_running(e, s);
+        if (!advance(e, s, row, picked, tcp)) sched_remove_running(e, s);
     }
     e->n_steps++;
 }
@@ -534,9 +579,10 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
     e->greedy_ids = fwc ? malloc(sizeof(int32_t) * S) : NULL;
     e->top_ids = fwc ? malloc(sizeof(int32_t) * S * LM_FORWARD_CUDA_TOP_K) : NULL;
     e->top_vals = fwc ? malloc(sizeof(float) * S * LM_FORWARD_CUDA_TOP_K) : NULL;
+    e->top_log_z = fwc ? malloc(sizeof(float) * S) : NULL;
     e->logprob_scratch = malloc(sizeof(float) * (size_t)hp->n_vocab);
     if (!e->pool || !(e->fw || e->fwc) || !e->tables || !e->n_tables || !e->kv || !e->waiting || !e->running || !e->step || !e->b_tokens || !e->b_pos ||
-        !e->b_seq || !e->b_want || !(e->logits || fwc) || (fwc && (!e->greedy_ids || !e->top_ids || !e->top_vals)) ||
+        !e->b_seq || !e->b_want || !(e->logits || fwc) || (fwc && (!e->greedy_ids || !e->top_ids || !e->top_vals || !e->top_log_z)) ||
         !e->logprob_scratch) {
         lm_error_set(err, "out of memory for the engine (K/V pool %zu MiB)", (n_blocks * block_bytes) >> 20);
         engine_free(e);
@@ -585,6 +631,7 @@ void engine_free(lm_engine *e) {
     free(e->greedy_ids);
     free(e->top_ids);
     free(e->top_vals);
+    free(e->top_log_z);
     free(e->logprob_scratch);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);

@@ -66,6 +66,7 @@ struct lm_engine {
     int32_t *greedy_ids;    /* (max_num_seqs) tokens the GPU picked (steps of greedy sequences only) */
     int32_t *top_ids;       /* (max_num_seqs, LM_FORWARD_CUDA_TOP_K) the GPU's best candidates per row, */
     float *top_vals;        /* and their logits (steps whose samplers need no more) */
+    float *top_log_z;       /* (max_num_seqs) each row's log-normalizer, when a sequence wants logprobs */
     float *logprob_scratch; /* (n_vocab) */
 };
 

@@ -39,7 +39,9 @@
 #define GRAPH_MAX_TOKENS 256
 
 /* what a step copies back */
-typedef enum { OUT_LOGITS, OUT_ARGMAX, OUT_TOP_K, OUT_KINDS } out_kind;
+/* what a step sends back: logits rows, each row's argmax, its top-k
+ * candidates, or those and the row's log-normalizer (for logprobs) */
+typedef enum { OUT_LOGITS, OUT_ARGMAX, OUT_TOP_K, OUT_TOP_K_LOGZ, OUT_KINDS } out_kind;
 #define STAGE_ALIGN 256
 
 typedef struct cuda_layer {
@@ -74,6 +76,7 @@ struct lm_forward_cuda {
     float *logits_host; /* page-locked (max_logits, n_vocab) */
     int32_t *ids, *ids_host; /* (max_logits, TOP_K) greedy tokens or top-k ids, device and page-locked host */
     float *top_vals, *top_vals_host; /* (max_logits, TOP_K) their logits */
+    float *log_z, *log_z_host;       /* (max_logits) each row's log of the sum of e^logit */
     /* decode graphs by output kind and token count (see the top of the file) */
     bool use_graphs;
     bool profile; /* LAMINA_CUDA_PROFILE=1: marks between ops, graphs off */
@@ -297,7 +300,10 @@ static int alloc_activations(lm_forward_cuda *fw, lm_error *err) {
     fw->ids_host = fw->ids ? lm_cuda_host_alloc(fw->ctx, n_top * sizeof(int32_t), err) : NULL;
     fw->top_vals = fw->ids_host ? lm_cuda_alloc(fw->ctx, n_top * sizeof(float), err) : NULL;
     fw->top_vals_host = fw->top_vals ? lm_cuda_host_alloc(fw->ctx, n_top * sizeof(float), err) : NULL;
-    return fw->top_vals_host ? 0 : -1;
+    const size_t n_z = (size_t)fw->cfg.max_logits * sizeof(float);
+    fw->log_z = fw->top_vals_host ? lm_cuda_alloc(fw->ctx, n_z, err) : NULL;
+    fw->log_z_host = fw->log_z ? lm_cuda_host_alloc(fw->ctx, n_z, err) : NULL;
+    return fw->log_z_host ? 0 : -1;
 }
 
 /* the K/V pool: cfg.kv_bytes, or what memory_utilization leaves after the
@@ -414,6 +420,8 @@ void lm_forward_cuda_free(lm_forward_cuda *fw) {
         lm_cuda_host_free(ctx, fw->ids_host);
         lm_cuda_free(ctx, fw->top_vals);
         lm_cuda_host_free(ctx, fw->top_vals_host);
+        lm_cuda_free(ctx, fw->log_z);
+        lm_cuda_host_free(ctx, fw->log_z_host);
         for (int k = 0; k < OUT_KINDS; k++)
             for (int i = 0; i <= GRAPH_MAX_TOKENS; i++) lm_cuda_graph_free(fw->graphs[k][i]);
         if (fw->profile) lm_cuda_marks_print(ctx);
@@ -644,6 +652,11 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, out_kind out, 
                    ? -1
                    : 0;
     case OUT_TOP_K:
+    case OUT_TOP_K_LOGZ:
+        if (out == OUT_TOP_K_LOGZ &&
+            (lm_cuda_log_z(ctx, fw->logits, n_logits, hp->n_vocab, fw->log_z, err) ||
+             lm_cuda_download_async(ctx, fw->log_z_host, fw->log_z, (size_t)n_logits * sizeof(float), err)))
+            return -1;
         return lm_cuda_top_k(ctx, fw->logits, n_logits, hp->n_vocab, LM_FORWARD_CUDA_TOP_K, fw->ids, fw->top_vals,
                              err) ||
                        lm_cuda_download_async(ctx, fw->ids_host, fw->ids, n_top * sizeof(int32_t), err) ||
@@ -720,12 +733,14 @@ int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *c
 }
 
 int lm_forward_cuda_run_top_k(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables,
-                              const int *n_table, int n_slots, int32_t *ids, float *vals, lm_error *err) {
-    const int n_logits = run_step(fw, batch, tables, n_table, n_slots, OUT_TOP_K, err);
+                              const int *n_table, int n_slots, int32_t *ids, float *vals, float *log_z,
+                              lm_error *err) {
+    const int n_logits = run_step(fw, batch, tables, n_table, n_slots, log_z ? OUT_TOP_K_LOGZ : OUT_TOP_K, err);
     if (n_logits < 0) return -1;
     const size_t n_top = (size_t)n_logits * LM_FORWARD_CUDA_TOP_K;
     memcpy(ids, fw->ids_host, n_top * sizeof(int32_t));
     memcpy(vals, fw->top_vals_host, n_top * sizeof(float));
+    if (log_z) memcpy(log_z, fw->log_z_host, (size_t)n_logits * sizeof(float));
     return 0;
 }
 

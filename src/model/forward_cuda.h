@@ -61,10 +61,13 @@ int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *c
 /* As lm_forward_cuda_run, returning for each wanted row its
  * LM_FORWARD_CUDA_TOP_K largest logits, sorted as the CPU sampler sorts them
  * (value descending, ties by the lower id): ids and vals (n_want, that many).
- * A sampler that looks at no more than its top_k candidates needs no more. */
+ * A sampler that looks at no more than its top_k candidates needs no more.
+ * log_z, when not NULL, gets each row's log of the sum of e^logit (n_want):
+ * a candidate's logprob is then its logit - log_z. */
 #define LM_FORWARD_CUDA_TOP_K 64
 int lm_forward_cuda_run_top_k(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables,
-                              const int *n_table, int n_slots, int32_t *ids, float *vals, lm_error *err);
+                              const int *n_table, int n_slots, int32_t *ids, float *vals, float *log_z,
+                              lm_error *err);
 /* the last run's logits rows (when it was asked for logits) */
 float *lm_forward_cuda_logits(lm_forward_cuda *fw);
 

@@ -560,6 +560,29 @@ static void check_top_k_op(void) {
         CHECK(same == K, "top-k row %d: %d of %d candidates as the CPU sorts them", row, same, K);
         CHECK(amax[row] == r[0].id, "argmax row %d: %d, CPU %d", row, amax[row], r[0].id);
     }
+    /* each row's log-normalizer (logprobs from the top-k path) against the
+     * CPU's: max + log(sum of e^(x - max)) in double; NaN where a row has one */
+    float *logz_dev = lm_cuda_alloc(ctx, sizeof(float) * ROWS, &err), logz[ROWS];
+    rc = rc || !logz_dev || lm_cuda_log_z(ctx, x_dev, ROWS, n, logz_dev, &err) || lm_cuda_sync(ctx, &err) ||
+         lm_cuda_download(ctx, logz, logz_dev, sizeof(logz), &err);
+    CHECK(rc == 0, "log_z op: %s", err.msg);
+    for (int row = 0; rc == 0 && row < ROWS; row++) {
+        const float *xr = x + (size_t)row * n;
+        float max = -INFINITY;
+        bool has_nan = false;
+        for (int i = 0; i < n; i++) {
+            has_nan |= isnan(xr[i]);
+            if (xr[i] > max) max = xr[i];
+        }
+        double sum = 0.0;
+        for (int i = 0; i < n; i++)
+            if (!isnan(xr[i])) sum += exp((double)(xr[i] - max));
+        const float want = max + (float)log(sum);
+        if (has_nan) CHECK(isnan(logz[row]), "log_z row %d (with NaN): %g", row, logz[row]);
+        else CHECK(fabsf(logz[row] - want) <= 1e-5f * (1.0f + fabsf(want)), "log_z row %d: %.7g, CPU %.7g", row,
+                   logz[row], want);
+    }
+    lm_cuda_free(ctx, logz_dev);
     /* the argmax again over other shapes: one block a row, or a row split
      * over up to 32 blocks whose last folds the partials (every launch must
      * leave its counters at zero for the next, so each shape runs twice) */

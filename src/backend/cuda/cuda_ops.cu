@@ -582,6 +582,32 @@ extern "C" int lm_cuda_top_k(lm_cuda_ctx *ctx, const float *x, int n_rows, int n
     return 0;
 }
 
+/* one block per row: the maximum, then the exponentials' sum in double (as
+ * the engine's log-softmax on the CPU: e^(x - max) of the float difference) */
+__global__ void log_z_kernel(const float *x, int n, float *out) {
+    __shared__ float part[32];
+    const float *row = x + (size_t)blockIdx.x * n;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
+    float m = -INFINITY;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, row[i]);
+    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    if (lane == 0) part[warp] = m;
+    __syncthreads();
+    m = part[0];
+    for (int w = 1; w < n_warps; w++) m = fmaxf(m, part[w]);
+    double sum = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) sum += exp((double)(row[i] - m));
+    sum = block_sum_d(sum);
+    if (threadIdx.x == 0) out[blockIdx.x] = m + (float)log(sum);
+}
+
+extern "C" int lm_cuda_log_z(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, float *out, lm_error *err) {
+    if (n_rows <= 0) return 0;
+    log_z_kernel<<<n_rows, 1024, 0, ctx->stream>>>(x, n, out);
+    CU_LAUNCHED("log_z_kernel");
+    return 0;
+}
+
 __global__ void softcap_kernel(float *x, size_t n, float cap) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         x[i] = cap * tanhf(x[i] / cap);

@@ -98,6 +98,11 @@ int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int32_t 
 #define LM_CUDA_TOP_K_MAX 64
 int lm_cuda_top_k(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int k, int32_t *ids, float *vals, lm_error *err);
 
+/* out[r] = log of the sum of e^x over row r of x (n_rows, n): max +
+ * log(sum of e^(x - max)), the sum in double; the log-softmax of an entry
+ * is then x - out[r] */
+int lm_cuda_log_z(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, float *out, lm_error *err);
+
 /* x = cap * tanh(x / cap) over n floats */
 int lm_cuda_softcap(lm_cuda_ctx *ctx, float *x, size_t n, float cap, lm_error *err);
 
