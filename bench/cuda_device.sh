@@ -101,6 +101,10 @@ if has memcheck; then
     L compute-sanitizer --tool memcheck --leak-check full "$P/bin/test_cuda_forward" tests/fixtures/models/qwen2-q4_k_m.gguf \
         > "$OUT/memcheck.txt" 2>&1 || failed+=(memcheck)
     tail -4 "$OUT/memcheck.txt"
+    # the default mode too: batches take the GEMM path (the fused kernels then write its halves)
+    LAMINA_CUDA_BATCH_INVARIANT=0 L compute-sanitizer --tool memcheck --leak-check full "$P/bin/test_cuda_forward" \
+        tests/fixtures/models/qwen2-q4_k_m.gguf > "$OUT/memcheck-gemm.txt" 2>&1 || failed+=(memcheck-gemm)
+    tail -4 "$OUT/memcheck-gemm.txt"
 fi
 
 if has serve; then
