@@ -202,35 +202,59 @@ void lm_forward_free(lm_forward *fw) {
     free(fw);
 }
 
-/* Quantizes x (n_rows, ne0) once per distinct activation type of the n_w
- * weights; xq_of[i] receives the buffer to use with ws[i]. Ends with a barrier. */
-static void quantize_input(lm_forward *fw, const float *x, int n_rows, int64_t ne0, const lm_weight *const *ws,
-                           int n_w, const void **xq_of, int ith, int nth) {
+/* The quantized-activation buffer of each of n_w weights reading the same
+ * input: one slot per distinct activation type, in the order of first use
+ * (slot_of[i]); first_of[i]: whether ws[i] is its slot's first user. */
+static void act_slots(const lm_weight *const *ws, int n_w, int *slot_of, bool *first_of) {
     uint32_t types[MAX_ACT_TYPES];
     int n_types = 0;
     for (int i = 0; i < n_w; i++) {
-        uint32_t act = q_get_kernels(ws[i]->type)->act_type;
+        const uint32_t act = q_get_kernels(ws[i]->type)->act_type;
         int slot = 0;
         while (slot < n_types && types[slot] != act) slot++;
-        if (slot == n_types) {
-            types[n_types++] = act;
-            op_quantize_rows(ws[i]->type, x, n_rows, ne0, fw->xq[slot], ith, nth);
-        }
-        xq_of[i] = fw->xq[slot];
+        first_of[i] = slot == n_types;
+        if (slot == n_types) types[n_types++] = act;
+        slot_of[i] = slot;
+    }
+}
+
+/* Row t of the input of n_w weights, x_row (ne0), quantized into its place
+ * in each slot: the op that produced the row does this (fused norm or
+ * activation and quantization), and linear_prepared follows its barrier. */
+static void quantize_row_for(lm_forward *fw, const float *x_row, long t, const lm_weight *const *ws, int n_w) {
+    int slot_of[MAX_ACT_TYPES];
+    bool first_of[MAX_ACT_TYPES];
+    act_slots(ws, n_w, slot_of, first_of);
+    for (int i = 0; i < n_w; i++)
+        if (first_of[i]) op_quantize_rows(ws[i]->type, x_row, 1, ws[i]->ne0, (char *)fw->xq[slot_of[i]] +
+                                          t * q_row_size(q_get_kernels(ws[i]->type)->act_type, ws[i]->ne0), 0, 1);
+}
+
+/* out_i = x ws[i] for n_w weights whose input rows are already quantized
+ * (quantize_row_for, then a barrier); ends with a barrier */
+static void linear_prepared(lm_forward *fw, int n_rows, const lm_weight *const *ws, float *const *outs, int n_w,
+                            int ith, int nth) {
+    int slot_of[MAX_ACT_TYPES];
+    bool first_of[MAX_ACT_TYPES];
+    act_slots(ws, n_w, slot_of, first_of);
+    for (int i = 0; i < n_w; i++) {
+        cpu_matrix mat = as_matrix(fw, ws[i]);
+        op_matmul(&mat, fw->xq[slot_of[i]], n_rows, outs[i], ws[i]->ne1, ith, nth);
     }
     tp_barrier(fw->pool);
 }
 
-/* out_i = x ws[i] for n_w weights reading the same input; ends with a barrier */
+/* out_i = x ws[i] for n_w weights reading the same input: x quantized once
+ * per distinct activation type, a barrier, the products; ends with a barrier */
 static void linear(lm_forward *fw, const float *x, int n_rows, const lm_weight *const *ws, float *const *outs,
                    int n_w, int ith, int nth) {
-    const void *xq_of[MAX_ACT_TYPES];
-    quantize_input(fw, x, n_rows, ws[0]->ne0, ws, n_w, xq_of, ith, nth);
-    for (int i = 0; i < n_w; i++) {
-        cpu_matrix mat = as_matrix(fw, ws[i]);
-        op_matmul(&mat, xq_of[i], n_rows, outs[i], ws[i]->ne1, ith, nth);
-    }
+    int slot_of[MAX_ACT_TYPES];
+    bool first_of[MAX_ACT_TYPES];
+    act_slots(ws, n_w, slot_of, first_of);
+    for (int i = 0; i < n_w; i++)
+        if (first_of[i]) op_quantize_rows(ws[i]->type, x, n_rows, ws[i]->ne0, fw->xq[slot_of[i]], ith, nth);
     tp_barrier(fw->pool);
+    linear_prepared(fw, n_rows, ws, outs, n_w, ith, nth);
 }
 
 static void embed_tokens(lm_forward *fw, int ith, int nth) {
@@ -439,38 +463,50 @@ static void attention(lm_forward *fw, const lm_layer *L, int il, int ith, int nt
     tp_barrier(fw->pool);
 }
 
-/* x += (post-norm of) h, then xb = rmsnorm(x) with next_norm (if any) */
-static void residual(lm_forward *fw, const float *post_norm, const float *next_norm, int ith, int nth) {
+/* if ADD, x += (post-norm of) h; then xb = rmsnorm(x) with next_norm (if
+ * any), quantized for the n_next weights that read it (fused:
+ * linear_prepared follows) */
+static void residual(lm_forward *fw, bool add, const float *post_norm, const float *next_norm,
+                     const lm_weight *const *next, int n_next, int ith, int nth) {
     const lm_hparams *hp = &fw->m->hp;
     const int E = hp->n_embd;
     long t0, t1;
     tp_split(fw->batch->n_tokens, ith, nth, &t0, &t1);
     for (long t = t0; t < t1; t++) {
         float *h = fw->proj + t * E, *x = fw->x + t * E;
-        if (post_norm) op_rmsnorm(h, h, post_norm, 1, E, hp->rms_eps, 0, 1);
-        for (int i = 0; i < E; i++) x[i] += h[i];
-        if (next_norm) op_rmsnorm(fw->xb + t * E, x, next_norm, 1, E, hp->rms_eps, 0, 1);
+        if (add) {
+            if (post_norm) op_rmsnorm(h, h, post_norm, 1, E, hp->rms_eps, 0, 1);
+            for (int i = 0; i < E; i++) x[i] += h[i];
+        }
+        if (next_norm) {
+            op_rmsnorm(fw->xb + t * E, x, next_norm, 1, E, hp->rms_eps, 0, 1);
+            if (n_next) quantize_row_for(fw, fw->xb + t * E, t, next, n_next);
+        }
     }
     tp_barrier(fw->pool);
 }
 
+/* the gate/up products (their input quantized by the residual before), the
+ * gating with the down projection's input quantized as each row is done,
+ * the down product */
 static void feed_forward(lm_forward *fw, const lm_layer *L, int ith, int nth) {
     const lm_hparams *hp = &fw->m->hp;
     const int T = fw->batch->n_tokens;
     const lm_weight *gate_up[2] = {&L->ffn_gate, &L->ffn_up};
     float *outs[2] = {fw->gate, fw->up};
-    linear(fw, fw->xb, T, gate_up, outs, 2, ith, nth);
+    linear_prepared(fw, T, gate_up, outs, 2, ith, nth);
+    const lm_weight *down[1] = {&L->ffn_down};
     long t0, t1;
     tp_split(T, ith, nth, &t0, &t1);
     for (long t = t0; t < t1; t++) {
         float *g = fw->gate + t * hp->n_ff;
         if (hp->gelu_ffn) op_gelu_mul(g, g, fw->up + t * hp->n_ff, hp->n_ff);
         else op_silu_mul(g, g, fw->up + t * hp->n_ff, hp->n_ff);
+        quantize_row_for(fw, g, t, down, 1);
     }
     tp_barrier(fw->pool);
-    const lm_weight *down[1] = {&L->ffn_down};
     float *down_out[1] = {fw->proj};
-    linear(fw, fw->gate, T, down, down_out, 1, ith, nth);
+    linear_prepared(fw, T, down, down_out, 1, ith, nth);
 }
 
 static void output_logits(lm_forward *fw, int ith, int nth) {
@@ -500,21 +536,28 @@ static void forward_thread(void *ctx, int ith, int nth) {
     const lm_hparams *hp = &m->hp;
     const int T = fw->batch->n_tokens;
     embed_tokens(fw, ith, nth);
+    /* the first layer's norm and its quantization for Q/K/V; every later one
+     * comes with the residual that ends the layer before (as on the GPU) */
+    const lm_layer *L0 = &m->layers[0];
+    const lm_weight *qkv0[3] = {&L0->wq, &L0->wk, &L0->wv};
+    residual(fw, false, NULL, L0->attn_norm.data, qkv0, 3, ith, nth);
     for (int il = 0; il < hp->n_layer; il++) {
         const lm_layer *L = &m->layers[il];
-        op_rmsnorm(fw->xb, fw->x, L->attn_norm.data, T, hp->n_embd, hp->rms_eps, ith, nth);
-        tp_barrier(fw->pool);
         const lm_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
         float *qkv_out[3] = {fw->q, fw->k, fw->v};
-        linear(fw, fw->xb, T, qkv, qkv_out, 3, ith, nth);
+        linear_prepared(fw, T, qkv, qkv_out, 3, ith, nth);
         prepare_qkv(fw, L, il, ith, nth);
         attention(fw, L, il, ith, nth);
         const lm_weight *wo[1] = {&L->wo};
         float *wo_out[1] = {fw->proj};
         linear(fw, fw->att, T, wo, wo_out, 1, ith, nth);
-        residual(fw, L->attn_post_norm.data, L->ffn_norm.data, ith, nth);
+        const lm_weight *gate_up[2] = {&L->ffn_gate, &L->ffn_up};
+        residual(fw, true, L->attn_post_norm.data, L->ffn_norm.data, gate_up, 2, ith, nth);
         feed_forward(fw, L, ith, nth);
-        residual(fw, L->ffn_post_norm.data, NULL, ith, nth);
+        const lm_layer *next = il + 1 < hp->n_layer ? &m->layers[il + 1] : NULL;
+        const lm_weight *next_qkv[3] = {next ? &next->wq : NULL, next ? &next->wk : NULL, next ? &next->wv : NULL};
+        residual(fw, true, L->ffn_post_norm.data, next ? next->attn_norm.data : NULL, next_qkv, next ? 3 : 0, ith,
+                 nth);
     }
     if (fw->n_logits > 0) output_logits(fw, ith, nth);
 }
