@@ -73,12 +73,8 @@ static const q_kernels *level_table(cpu_level level) {
     return TABLE_SCALAR;
 }
 #elif defined(__aarch64__)
-/* NEON: its own dots for every quantized type; mul_mats loop over them */
-MUL_MAT_FROM_DOT(q4_0, neon)
-MUL_MAT_FROM_DOT(q4_1, neon)
-MUL_MAT_FROM_DOT(q5_0, neon)
-MUL_MAT_FROM_DOT(q5_1, neon)
-MUL_MAT_FROM_DOT(q8_0, neon)
+/* NEON: its own dots for every quantized type; token tiles for the legacy
+ * types (quant_neon.c); the k-quants' mul_mats loop over their dots */
 MUL_MAT_FROM_DOT(q4_K, neon)
 MUL_MAT_FROM_DOT(q5_K, neon)
 MUL_MAT_FROM_DOT(q6_K, neon)

@@ -1,7 +1,8 @@
-/* quant_neon.c - the dots of the decode types on 64-bit Arm: NEON
- * with the dot-product instructions (sdot, vdotq_s32; armv8.2-a+dotprod,
- * this file alone is compiled for it, quant_dispatch.c calls it only when
- * the CPU reports ASIMDDP).
+/* quant_neon.c - the dots of the decode types on 64-bit Arm, and the
+ * matrix products of the legacy ones (token tiles): NEON with the
+ * dot-product instructions (sdot, vdotq_s32; armv8.2-a+dotprod, this file
+ * alone is compiled for it, quant_dispatch.c calls it only when the CPU
+ * reports ASIMDDP).
  *
  * Each block's integer sum is exact, as in the scalar reference; the float
  * accumulation runs block by block in the same order with the same
@@ -13,25 +14,6 @@
 #include "backend/cpu/quant_blocks.h"
 #include "backend/cpu/quant_impl.h"
 #include "base/fp16.h"
-
-float q4_0_dot_neon(int64_t n, const void *w, const void *act) {
-    const block_q4_0 *x = w;
-    const block_q8_0 *y = act;
-    const uint8x16_t low = vdupq_n_u8(0x0F);
-    const int8x16_t eight = vdupq_n_s8(8);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        const uint8x16_t q = vld1q_u8(x[i].qs);
-        /* element j in the low nibble of byte j, element j + 16 in its high one */
-        const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, low)), eight);
-        const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), eight);
-        int32x4_t acc = vdotq_s32(vdupq_n_s32(0), lo, vld1q_s8(y[i].qs));
-        acc = vdotq_s32(acc, hi, vld1q_s8(y[i].qs + 16));
-        const int isum = vaddvq_s32(acc);
-        sum += isum * lm_fp16_to_fp32(x[i].d) * lm_fp16_to_fp32(y[i].d);
-    }
-    return sum;
-}
 
 /* the 32 unsigned 4-bit values of a block: element j in the low nibble of
  * byte j, element j + 16 in its high nibble */
@@ -58,63 +40,101 @@ static inline int dot32(int8x16_t w0, int8x16_t w1, const int8_t *y) {
     return vaddvq_s32(acc);
 }
 
-float q4_1_dot_neon(int64_t n, const void *w, const void *act) {
-    const block_q4_1 *x = w;
-    const block_q8_1 *y = act;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_1; i++) {
-        uint8x16_t lo, hi;
-        nibbles(x[i].qs, &lo, &hi);
-        const int isum = dot32(vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi), y[i].qs);
-        sum += lm_fp16_to_fp32(x[i].d) * lm_fp16_to_fp32(y[i].d) * isum +
-               lm_fp16_to_fp32(x[i].m) * lm_fp16_to_fp32(y[i].s);
-    }
-    return sum;
-}
+/* The legacy types, 32 weights a block: one block's weights unpacked to
+ * int8 once (W0: elements 0-15, W1: 16-31) serve the NT tokens of a tile,
+ * each token's sum growing by the dot's own expression, block by block in
+ * order; the dot is the tile of one row and one token, so every product of a
+ * mul_mat has the dot's bits. Tokens a tile: their activation rows stay in
+ * L1 while the tile's row is read. */
+#define LEGACY_TOKENS 4
 
-float q5_0_dot_neon(int64_t n, const void *w, const void *act) {
-    const block_q5_0 *x = w;
-    const block_q8_0 *y = act;
-    const int8x16_t sixteen = vdupq_n_s8(16);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        uint8x16_t lo, hi, hlo, hhi;
-        nibbles(x[i].qs, &lo, &hi);
-        high_bits(x[i].qh, &hlo, &hhi);
-        const int8x16_t w0 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, hlo)), sixteen);
-        const int8x16_t w1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(hi, hhi)), sixteen);
-        sum += lm_fp16_to_fp32(x[i].d) * lm_fp16_to_fp32(y[i].d) * dot32(w0, w1, y[i].qs);
+/* one row x NT tokens (y[t]: token t's activation blocks) into sum[t]:
+ * type##_unpack gives a block's int8 weights, type##_acc a token's new sum
+ * (the dot's expression) */
+#define LEGACY_TILE(type, WBLOCK, ABLOCK)                                                                          \
+    static inline void type##_tile(int64_t nb, const WBLOCK *x, const ABLOCK *const *y, int nt, float *sum) {   \
+        for (int t = 0; t < nt; t++) sum[t] = 0.0f;                                                             \
+        for (int64_t i = 0; i < nb; i++) {                                                                      \
+            int8x16_t w0, w1;                                                                                   \
+            type##_unpack(&x[i], &w0, &w1);                                                                     \
+            for (int t = 0; t < nt; t++) sum[t] = type##_acc(sum[t], &x[i], &y[t][i], dot32(w0, w1, y[t][i].qs)); \
+        }                                                                                                       \
+    }                                                                                                           \
+    float type##_dot_neon(int64_t n, const void *w, const void *act) {                                           \
+        const ABLOCK *y[1] = {act};                                                                             \
+        float sum;                                                                                              \
+        type##_tile(n / 32, w, y, 1, &sum);                                                                     \
+        return sum;                                                                                             \
+    }                                                                                                           \
+    void type##_mul_mat_neon(int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,             \
+                             size_t act_stride, int n_tok, float *out, int64_t ld_out) {                        \
+        for (int t0 = 0; t0 < n_tok; t0 += LEGACY_TOKENS) {                                                     \
+            const int nt = n_tok - t0 < LEGACY_TOKENS ? n_tok - t0 : LEGACY_TOKENS;                             \
+            const ABLOCK *y[LEGACY_TOKENS];                                                                     \
+            for (int t = 0; t < nt; t++) y[t] = (const ABLOCK *)((const char *)act + (size_t)(t0 + t) * act_stride); \
+            for (int r = 0; r < n_rows; r++) {                                                                  \
+                float sum[LEGACY_TOKENS];                                                                       \
+                type##_tile(n / 32, (const WBLOCK *)((const char *)w + (size_t)r * w_stride), y, nt, sum);      \
+                for (int t = 0; t < nt; t++) out[(int64_t)(t0 + t) * ld_out + r] = sum[t];                      \
+            }                                                                                                   \
+        }                                                                                                       \
     }
-    return sum;
-}
 
-float q5_1_dot_neon(int64_t n, const void *w, const void *act) {
-    const block_q5_1 *x = w;
-    const block_q8_1 *y = act;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_1; i++) {
-        uint8x16_t lo, hi, hlo, hhi;
-        nibbles(x[i].qs, &lo, &hi);
-        high_bits(x[i].qh, &hlo, &hhi);
-        const int isum = dot32(vreinterpretq_s8_u8(vorrq_u8(lo, hlo)), vreinterpretq_s8_u8(vorrq_u8(hi, hhi)), y[i].qs);
-        sum += lm_fp16_to_fp32(x[i].d) * lm_fp16_to_fp32(y[i].d) * isum +
-               lm_fp16_to_fp32(x[i].m) * lm_fp16_to_fp32(y[i].s);
-    }
-    return sum;
+/* q4_0: element j in the low nibble of byte j, element j + 16 in its high one, minus 8 */
+static inline void q4_0_unpack(const block_q4_0 *x, int8x16_t *w0, int8x16_t *w1) {
+    uint8x16_t lo, hi;
+    nibbles(x->qs, &lo, &hi);
+    *w0 = vsubq_s8(vreinterpretq_s8_u8(lo), vdupq_n_s8(8));
+    *w1 = vsubq_s8(vreinterpretq_s8_u8(hi), vdupq_n_s8(8));
 }
+static inline float q4_0_acc(float sum, const block_q4_0 *x, const block_q8_0 *y, int isum) {
+    return sum + isum * lm_fp16_to_fp32(x->d) * lm_fp16_to_fp32(y->d);
+}
+LEGACY_TILE(q4_0, block_q4_0, block_q8_0)
 
-float q8_0_dot_neon(int64_t n, const void *w, const void *act) {
-    const block_q8_0 *x = w;
-    const block_q8_0 *y = act;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        int32x4_t acc = vdotq_s32(vdupq_n_s32(0), vld1q_s8(x[i].qs), vld1q_s8(y[i].qs));
-        acc = vdotq_s32(acc, vld1q_s8(x[i].qs + 16), vld1q_s8(y[i].qs + 16));
-        const int isum = vaddvq_s32(acc);
-        sum += isum * (lm_fp16_to_fp32(x[i].d) * lm_fp16_to_fp32(y[i].d));
-    }
-    return sum;
+static inline void q4_1_unpack(const block_q4_1 *x, int8x16_t *w0, int8x16_t *w1) {
+    uint8x16_t lo, hi;
+    nibbles(x->qs, &lo, &hi);
+    *w0 = vreinterpretq_s8_u8(lo);
+    *w1 = vreinterpretq_s8_u8(hi);
 }
+static inline float q4_1_acc(float sum, const block_q4_1 *x, const block_q8_1 *y, int isum) {
+    return sum + (lm_fp16_to_fp32(x->d) * lm_fp16_to_fp32(y->d) * isum + lm_fp16_to_fp32(x->m) * lm_fp16_to_fp32(y->s));
+}
+LEGACY_TILE(q4_1, block_q4_1, block_q8_1)
+
+static inline void q5_0_unpack(const block_q5_0 *x, int8x16_t *w0, int8x16_t *w1) {
+    uint8x16_t lo, hi, hlo, hhi;
+    nibbles(x->qs, &lo, &hi);
+    high_bits(x->qh, &hlo, &hhi);
+    *w0 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, hlo)), vdupq_n_s8(16));
+    *w1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(hi, hhi)), vdupq_n_s8(16));
+}
+static inline float q5_0_acc(float sum, const block_q5_0 *x, const block_q8_0 *y, int isum) {
+    return sum + lm_fp16_to_fp32(x->d) * lm_fp16_to_fp32(y->d) * isum;
+}
+LEGACY_TILE(q5_0, block_q5_0, block_q8_0)
+
+static inline void q5_1_unpack(const block_q5_1 *x, int8x16_t *w0, int8x16_t *w1) {
+    uint8x16_t lo, hi, hlo, hhi;
+    nibbles(x->qs, &lo, &hi);
+    high_bits(x->qh, &hlo, &hhi);
+    *w0 = vreinterpretq_s8_u8(vorrq_u8(lo, hlo));
+    *w1 = vreinterpretq_s8_u8(vorrq_u8(hi, hhi));
+}
+static inline float q5_1_acc(float sum, const block_q5_1 *x, const block_q8_1 *y, int isum) {
+    return sum + (lm_fp16_to_fp32(x->d) * lm_fp16_to_fp32(y->d) * isum + lm_fp16_to_fp32(x->m) * lm_fp16_to_fp32(y->s));
+}
+LEGACY_TILE(q5_1, block_q5_1, block_q8_1)
+
+static inline void q8_0_unpack(const block_q8_0 *x, int8x16_t *w0, int8x16_t *w1) {
+    *w0 = vld1q_s8(x->qs);
+    *w1 = vld1q_s8(x->qs + 16);
+}
+static inline float q8_0_acc(float sum, const block_q8_0 *x, const block_q8_0 *y, int isum) {
+    return sum + isum * (lm_fp16_to_fp32(x->d) * lm_fp16_to_fp32(y->d));
+}
+LEGACY_TILE(q8_0, block_q8_0, block_q8_0)
 
 /* ---- k-quants (super-blocks of 256 with q8_K activations) ----
  * The integer sums are those of quant_k.c's dot_unpacked, grouped
