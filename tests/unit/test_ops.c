@@ -24,6 +24,20 @@
 static float frand(void) { return (float)rand() / (float)RAND_MAX * 2.0f - 1.0f; }
 static float round16(float x) { return lm_fp16_to_fp32(lm_fp32_to_fp16(x)); }
 
+/* random K/V rows (n_kv of hd, at scattered positions, as blocks of the
+ * paged cache are), n_q query floats, and n_out outputs NaN (every one must
+ * be written) */
+static void fill_attention(lm_fp16 *kv, const lm_fp16 **k, const lm_fp16 **v, int n_kv, int hd, float *q, size_t n_q,
+                           float *out, size_t n_out) {
+    for (int i = 0; i < 2 * n_kv * hd; i++) kv[i] = lm_fp32_to_fp16(frand() * 3.0f);
+    for (int j = 0; j < n_kv; j++) {
+        k[j] = kv + (size_t)((j * 7) % n_kv) * hd;
+        v[j] = kv + (size_t)n_kv * hd + (size_t)((j * 5 + 1) % n_kv) * hd;
+    }
+    for (size_t i = 0; i < n_q; i++) q[i] = frand() * 2.0f;
+    for (size_t i = 0; i < n_out; i++) out[i] = NAN;
+}
+
 /* one head over one chunk of keys, exactly as op_attend defines it; its
  * maximum and sum after out when STATS */
 static void attend_plain(float *out, bool stats, const float *q, const lm_fp16 *const *k, const lm_fp16 *const *v,
@@ -140,13 +154,7 @@ static void run_level(cpu_level level) {
                 float *q = malloc(sizeof(float) * (size_t)g * hd), *out = malloc(sizeof(float) * (size_t)g * hd);
                 float *ref = malloc(sizeof(float) * (size_t)hd);
                 float *scratch = malloc(sizeof(float) * op_attend_scratch_floats(1, g, n_kv, hd));
-                for (int i = 0; i < 2 * n_kv * hd; i++) kv[i] = lm_fp32_to_fp16(frand() * 3.0f);
-                for (int j = 0; j < n_kv; j++) { /* positions scattered, as blocks of the paged cache are */
-                    k[j] = kv + (size_t)((j * 7) % n_kv) * hd;
-                    v[j] = kv + (size_t)n_kv * hd + (size_t)((j * 5 + 1) % n_kv) * hd;
-                }
-                for (int i = 0; i < g * hd; i++) q[i] = frand() * 2.0f;
-                for (int i = 0; i < g * hd; i++) out[i] = NAN; /* every element must be written */
+                fill_attention(kv, k, v, n_kv, hd, q, (size_t)g * hd, out, (size_t)g * hd);
                 op_attend(out, q, g, k, v, n_kv, hd, 0.125f, softcap, scratch);
                 for (int h = 0; h < g; h++) {
                     attend_alone(ref, q + (size_t)h * hd, k, v, n_kv, hd, 0.125f, softcap, scratch);
@@ -180,13 +188,7 @@ static void run_tokens(cpu_level level) {
                     float *ref = malloc(sizeof(float) * (size_t)hd);
                     float *scratch = malloc(sizeof(float) * op_attend_scratch_floats(nt, g, n_kv, hd));
                     float *w = malloc(sizeof(float) * n_kv);
-                    for (int i = 0; i < 2 * n_kv * hd; i++) kv[i] = lm_fp32_to_fp16(frand() * 3.0f);
-                    for (int j = 0; j < n_kv; j++) {
-                        k[j] = kv + (size_t)((j * 7) % n_kv) * hd;
-                        v[j] = kv + (size_t)n_kv * hd + (size_t)((j * 5 + 1) % n_kv) * hd;
-                    }
-                    for (size_t i = 0; i < q_stride * nt; i++) q[i] = frand() * 2.0f;
-                    for (size_t i = 0; i < out_stride * nt; i++) out[i] = NAN;
+                    fill_attention(kv, k, v, n_kv, hd, q, q_stride * nt, out, out_stride * nt);
                     op_attend_tokens(out, out_stride, q, q_stride, nt, g, k, v, n_kv0, hd, 0.125f, softcap, scratch);
                     for (int t = 0; t < nt; t++)
                         for (int h = 0; h < g; h++) {
@@ -223,13 +225,7 @@ static void run_long(cpu_level level) {
         float *scratch = malloc(sizeof(float) * op_attend_scratch_floats(nt, g, n_kv, hd));
         float *w = malloc(sizeof(float) * OP_ATT_CHUNK);
         double *exact = malloc(sizeof(double) * (size_t)hd);
-        for (int i = 0; i < 2 * n_kv * hd; i++) kv[i] = lm_fp32_to_fp16(frand() * 3.0f);
-        for (int j = 0; j < n_kv; j++) {
-            k[j] = kv + (size_t)((j * 7) % n_kv) * hd;
-            v[j] = kv + (size_t)n_kv * hd + (size_t)((j * 5 + 1) % n_kv) * hd;
-        }
-        for (size_t i = 0; i < q_stride * nt; i++) q[i] = frand() * 2.0f;
-        for (size_t i = 0; i < out_stride * nt; i++) out[i] = NAN;
+        fill_attention(kv, k, v, n_kv, hd, q, q_stride * nt, out, out_stride * nt);
         const float softcap = ci == 2 ? 30.0f : 0.0f;
         op_attend_tokens(out, out_stride, q, q_stride, nt, g, k, v, n_kv0, hd, 0.125f, softcap, scratch);
         for (int c = n_c - 1; c >= 0; c--) /* chunks in reverse: the order they run in must not matter */

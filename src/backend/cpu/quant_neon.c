@@ -103,25 +103,26 @@ static inline float q4_1_acc(float sum, const block_q4_1 *x, const block_q8_1 *y
 }
 LEGACY_TILE(q4_1, block_q4_1, block_q8_1)
 
-static inline void q5_0_unpack(const block_q5_0 *x, int8x16_t *w0, int8x16_t *w1) {
+/* the 32 unsigned 5-bit values of a q5 block (nibbles and high bits) */
+static inline void five_bits(const uint8_t *qs, const uint8_t qh[4], int8x16_t *w0, int8x16_t *w1) {
     uint8x16_t lo, hi, hlo, hhi;
-    nibbles(x->qs, &lo, &hi);
-    high_bits(x->qh, &hlo, &hhi);
-    *w0 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, hlo)), vdupq_n_s8(16));
-    *w1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(hi, hhi)), vdupq_n_s8(16));
+    nibbles(qs, &lo, &hi);
+    high_bits(qh, &hlo, &hhi);
+    *w0 = vreinterpretq_s8_u8(vorrq_u8(lo, hlo));
+    *w1 = vreinterpretq_s8_u8(vorrq_u8(hi, hhi));
+}
+
+static inline void q5_0_unpack(const block_q5_0 *x, int8x16_t *w0, int8x16_t *w1) {
+    five_bits(x->qs, x->qh, w0, w1);
+    *w0 = vsubq_s8(*w0, vdupq_n_s8(16));
+    *w1 = vsubq_s8(*w1, vdupq_n_s8(16));
 }
 static inline float q5_0_acc(float sum, const block_q5_0 *x, const block_q8_0 *y, int isum) {
     return sum + lm_fp16_to_fp32(x->d) * lm_fp16_to_fp32(y->d) * isum;
 }
 LEGACY_TILE(q5_0, block_q5_0, block_q8_0)
 
-static inline void q5_1_unpack(const block_q5_1 *x, int8x16_t *w0, int8x16_t *w1) {
-    uint8x16_t lo, hi, hlo, hhi;
-    nibbles(x->qs, &lo, &hi);
-    high_bits(x->qh, &hlo, &hhi);
-    *w0 = vreinterpretq_s8_u8(vorrq_u8(lo, hlo));
-    *w1 = vreinterpretq_s8_u8(vorrq_u8(hi, hhi));
-}
+static inline void q5_1_unpack(const block_q5_1 *x, int8x16_t *w0, int8x16_t *w1) { five_bits(x->qs, x->qh, w0, w1); }
 static inline float q5_1_acc(float sum, const block_q5_1 *x, const block_q8_1 *y, int isum) {
     return sum + (lm_fp16_to_fp32(x->d) * lm_fp16_to_fp32(y->d) * isum + lm_fp16_to_fp32(x->m) * lm_fp16_to_fp32(y->s));
 }
