@@ -74,10 +74,8 @@ static const q_kernels *level_table(cpu_level level) {
 }
 #elif defined(__aarch64__)
 /* NEON: its own dots for every quantized type; token tiles for the legacy
- * types (quant_neon.c); the k-quants' mul_mats loop over their dots */
-MUL_MAT_FROM_DOT(q4_K, neon)
-MUL_MAT_FROM_DOT(q5_K, neon)
-MUL_MAT_FROM_DOT(q6_K, neon)
+ * types and q4_K / q5_K / q6_K (quant_neon.c); q2_K's and q3_K's mul_mats
+ * loop over their dots */
 MUL_MAT_FROM_DOT(q2_K, neon)
 MUL_MAT_FROM_DOT(q3_K, neon)
 /* the scalar level with the NEON dots (and the mul_mats over them) of every quantized type and

@@ -1,5 +1,5 @@
 /* quant_neon.c - the dots of the decode types on 64-bit Arm, and the
- * matrix products of the legacy ones (token tiles): NEON with the
+ * matrix products (token tiles) of all but q2_K and q3_K: NEON with the
  * dot-product instructions (sdot, vdotq_s32; armv8.2-a+dotprod, this file
  * alone is compiled for it, quant_dispatch.c calls it only when the CPU
  * reports ASIMDDP).
@@ -148,14 +148,21 @@ static inline float k_block(float d, float dmin, float yd, int isum, int summs) 
     return d * yd * isum - dmin * yd * summs;
 }
 
+/* The k-quants' super-blocks for NT tokens at once (Y[t]: token t's
+ * activation super-block): the weights unpacked once, every token's integer
+ * sums, then its contribution by k_block, into C[t]. A dot adds the
+ * contributions of one token block by block; a mul_mat the same for a tile
+ * of tokens (KQ_TILE): the dot is the tile of one row and one token. */
+#define KQ_TOKENS 4
+
 /* q4_K / q5_K: groups 2j and 2j + 1 (32 elements each) are the low and
  * high nibbles of qs[32 j .. 32 j + 31]; QH (q5_K) gives bit 4: bit g of
  * qh[l] belongs to element 32 g + l */
-static float k4_dot(const uint8_t *qs, const uint8_t *qh, const uint8_t *scales, float d, float dmin,
-                    const block_q8_K *y) {
+static void k4_tile(const uint8_t *qs, const uint8_t *qh, const uint8_t *scales, float d, float dmin,
+                    const block_q8_K *const *y, int nt, float *c) {
     uint8_t sm[16];
     q_unpack_k4_scales(scales, sm);
-    int isum = 0, summs = 0;
+    int isum[KQ_TOKENS] = {0, 0, 0, 0};
     uint8x16_t qh0 = vdupq_n_u8(0), qh1 = vdupq_n_u8(0);
     if (qh) {
         qh0 = vld1q_u8(qh);
@@ -173,65 +180,95 @@ static float k4_dot(const uint8_t *qs, const uint8_t *qh, const uint8_t *scales,
             b0 = vorrq_u8(b0, vandq_u8(vtstq_u8(qh0, mb), h10));
             b1 = vorrq_u8(b1, vandq_u8(vtstq_u8(qh1, mb), h10));
         }
-        const int8_t *yq = y->qs + 64 * j;
-        const int ga = dot16(vreinterpretq_s8_u8(a0), yq) + dot16(vreinterpretq_s8_u8(a1), yq + 16);
-        const int gb = dot16(vreinterpretq_s8_u8(b0), yq + 32) + dot16(vreinterpretq_s8_u8(b1), yq + 48);
-        isum += sm[2 * j] * ga + sm[2 * j + 1] * gb;
+        for (int t = 0; t < nt; t++) {
+            const int8_t *yq = y[t]->qs + 64 * j;
+            const int ga = dot16(vreinterpretq_s8_u8(a0), yq) + dot16(vreinterpretq_s8_u8(a1), yq + 16);
+            const int gb = dot16(vreinterpretq_s8_u8(b0), yq + 32) + dot16(vreinterpretq_s8_u8(b1), yq + 48);
+            isum[t] += sm[2 * j] * ga + sm[2 * j + 1] * gb;
+        }
     }
-    for (int g = 0; g < 8; g++) summs += sm[8 + g] * (y->bsums[2 * g] + y->bsums[2 * g + 1]);
-    return k_block(d, dmin, y->d, isum, summs);
+    for (int t = 0; t < nt; t++) {
+        int summs = 0;
+        for (int g = 0; g < 8; g++) summs += sm[8 + g] * (y[t]->bsums[2 * g] + y[t]->bsums[2 * g + 1]);
+        c[t] = k_block(d, dmin, y[t]->d, isum[t], summs);
+    }
 }
 
-float q4_K_dot_neon(int64_t n, const void *w, const void *act) {
-    const block_q4_K *x = w;
-    const block_q8_K *y = act;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++)
-        sum += k4_dot(x[i].qs, NULL, x[i].scales, lm_fp16_to_fp32(x[i].d), lm_fp16_to_fp32(x[i].dmin), &y[i]);
-    return sum;
+static inline void q4_K_sb(const block_q4_K *x, const block_q8_K *const *y, int nt, float *c) {
+    k4_tile(x->qs, NULL, x->scales, lm_fp16_to_fp32(x->d), lm_fp16_to_fp32(x->dmin), y, nt, c);
 }
 
-float q5_K_dot_neon(int64_t n, const void *w, const void *act) {
-    const block_q5_K *x = w;
-    const block_q8_K *y = act;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++)
-        sum += k4_dot(x[i].qs, x[i].qh, x[i].scales, lm_fp16_to_fp32(x[i].d), lm_fp16_to_fp32(x[i].dmin), &y[i]);
-    return sum;
+static inline void q5_K_sb(const block_q5_K *x, const block_q8_K *const *y, int nt, float *c) {
+    k4_tile(x->qs, x->qh, x->scales, lm_fp16_to_fp32(x->d), lm_fp16_to_fp32(x->dmin), y, nt, c);
 }
 
 /* q6_K: per half of 128, element l (of 32) of groups 0..3 is the low nibble
  * of ql[l], of ql[l + 32], the high nibble of ql[l], of ql[l + 32], with
  * bits 2k, 2k + 1 of qh[l] as bits 4, 5; minus 32. 16 scales of 16. */
-float q6_K_dot_neon(int64_t n, const void *w, const void *act) {
-    const block_q6_K *x = w;
-    const block_q8_K *y = act;
+static inline void q6_K_sb(const block_q6_K *x, const block_q8_K *const *y, int nt, float *c) {
     const uint8x16_t low = vdupq_n_u8(0x0F), three = vdupq_n_u8(3);
     const int8x16_t m32 = vdupq_n_s8(32);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QK_K; i++) {
-        int isum = 0;
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
-            const int8_t *yq = y[i].qs + 128 * h;
-            const int8_t *sc = x[i].scales + 8 * h;
-            for (int l = 0; l < 32; l += 16) {
-                const uint8x16_t a = vld1q_u8(ql + l), b = vld1q_u8(ql + 32 + l), hb = vld1q_u8(qh + l);
-                const uint8x16_t g0 = vorrq_u8(vandq_u8(a, low), vshlq_n_u8(vandq_u8(hb, three), 4));
-                const uint8x16_t g1 = vorrq_u8(vandq_u8(b, low), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), three), 4));
-                const uint8x16_t g2 = vorrq_u8(vshrq_n_u8(a, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), three), 4));
-                const uint8x16_t g3 = vorrq_u8(vshrq_n_u8(b, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
-                const int s = l / 16;
-                isum += sc[s] * dot16(vsubq_s8(vreinterpretq_s8_u8(g0), m32), yq + l);
-                isum += sc[2 + s] * dot16(vsubq_s8(vreinterpretq_s8_u8(g1), m32), yq + 32 + l);
-                isum += sc[4 + s] * dot16(vsubq_s8(vreinterpretq_s8_u8(g2), m32), yq + 64 + l);
-                isum += sc[6 + s] * dot16(vsubq_s8(vreinterpretq_s8_u8(g3), m32), yq + 96 + l);
+    int isum[KQ_TOKENS] = {0, 0, 0, 0};
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+        const int8_t *sc = x->scales + 8 * h;
+        for (int l = 0; l < 32; l += 16) {
+            const uint8x16_t a = vld1q_u8(ql + l), b = vld1q_u8(ql + 32 + l), hb = vld1q_u8(qh + l);
+            const uint8x16_t g0 = vorrq_u8(vandq_u8(a, low), vshlq_n_u8(vandq_u8(hb, three), 4));
+            const uint8x16_t g1 = vorrq_u8(vandq_u8(b, low), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), three), 4));
+            const uint8x16_t g2 = vorrq_u8(vshrq_n_u8(a, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), three), 4));
+            const uint8x16_t g3 = vorrq_u8(vshrq_n_u8(b, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
+            const int8x16_t w0 = vsubq_s8(vreinterpretq_s8_u8(g0), m32), w1 = vsubq_s8(vreinterpretq_s8_u8(g1), m32);
+            const int8x16_t w2 = vsubq_s8(vreinterpretq_s8_u8(g2), m32), w3 = vsubq_s8(vreinterpretq_s8_u8(g3), m32);
+            const int s = l / 16;
+            for (int t = 0; t < nt; t++) {
+                const int8_t *yq = y[t]->qs + 128 * h;
+                isum[t] += sc[s] * dot16(w0, yq + l) + sc[2 + s] * dot16(w1, yq + 32 + l) +
+                           sc[4 + s] * dot16(w2, yq + 64 + l) + sc[6 + s] * dot16(w3, yq + 96 + l);
             }
         }
-        sum += k_block(lm_fp16_to_fp32(x[i].d), 0.0f, y[i].d, isum, 0);
     }
-    return sum;
+    for (int t = 0; t < nt; t++) c[t] = k_block(lm_fp16_to_fp32(x->d), 0.0f, y[t]->d, isum[t], 0);
 }
+
+/* the dot and the mul_mat of a k-quant from its super-block kernel */
+#define KQ_TILE(type, WBLOCK)                                                                                      \
+    float type##_dot_neon(int64_t n, const void *w, const void *act) {                                           \
+        const WBLOCK *x = w;                                                                                    \
+        const block_q8_K *y = act;                                                                              \
+        float sum = 0.0f;                                                                                       \
+        for (int64_t i = 0; i < n / QK_K; i++) {                                                                \
+            const block_q8_K *yi[1] = {&y[i]};                                                                  \
+            float c;                                                                                            \
+            type##_sb(&x[i], yi, 1, &c);                                                                        \
+            sum += c;                                                                                           \
+        }                                                                                                       \
+        return sum;                                                                                             \
+    }                                                                                                           \
+    void type##_mul_mat_neon(int64_t n, const void *w, size_t w_stride, int n_rows, const void *act,             \
+                             size_t act_stride, int n_tok, float *out, int64_t ld_out) {                        \
+        for (int t0 = 0; t0 < n_tok; t0 += KQ_TOKENS) {                                                         \
+            const int nt = n_tok - t0 < KQ_TOKENS ? n_tok - t0 : KQ_TOKENS;                                     \
+            const block_q8_K *y[KQ_TOKENS];                                                                     \
+            for (int t = 0; t < nt; t++) y[t] = (const block_q8_K *)((const char *)act + (size_t)(t0 + t) * act_stride); \
+            for (int r = 0; r < n_rows; r++) {                                                                  \
+                const WBLOCK *x = (const WBLOCK *)((const char *)w + (size_t)r * w_stride);                     \
+                float sum[KQ_TOKENS] = {0.0f, 0.0f, 0.0f, 0.0f};                                                \
+                for (int64_t i = 0; i < n / QK_K; i++) {                                                        \
+                    const block_q8_K *yi[KQ_TOKENS];                                                            \
+                    float c[KQ_TOKENS];                                                                         \
+                    for (int t = 0; t < nt; t++) yi[t] = &y[t][i];                                              \
+                    type##_sb(&x[i], yi, nt, c);                                                                \
+                    for (int t = 0; t < nt; t++) sum[t] += c[t];                                                \
+                }                                                                                               \
+                for (int t = 0; t < nt; t++) out[(int64_t)(t0 + t) * ld_out + r] = sum[t];                      \
+            }                                                                                                   \
+        }                                                                                                       \
+    }
+
+KQ_TILE(q4_K, block_q4_K)
+KQ_TILE(q5_K, block_q5_K)
+KQ_TILE(q6_K, block_q6_K)
 
 /* q2_K / q3_K: per half of 128, group k (0..3) of 32 elements is bits 2k,
  * 2k + 1 of qs[32 h + l]; q3_K subtracts 4 where bit g = 4 h + k of
