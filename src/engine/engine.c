@@ -225,6 +225,16 @@ static lm_fp16 *view_v(void *ctx, int layer, int slot, int block) {
 }
 
 /* ends a sequence: final event, blocks back to the cache, handle let go */
+/* the K/V pool's counters of the stats, as they are now: refreshed when a
+ * request finishes, before its last event, so a client that reads /metrics
+ * after its reply sees its blocks released (update_stats runs after the step) */
+static void update_kv_stats(lm_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    e->stats.kv_blocks_used = kv_n_blocks(e->kv) - kv_n_free(e->kv);
+    e->stats.kv_blocks_cached = kv_n_cached(e->kv);
+    pthread_mutex_unlock(&e->mu);
+}
+
 static void finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *stop_string, bool by_eos) {
     lm_event ev;
     memset(&ev, 0, sizeof(ev));
@@ -237,8 +247,9 @@ static void finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *st
     ev.prompt_tokens = s->n_prompt;
     ev.completion_tokens = s->n_generated;
     ev.cached_tokens = s->cached_tokens;
-    handle_push(s->handle, &ev);
     seq_release_blocks(s, e->kv);
+    update_kv_stats(e);
+    handle_push(s->handle, &ev);
     handle_engine_done(s->handle);
     seq_free(s);
 }
