@@ -218,20 +218,23 @@ static void act_slots(const lm_weight *const *ws, int n_w, int *slot_of, bool *f
     }
 }
 
-/* Row t of the input of n_w weights, x_row (ne0), quantized into its place
- * in each slot: the op that produced the row does this (fused norm or
- * activation and quantization), and linear_prepared follows its barrier. */
-static void quantize_row_for(lm_forward *fw, const float *x_row, long t, const lm_weight *const *ws, int n_w) {
+/* This thread's share of the rows of x (n_rows, the weights' ne0) quantized
+ * once per distinct activation type of the n_w weights, into their slots.
+ * The share is tp_split(n_rows)'s, the one every per-token op here takes:
+ * an op that produced its rows can quantize them with no barrier between
+ * (fused norm or activation and quantization); linear_prepared follows the
+ * op's barrier. */
+static void quantize_input(lm_forward *fw, const float *x, int n_rows, const lm_weight *const *ws, int n_w, int ith,
+                           int nth) {
     int slot_of[MAX_ACT_TYPES];
     bool first_of[MAX_ACT_TYPES];
     act_slots(ws, n_w, slot_of, first_of);
     for (int i = 0; i < n_w; i++)
-        if (first_of[i]) op_quantize_rows(ws[i]->type, x_row, 1, ws[i]->ne0, (char *)fw->xq[slot_of[i]] +
-                                          t * q_row_size(q_get_kernels(ws[i]->type)->act_type, ws[i]->ne0), 0, 1);
+        if (first_of[i]) op_quantize_rows(ws[i]->type, x, n_rows, ws[i]->ne0, fw->xq[slot_of[i]], ith, nth);
 }
 
 /* out_i = x ws[i] for n_w weights whose input rows are already quantized
- * (quantize_row_for, then a barrier); ends with a barrier */
+ * (quantize_input, then a barrier); ends with a barrier */
 static void linear_prepared(lm_forward *fw, int n_rows, const lm_weight *const *ws, float *const *outs, int n_w,
                             int ith, int nth) {
     int slot_of[MAX_ACT_TYPES];
@@ -248,11 +251,7 @@ static void linear_prepared(lm_forward *fw, int n_rows, const lm_weight *const *
  * per distinct activation type, a barrier, the products; ends with a barrier */
 static void linear(lm_forward *fw, const float *x, int n_rows, const lm_weight *const *ws, float *const *outs,
                    int n_w, int ith, int nth) {
-    int slot_of[MAX_ACT_TYPES];
-    bool first_of[MAX_ACT_TYPES];
-    act_slots(ws, n_w, slot_of, first_of);
-    for (int i = 0; i < n_w; i++)
-        if (first_of[i]) op_quantize_rows(ws[i]->type, x, n_rows, ws[i]->ne0, fw->xq[slot_of[i]], ith, nth);
+    quantize_input(fw, x, n_rows, ws, n_w, ith, nth);
     tp_barrier(fw->pool);
     linear_prepared(fw, n_rows, ws, outs, n_w, ith, nth);
 }
@@ -342,8 +341,8 @@ static void find_att_runs(lm_forward *fw) {
 
 static int att_chunks(int n_kv) { return (n_kv + OP_ATT_CHUNK - 1) / OP_ATT_CHUNK; }
 
-/* one attention item (a token run and a KV head): where its keys start, and
- * the K/V row pointers of positions [from, to] gathered into kp / vp */
+/* one attention item: a token run (its first token t, n_tok tokens, the
+ * first's position and sequence, the first key lo they see) and a KV head */
 typedef struct {
     int t, n_tok, pos, seq, lo, kvh;
 } att_item;
@@ -362,6 +361,7 @@ static att_item att_item_of(const lm_forward *fw, const lm_layer *L, long p) {
     return it;
 }
 
+/* the item's K/V row pointers of positions [from, to], at kp / vp [j - lo] */
 static void gather_kv(const lm_forward *fw, int il, const att_item *it, int from, int to, const lm_fp16 **kp,
                       const lm_fp16 **vp) {
     const lm_hparams *hp = &fw->m->hp;
@@ -478,11 +478,9 @@ static void residual(lm_forward *fw, bool add, const float *post_norm, const flo
             if (post_norm) op_rmsnorm(h, h, post_norm, 1, E, hp->rms_eps, 0, 1);
             for (int i = 0; i < E; i++) x[i] += h[i];
         }
-        if (next_norm) {
-            op_rmsnorm(fw->xb + t * E, x, next_norm, 1, E, hp->rms_eps, 0, 1);
-            if (n_next) quantize_row_for(fw, fw->xb + t * E, t, next, n_next);
-        }
+        if (next_norm) op_rmsnorm(fw->xb + t * E, x, next_norm, 1, E, hp->rms_eps, 0, 1);
     }
+    if (next_norm && n_next) quantize_input(fw, fw->xb, fw->batch->n_tokens, next, n_next, ith, nth);
     tp_barrier(fw->pool);
 }
 
@@ -502,8 +500,8 @@ static void feed_forward(lm_forward *fw, const lm_layer *L, int ith, int nth) {
         float *g = fw->gate + t * hp->n_ff;
         if (hp->gelu_ffn) op_gelu_mul(g, g, fw->up + t * hp->n_ff, hp->n_ff);
         else op_silu_mul(g, g, fw->up + t * hp->n_ff, hp->n_ff);
-        quantize_row_for(fw, g, t, down, 1);
     }
+    quantize_input(fw, fw->gate, T, down, 1, ith, nth); /* the rows this thread just made */
     tp_barrier(fw->pool);
     float *down_out[1] = {fw->proj};
     linear_prepared(fw, T, down, down_out, 1, ith, nth);
