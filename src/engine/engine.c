@@ -224,17 +224,16 @@ static lm_fp16 *view_v(void *ctx, int layer, int slot, int block) {
     return kv_v(e->kv, e->step[slot].seq->blocks[block], layer);
 }
 
-/* ends a sequence: final event, blocks back to the cache, handle let go */
-/* the K/V pool's counters of the stats, as they are now: refreshed when a
- * request finishes, before its last event, so a client that reads /metrics
- * after its reply sees its blocks released (update_stats runs after the step) */
-static void update_kv_stats(lm_engine *e) {
-    pthread_mutex_lock(&e->mu);
+/* the K/V pool's counters of the stats; e->mu held */
+static void put_kv_stats(lm_engine *e) {
+    e->stats.kv_blocks_total = kv_n_blocks(e->kv);
     e->stats.kv_blocks_used = kv_n_blocks(e->kv) - kv_n_free(e->kv);
     e->stats.kv_blocks_cached = kv_n_cached(e->kv);
-    pthread_mutex_unlock(&e->mu);
 }
 
+/* ends a sequence: blocks back to the cache, the pool's counters refreshed
+ * (so a client that reads /metrics after its reply sees them released:
+ * update_stats runs only after the step), final event, handle let go */
 static void finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *stop_string, bool by_eos) {
     lm_event ev;
     memset(&ev, 0, sizeof(ev));
@@ -248,7 +247,9 @@ static void finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *st
     ev.completion_tokens = s->n_generated;
     ev.cached_tokens = s->cached_tokens;
     seq_release_blocks(s, e->kv);
-    update_kv_stats(e);
+    pthread_mutex_lock(&e->mu);
+    put_kv_stats(e);
+    pthread_mutex_unlock(&e->mu);
     handle_push(s->handle, &ev);
     handle_engine_done(s->handle);
     seq_free(s);
@@ -304,6 +305,15 @@ static void fill_logprobs_top(const top_cands *tc, int32_t chosen, int n_top, lm
     }
 }
 
+/* the logprobs S asked for, of token TOK, into ev: from its whole logits row
+ * (copied to logprob_scratch before sampling) when there is one, else from
+ * the GPU's candidates TC */
+static void put_logprobs(lm_engine *e, const lm_seq *s, bool row, const top_cands *tc, int32_t tok, lm_event *ev) {
+    if (s->top_logprobs < 0) return;
+    if (row) fill_logprobs(e, e->logprob_scratch, tok, s->top_logprobs, ev);
+    else if (tc) fill_logprobs_top(tc, tok, s->top_logprobs, ev);
+}
+
 /* samples the next token of s from its logits row; false if s finished.
  * LOGITS: the sequence's row to sample from; NULL when the GPU already
  * picked PICKED (from its argmax, or from TC's candidates: then the
@@ -325,10 +335,7 @@ static bool advance(lm_engine *e, lm_seq *s, float *logits, int32_t picked, cons
         ev.token = tok;
         ev.text = tail;
         ev.text_len = n;
-        if (s->top_logprobs >= 0) {
-            if (logits) fill_logprobs(e, e->logprob_scratch, tok, s->top_logprobs, &ev);
-            else if (tc) fill_logprobs_top(tc, tok, s->top_logprobs, &ev);
-        }
+        put_logprobs(e, s, logits != NULL, tc, tok, &ev);
         handle_push(s->handle, &ev);
         finish(e, s, LM_FINISH_STOP, NULL, true);
         return false;
@@ -337,10 +344,7 @@ static bool advance(lm_engine *e, lm_seq *s, float *logits, int32_t picked, cons
     s->tokens[s->n_tokens++] = tok;
     ev.token = tok;
     const char *stop = seq_push_text(s, e->vocab, tok, &ev.text, &ev.text_len);
-    if (s->top_logprobs >= 0) {
-        if (logits) fill_logprobs(e, e->logprob_scratch, tok, s->top_logprobs, &ev);
-        else if (tc) fill_logprobs_top(tc, tok, s->top_logprobs, &ev);
-    }
+    put_logprobs(e, s, logits != NULL, tc, tok, &ev);
     const bool at_length = s->n_generated >= s->max_tokens || s->n_tokens >= s->cap;
     if (!stop && at_length) { /* the last token: send what was held back with it */
         char *tail;
@@ -482,9 +486,7 @@ static void update_stats(lm_engine *e) {
     pthread_mutex_lock(&e->mu);
     e->stats.waiting = atomic_load(&e->n_queued);
     e->stats.running = e->n_running;
-    e->stats.kv_blocks_total = kv_n_blocks(e->kv);
-    e->stats.kv_blocks_used = kv_n_blocks(e->kv) - kv_n_free(e->kv);
-    e->stats.kv_blocks_cached = kv_n_cached(e->kv);
+    put_kv_stats(e);
     /* audited only when idle: it walks every block */
     if (e->n_running == 0 && e->stats.waiting == 0 && kv_cache_check(e->kv)) e->stats.kv_audit_failed = true;
     e->stats.generated_tokens = e->n_generated;
