@@ -530,9 +530,8 @@ static int q8_to_half(lm_cuda_ctx *ctx, int64_t n, lm_error *err) {
  * way the activations stay prepared for lm_cuda_matmul_again. */
 static int matmul_gemm(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x, int n_tok, float *y,
                        lm_error *err) {
-    const int64_t n = (int64_t)n_tok * w->view.cols;
+    /* the activations and their halves in one kernel (act_h_ready after it) */
     if (prepare_act(ctx, w->layout, x, n_tok, w->view.cols, true, err)) return -1;
-    if (!ctx->act_h_ready && q8_to_half(ctx, n, err)) return -1;
     return gemm_prepared(ctx, w, n_tok, y, err);
 }
 
