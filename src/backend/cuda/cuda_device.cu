@@ -319,6 +319,13 @@ int cu_scratch_reserve(cu_scratch *s, size_t bytes, lm_error *err) {
     return 0;
 }
 
+int cu_scratch_reserve_zeroed(lm_cuda_ctx *ctx, cu_scratch *s, size_t bytes, lm_error *err) {
+    void *old = s->ptr;
+    if (cu_scratch_reserve(s, bytes, err)) return -1;
+    if (s->ptr != old) CU_TRY(cudaMemsetAsync(s->ptr, 0, s->cap, ctx->stream));
+    return 0;
+}
+
 /* ---- device memory ---- */
 
 extern "C" void *lm_cuda_alloc(lm_cuda_ctx *ctx, size_t bytes, lm_error *err) {

@@ -80,6 +80,9 @@ void cu_repack(const cu_layout *l, const void *src, int64_t rows, int64_t cols, 
 
 /* grows S to at least BYTES (its old content is lost) */
 int cu_scratch_reserve(cu_scratch *s, size_t bytes, lm_error *err);
+/* cu_scratch_reserve for a buffer of counters that kernels leave at zero:
+ * a new (or grown) buffer is zeroed on the context's stream */
+int cu_scratch_reserve_zeroed(lm_cuda_ctx *ctx, cu_scratch *s, size_t bytes, lm_error *err);
 
 
 /* ---- the activation quantizers, shared by the matmul's own kernels and the

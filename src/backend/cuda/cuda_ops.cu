@@ -255,20 +255,32 @@ extern "C" int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const floa
     return 0;
 }
 
+/* the buffers an op that quantizes its output for NEXT writes (COLS: its
+ * row length; *kind -1 when it cannot: another row length or activation
+ * kind); -1 on error */
+static int fused_act_buffers(lm_cuda_ctx *ctx, const lm_cuda_matrix *next, int n_rows, int64_t cols, int8_t **q,
+                             float2 **ds, __half **xh, int *kind, lm_error *err) {
+    *q = NULL;
+    *ds = NULL;
+    *xh = NULL;
+    *kind = -1;
+    if (!next || next->view.cols != cols) return 0;
+    const int rc = cu_act_buffers(ctx, next, n_rows, q, ds, xh, kind, err);
+    if (rc == -2) return -1;
+    if (rc < 0) *kind = -1;
+    return 0;
+}
+
 extern "C" int lm_cuda_residual_for(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb,
                                     const float *next_w, int n_rows, int dim, float eps, const lm_cuda_matrix *next,
                                     bool *fused, lm_error *err) {
     *fused = false;
-    int8_t *q = NULL;
-    float2 *ds = NULL;
-    __half *xh = NULL;
-    int kind = -1;
+    int8_t *q;
+    float2 *ds;
+    __half *xh;
+    int kind;
     if (n_rows <= 0) return 0;
-    if (next && next_w && next->view.cols == dim) {
-        const int rc = cu_act_buffers(ctx, next, n_rows, &q, &ds, &xh, &kind, err);
-        if (rc == -2) return -1;
-        if (rc < 0) kind = -1;
-    }
+    if (fused_act_buffers(ctx, next_w ? next : NULL, n_rows, dim, &q, &ds, &xh, &kind, err)) return -1;
     residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps, kind, q, ds, xh);
     CU_LAUNCHED("residual_kernel");
     if (kind >= 0) {
@@ -340,15 +352,11 @@ __global__ void __launch_bounds__(ACT_Q_BLOCK) act_mul_q_kernel(float *out, cons
 extern "C" int lm_cuda_act_mul_for(lm_cuda_ctx *ctx, float *out, const float *g, const float *u, int n_rows, int n,
                                    int ld, bool gelu, const lm_cuda_matrix *next, bool *fused, lm_error *err) {
     *fused = false;
-    int8_t *q = NULL;
-    float2 *ds = NULL;
-    __half *xh = NULL;
-    int kind = -1;
-    if (next && next->view.cols == n) { /* n is then a whole number of the kind's units */
-        const int rc = cu_act_buffers(ctx, next, n_rows, &q, &ds, &xh, &kind, err);
-        if (rc == -2) return -1;
-        if (rc < 0) kind = -1;
-    }
+    int8_t *q;
+    float2 *ds;
+    __half *xh;
+    int kind; /* when not -1, n (the next product's row length) is a whole number of the kind's units */
+    if (fused_act_buffers(ctx, next, n_rows, n, &q, &ds, &xh, &kind, err)) return -1;
     if (kind < 0 || n_rows <= 0) return lm_cuda_act_mul(ctx, out, g, u, n_rows, n, ld, gelu, err);
     const int64_t total = (int64_t)n_rows * n;
     act_mul_q_kernel<<<(unsigned)((total + ACT_Q_BLOCK - 1) / ACT_Q_BLOCK), ACT_Q_BLOCK, 0, ctx->stream>>>(
@@ -457,10 +465,7 @@ extern "C" int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int 
     const int seg = (n + split - 1) / split;
     argmax_slot *slots = NULL;
     if (split > 1) {
-        void *old = ctx->argmax.ptr;
-        if (cu_scratch_reserve(&ctx->argmax, (size_t)n_rows * sizeof(argmax_slot), err)) return -1;
-        /* a new buffer: its counters start at zero (the kernel leaves them so) */
-        if (ctx->argmax.ptr != old) CU_TRY(cudaMemsetAsync(ctx->argmax.ptr, 0, ctx->argmax.cap, ctx->stream));
+        if (cu_scratch_reserve_zeroed(ctx, &ctx->argmax, (size_t)n_rows * sizeof(argmax_slot), err)) return -1;
         slots = (argmax_slot *)ctx->argmax.ptr;
     }
     argmax_kernel<<<dim3((unsigned)split, (unsigned)n_rows), 1024, 0, ctx->stream>>>(x, n, seg, slots, out);
@@ -923,9 +928,8 @@ extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const 
     const dim3 grid(a->n_tokens, a->n_head_kv * n_qchunks, (unsigned)n_split);
     unsigned *count = NULL;
     if (n_split > 1) { /* a counter per (token, head group); every launch leaves them at zero */
-        void *old = ctx->attn_count.ptr;
-        if (cu_scratch_reserve(&ctx->attn_count, (size_t)grid.x * grid.y * sizeof(unsigned), err)) return -1;
-        if (ctx->attn_count.ptr != old) CU_TRY(cudaMemsetAsync(ctx->attn_count.ptr, 0, ctx->attn_count.cap, ctx->stream));
+        if (cu_scratch_reserve_zeroed(ctx, &ctx->attn_count, (size_t)grid.x * grid.y * sizeof(unsigned), err))
+            return -1;
         count = (unsigned *)ctx->attn_count.ptr;
     }
     switch (D / 32) {
