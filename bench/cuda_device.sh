@@ -13,10 +13,13 @@
 #             random-weight models made there by gen_model
 #   memcheck  compute-sanitizer memcheck over test_cuda_forward on one fixture
 #   serve     lamina serve --device cuda and --device cpu on a fixture model:
-#             16 concurrent greedy chat completions compared token by token
-#             (bench/cuda_serve_check.py)
+#             16 concurrent greedy chat completions compared token by token;
+#             then the CUDA server's GPU-side sampling (argmax, top-64, logit
+#             edits, fetched rows) against a CUDA server drawing every token
+#             from whole rows on the host (bench/cuda_serve_check.py)
 #   perf      lamina perf --device cuda on the real-shape models: pp512,
-#             tg128, and 16 / 64 parallel streams
+#             tg128, and 16 / 64 parallel streams (64 also sampled from the
+#             top 64, with 64 penalty edits a row, and with full logits)
 #   perfinv   the same with --batch-invariant (pp512, tg128, 16 / 64 greedy)
 #   tuneinv   --batch-invariant batches with 1, 2 and 4 rows per thread
 #   prev      perf's pp/tg/16/64 figures with the previous version's pack
@@ -109,21 +112,23 @@ fi
 
 if has serve; then
     m=tests/fixtures/models/qwen3-q4_k_m.gguf
-    for dev in cuda cpu; do
-        port=$([ $dev = cuda ] && echo 18080 || echo 18081)
+    # cuda-rows: a second CUDA server drawing every token on the host from whole logits rows
+    for dev in cuda cpu cuda-rows; do
+        case $dev in cuda) port=18080 ;; cpu) port=18081 ;; *) port=18082 ;; esac
+        LAMINA_CUDA_SAMPLE_ROWS=$([ $dev = cuda-rows ] && echo 1 || echo 0) \
         LD_LIBRARY_PATH="$PWD/$P/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$P/bin/lamina" serve "$m" \
-            --device $dev --port $port > "$OUT/serve-$dev.log" 2>&1 &
+            --device "${dev%-rows}" --port $port > "$OUT/serve-$dev.log" 2>&1 &
         echo $! > "$OUT/serve-$dev.pid"
     done
-    for port in 18080 18081; do
+    for port in 18080 18081 18082; do
         for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
     done
     # tolerance: twice qwen3-q4_k_m's fixture tolerance (0.118, tests/fixtures/logits/qwen3-q4_k_m.json)
-    python3 bench/cuda_serve_check.py --gpu http://127.0.0.1:18080 --cpu http://127.0.0.1:18081 --tol 0.236 \
-        > "$OUT/serve-check.txt" 2>&1 || failed+=(serve-check)
+    python3 bench/cuda_serve_check.py --gpu http://127.0.0.1:18080 --gpu-rows http://127.0.0.1:18082 \
+        --cpu http://127.0.0.1:18081 --tol 0.236 > "$OUT/serve-check.txt" 2>&1 || failed+=(serve-check)
     head -1 "$OUT/serve-cuda.log"
     cat "$OUT/serve-check.txt"
-    for dev in cuda cpu; do kill "$(cat "$OUT/serve-$dev.pid")" 2>/dev/null; done
+    for dev in cuda cpu cuda-rows; do kill "$(cat "$OUT/serve-$dev.pid")" 2>/dev/null; done
     wait 2>/dev/null
     # lamina generate on the GPU: runs, and its greedy text beside the CPU's (equal unless a near tie parts them)
     for dev in cuda cpu; do
@@ -138,7 +143,7 @@ if has perf; then
     for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
         f=$(gen $spec)
         L "$P/bin/lamina" perf "$f" --device cuda -p 512 -n 128 -r 5 >> "$OUT/perf.jsonl" 2>> "$OUT/perf.txt" || failed+=("perf-$spec")
-        for par in 16 64 "64 --sample" "64 --full-logits"; do
+        for par in 16 64 "64 --sample" "64 --penalties" "64 --full-logits"; do
             L "$P/bin/lamina" perf "$f" --device cuda -p 128 -n 128 -r 3 --parallel $par >> "$OUT/perf.jsonl" 2>> "$OUT/perf.txt" ||
                 failed+=("perf-$spec-x$par")
         done

@@ -11,7 +11,14 @@ near tie: where the CPU's own top-2 logprob margin is below --tol (twice the
 model's fidelity tolerance: either side may sit that far from llama.cpp).
 After such a parting the rest is not compared (the contexts differ).
 
-    cuda_serve_check.py --gpu http://127.0.0.1:18080 --cpu http://127.0.0.1:18081 --tol 0.236
+Then the GPU server's own ways of drawing (its argmax, its 64 best
+candidates with logit bias and penalties applied on the GPU, a fetched row
+when those cannot decide) against a second CUDA server that draws every
+token on the host from whole logits rows (LAMINA_CUDA_SAMPLE_ROWS=1), for
+greedy, seeded, penalized, biased, top-p-only and min-p-only requests.
+
+    cuda_serve_check.py --gpu http://127.0.0.1:18080 --gpu-rows http://127.0.0.1:18082 \
+        --cpu http://127.0.0.1:18081 --tol 0.236
 """
 import argparse
 import concurrent.futures as cf
@@ -41,10 +48,6 @@ def ask(base, prompt, max_tokens, logprobs=True, sampling=None):
     return (choice["logprobs"]["content"], choice["message"]["content"]) if logprobs else choice["message"]["content"]
 
 
-# a zero bias changes no logit but sends the request down the whole-rows path
-ROWS = {"logit_bias": {"0": 0}}
-
-
 def lp_diff(x, y):
     """the largest logprob difference of two equal token sequences: each
     chosen token's, and each top alternative's that both lists hold (a near
@@ -59,33 +62,42 @@ def lp_diff(x, y):
     return d
 
 
+# prompts neither server saw in the concurrent run: both compute them alone,
+# so the two servers' prefix caches hold the same bits for them
+SOLO_PROMPTS = ["A short poem about rain:", "The three laws of motion are", "import numpy as np\n",
+                "My favourite season is"]
+
+
 def same_paths(a, sampling, what, label):
-    """The first 4 prompts asked three times of the GPU server: through the
-    whole logits rows (a zero logit bias), through the GPU's 64 best
-    candidates with its log-normalizer (logprobs asked), and without
-    logprobs (the GPU's argmax, or its 64 best); the texts must be equal and
-    the logprobs within 1e-3 (the same logits up to the prefill's batching,
-    which the prefix cache changes from one asking to the next; the
-    log-normalizer's sum runs in another order). Returns how many prompts
-    differ."""
+    """Each solo prompt asked of the GPU server that draws from whole rows
+    on the host and of the GPU server's own paths, with logprobs (with edits
+    those take a fetched raw row) and without (the GPU's edits and picks),
+    the same requests in the same order on both servers (so their prefix
+    caches hold the same blocks); the texts must be equal and the logprobs
+    within 1e-3 (the log-normalizer's sum runs in another order). Returns
+    how many prompts differ."""
     bad = 0
     worst = 0.0
-    for p in PROMPTS[:4]:
-        rows_lp, rows = ask(a.gpu, p, a.max_tokens, sampling={**(sampling or {}), **ROWS})
+    for p in SOLO_PROMPTS:
+        rows_lp, rows = ask(a.gpu_rows, p, a.max_tokens, sampling=sampling)
         top_lp, top = ask(a.gpu, p, a.max_tokens, sampling=sampling)
+        rows_picked = ask(a.gpu_rows, p, a.max_tokens, logprobs=False, sampling=sampling)
         picked = ask(a.gpu, p, a.max_tokens, logprobs=False, sampling=sampling)
         d = lp_diff(rows_lp, top_lp) if top == rows else float("inf")
         worst = max(worst, d)
-        if picked != rows or top != rows or d > 1e-3:
+        if picked != rows_picked or top != rows or d > 1e-3:
             bad += 1
-            print(f"DIFFER ({label} vs GPU logits rows): {p!r}: {picked!r} / {top!r} vs {rows!r} (logprobs {d:.2e})")
-    print(f"serve check: {what} equal to the logits rows' for {4 - bad}/4 prompts, logprobs within {worst:.1e}")
+            print(f"DIFFER ({label} vs host rows): {p!r}: {top!r} / {picked!r} vs {rows!r} / {rows_picked!r} "
+                  f"(logprobs {d:.2e})")
+    print(f"serve check: {what} equal to the host rows' for {len(SOLO_PROMPTS) - bad}/{len(SOLO_PROMPTS)} prompts, "
+          f"logprobs within {worst:.1e}")
     return bad
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gpu", required=True)
+    ap.add_argument("--gpu-rows", required=True)
     ap.add_argument("--cpu", required=True)
     ap.add_argument("--tol", type=float, required=True)
     ap.add_argument("--max-tokens", type=int, default=48)
@@ -120,11 +132,24 @@ def main():
     print(f"serve check: {identical}/{len(results)} identical, {tie} parted at a near tie, {bad} differ; "
           f"logprobs of the identical ones within {worst:.4f}")
     # one request at a time (so each runs the same kernels every time): the
-    # GPU's argmax or its 64 best candidates must give the text (and the
-    # logprobs) of the whole logits rows
-    bad += same_paths(a, None, "GPU-picked greedy text", "GPU argmax / top-64")
-    bad += same_paths(a, {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": 1234},
-                      "seeded sampling from the GPU's top 64", "GPU top-64, seeded sampling")
+    # GPU's argmax or its 64 best candidates (after its edits) must give the
+    # text (and the logprobs) of the whole logits rows drawn on the host
+    bias = {"logit_bias": {"13": 2.5, "220": -1.5, "11": -100}}
+    cases = [
+        (None, "GPU-picked greedy text", "GPU argmax / top-64"),
+        ({"temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": 1234}, "seeded sampling from the GPU's top 64",
+         "GPU top-64, seeded sampling"),
+        ({"frequency_penalty": 0.8, "presence_penalty": 0.5, **bias}, "greedy with penalties and a logit bias",
+         "GPU edits + argmax"),
+        ({"temperature": 1.0, "top_k": 20, "frequency_penalty": 0.4, "repetition_penalty": 1.2, "seed": 7, **bias},
+         "seeded top-k with penalties and a bias", "GPU edits + top-64"),
+        ({"temperature": 0.8, "top_k": 0, "top_p": 0.9, "min_p": 0, "seed": 99}, "seeded top-p alone",
+         "GPU top-64 + log-normalizer"),
+        ({"temperature": 1.1, "top_k": 0, "top_p": 1.0, "min_p": 0.1, "presence_penalty": 0.6, "seed": 5},
+         "seeded min-p alone with a penalty", "GPU edits + top-64"),
+    ]
+    for sampling, what, label in cases:
+        bad += same_paths(a, sampling, what, label)
     return 1 if bad else 0
 
 

@@ -7,8 +7,10 @@
  *   tokens, one per sequence: aggregate generated tokens/s. The GPU picks
  *   each greedy token (as the engine does for temperature 0); --sample
  *   brings back the 64 best candidates of each row instead (as for sampled
- *   requests with top_k <= 64); --full-logits copies every logits row to the
- *   host, as llama.cpp does.
+ *   requests with top_k <= 64); --penalties adds to each row 64 penalty
+ *   edits applied on the GPU and its log-normalizer (as for requests with
+ *   penalties over a 64-token window, or top-p without top-k); --full-logits
+ *   copies every logits row to the host, as llama.cpp does.
  * --device cuda runs the GPU forward pass (model/forward_cuda.h).
  * Each test runs --reps times after one warm-up; the median is reported,
  * and one JSON line per test goes to stdout for scripts (bench/), with the
@@ -29,6 +31,7 @@
 
 #define PERF_CHUNK 512
 #define PERF_BLOCK 16
+#define PERF_EDITS 64 /* --penalties: edits per row, a 64-token penalty window */
 
 static double perf_now(void) {
     struct timespec ts;
@@ -56,6 +59,9 @@ typedef struct {
     int32_t *argmax_ids; /* NULL: full logits back (--full-logits) */
     int32_t *top_ids;    /* --sample: the 64 best candidates per row come back, as for sampled requests */
     float *top_vals;
+    float *log_z;        /* --penalties: and each row's log-normalizer, after */
+    lm_logit_edit *edits; /* (n_seq * PERF_EDITS) penalty edits of distinct tokens per row */
+    int32_t *edit_start;  /* (n_seq + 1) */
 } perf_ctx;
 
 static int perf_forward(perf_ctx *c, const lm_batch *b, lm_error *err) {
@@ -64,12 +70,17 @@ static int perf_forward(perf_ctx *c, const lm_batch *b, lm_error *err) {
     for (int s = 0; s < c->n_seq; s++) n_table[s] = c->max_blocks;
     /* greedy decode steps let the GPU pick the tokens, as the engine does for
      * temperature-0 requests; --full-logits copies every logits row instead */
-    if (c->top_ids)
-        return lm_forward_cuda_run_top_k(c->gpu, b, (const int *const *)c->tables, n_table, c->n_seq, c->top_ids,
-                                         c->top_vals, NULL, err);
+    if (c->top_ids) {
+        int n_want = 0;
+        for (int t = 0; t < b->n_tokens; t++) n_want += b->want_logits[t];
+        for (int r = 0; c->edits && r <= n_want; r++) c->edit_start[r] = r * PERF_EDITS;
+        const lm_step_edits edits = {c->edit_start, c->edits};
+        return lm_forward_cuda_run_top_k(c->gpu, b, (const int *const *)c->tables, n_table, c->n_seq,
+                                         c->edits ? &edits : NULL, c->top_ids, c->top_vals, c->log_z, err);
+    }
     const bool ids = c->argmax_ids != NULL;
-    return lm_forward_cuda_run(c->gpu, b, (const int *const *)c->tables, n_table, c->n_seq, ids ? NULL : c->logits,
-                               ids ? c->argmax_ids : NULL, err);
+    return lm_forward_cuda_run(c->gpu, b, (const int *const *)c->tables, n_table, c->n_seq, NULL,
+                               ids ? NULL : c->logits, ids ? c->argmax_ids : NULL, err);
 }
 
 /* n tokens from position start, batched (pp) or one at a time (tg) */
@@ -162,7 +173,7 @@ static int run_test(perf_ctx *c, const char *model_path, const char *device, per
     char test[64];
     if (kind == TEST_PARALLEL)
         snprintf(test, sizeof(test), "pp%d+tg%dx%d%s", pp, n, c->n_seq,
-                 c->argmax_ids ? "" : c->top_ids ? "-top64" : "-logits");
+                 c->argmax_ids ? "" : c->edits ? "-top64-edits" : c->top_ids ? "-top64" : "-logits");
     else if (c->depth) snprintf(test, sizeof(test), "%s%d@d%d", kind == TEST_PP ? "pp" : "tg", n, c->depth);
     else snprintf(test, sizeof(test), "%s%d", kind == TEST_PP ? "pp" : "tg", n);
     fprintf(stderr, "lamina %-14s %s  %10.1f t/s (median of %d)\n", test, device, tokens / med, reps);
@@ -177,7 +188,7 @@ int cmd_perf(int argc, char **argv) {
     const char *model_path = NULL;
     int pp = 128, tg = 64, reps = 5, n_threads = cpu_physical_cores(), parallel = 0, depth = 0;
     int gpu = -1; /* --device: -1 the CPU, else the CUDA device */
-    bool full_logits = false, sample = false, invariant = false, membw = false;
+    bool full_logits = false, sample = false, penalties = false, invariant = false, membw = false;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-' && !model_path) model_path = argv[i];
         else if (i + 1 < argc && !strcmp(argv[i], "-p")) pp = atoi(argv[++i]);
@@ -188,13 +199,14 @@ int cmd_perf(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--parallel")) parallel = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--full-logits")) full_logits = true;
         else if (!strcmp(argv[i], "--sample")) sample = true;
+        else if (!strcmp(argv[i], "--penalties")) sample = penalties = true;
         else if (!strcmp(argv[i], "--batch-invariant")) invariant = true;
         else if (!strcmp(argv[i], "--mem-bandwidth")) membw = true;
         else if (i + 1 < argc && !strcmp(argv[i], "--device")) {
             if ((gpu = cli_parse_device("perf", argv[++i])) == -2) return 2;
         } else {
             fprintf(stderr, "usage: lamina perf [MODEL] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-d DEPTH] [-r REPS] [-t THREADS]\n"
-                            "                   [--parallel SEQS [--full-logits|--sample]] [--device cpu|cuda[:N]]\n"
+                            "                   [--parallel SEQS [--full-logits|--sample|--penalties]] [--device cpu|cuda[:N]]\n"
                             "                   [--batch-invariant]\n"
                             "       lamina perf --mem-bandwidth [-t THREADS] [-r REPS]\n");
             return 2;
@@ -249,7 +261,15 @@ int cmd_perf(int argc, char **argv) {
         if (parallel && sample) {
             c.top_ids = malloc(sizeof(int32_t) * (size_t)max_seq * LM_FORWARD_CUDA_TOP_K);
             c.top_vals = malloc(sizeof(float) * (size_t)max_seq * LM_FORWARD_CUDA_TOP_K);
-            if (!c.top_ids || !c.top_vals) {
+            if (penalties) {
+                c.log_z = malloc(sizeof(float) * (size_t)max_seq);
+                c.edits = malloc(sizeof(lm_logit_edit) * (size_t)max_seq * PERF_EDITS);
+                c.edit_start = malloc(sizeof(int32_t) * ((size_t)max_seq + 1));
+                for (int i = 0; c.edits && i < max_seq * PERF_EDITS; i++) /* distinct tokens within a row */
+                    c.edits[i] = (lm_logit_edit){(int32_t)((i % PERF_EDITS) * 997 + i / PERF_EDITS) % hp->n_vocab,
+                                                 LM_EDIT_PENALTY, 1.1f, 0.2f};
+            }
+            if (!c.top_ids || !c.top_vals || (penalties && (!c.log_z || !c.edits || !c.edit_start))) {
                 lm_error_set(&err, "out of memory");
                 goto done;
             }
@@ -297,6 +317,9 @@ done:
     free(c.argmax_ids);
     free(c.top_ids);
     free(c.top_vals);
+    free(c.log_z);
+    free(c.edits);
+    free(c.edit_start);
     lm_forward_cuda_free(c.gpu);
     kv_contig_free(c.kv_store);
     lm_forward_free(c.fw);

@@ -126,7 +126,7 @@ int cli_session_eval(cli_session *s, const int32_t *tokens, int start, int n, lm
         lm_batch b = {m, tokens + i, pos, seq, want};
         if (s->gpu) {
             const int *table = s->gpu_table;
-            if (lm_forward_cuda_run(s->gpu, &b, &table, &s->gpu_blocks, 1, s->logits, NULL, err)) return -1;
+            if (lm_forward_cuda_run(s->gpu, &b, &table, &s->gpu_blocks, 1, NULL, s->logits, NULL, err)) return -1;
         } else if (lm_forward_run(s->fw, s->pool, &s->kv, &b, s->logits, err)) {
             return -1;
         }

@@ -315,16 +315,19 @@ static void put_logprobs(lm_engine *e, const lm_seq *s, bool row, const top_cand
 }
 
 /* samples the next token of s from its logits row; false if s finished.
- * LOGITS: the sequence's row to sample from; NULL when the GPU already
- * picked PICKED (from its argmax, or from TC's candidates: then the
- * logprobs, if asked for, come from those) */
-static bool advance(lm_engine *e, lm_seq *s, float *logits, int32_t picked, const top_cands *tc) {
+ * LOGITS: the sequence's row to sample from (EDITED: its logit bias and
+ * penalties already applied, by the GPU); NULL when the GPU already picked
+ * PICKED (from its argmax, or from TC's candidates: then the logprobs, if
+ * asked for, come from those) */
+static bool advance(lm_engine *e, lm_seq *s, float *logits, bool edited, int32_t picked, const top_cands *tc) {
     lm_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.kind = LM_EVENT_TOKEN;
     if (logits && s->top_logprobs >= 0)
         memcpy(e->logprob_scratch, logits, sizeof(float) * (size_t)e->model->hp.n_vocab);
-    const int32_t tok = logits ? lm_sampler_sample(s->sampler, logits) : picked;
+    const int32_t tok = !logits ? picked
+                        : edited ? lm_sampler_sample_edited(s->sampler, logits)
+                                 : lm_sampler_sample(s->sampler, logits);
     const bool eog = tok_is_eog(e->vocab, tok);
     s->n_generated++;
     e->n_generated++;
@@ -401,58 +404,117 @@ static void reap_aborted(lm_engine *e) {
     }
 }
 
+/* what a GPU step sends back */
+typedef enum { OUT_ROWS, OUT_GREEDY, OUT_TOP_K } gpu_out;
+
+/* a step's request that cannot go on: an error event, its blocks freed */
+static void fail_seq(lm_engine *e, lm_seq *s, const char *msg) {
+    lm_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = LM_EVENT_ERROR;
+    snprintf(ev.error, sizeof(ev.error), "%.255s", msg);
+    handle_push(s->handle, &ev);
+    sched_remove_running(e, s);
+    seq_release_blocks(s, e->kv);
+    handle_engine_done(s->handle);
+    seq_free(s);
+}
+
+/* The GPU's side of a step. Rows of greedy requests get the GPU's argmax,
+ * the others its 64 best candidates (with each row's log-normalizer for
+ * logprobs and top-p); logit bias and penalties are applied on the GPU
+ * first. A row whose draw needs its whole row (a top-k past 64, no cut at
+ * all, more than 64 logprobs, or logprobs with edits: those are of the raw
+ * logits) is marked host_row and fetched alone after the step; when most
+ * rows are such, the step copies every row instead. */
+static int run_gpu(lm_engine *e, const lm_batch *b, gpu_out *out, bool *want_log_z, lm_error *err) {
+    const int K = LM_FORWARD_CUDA_TOP_K;
+    int n_want = 0, n_host = 0;
+    *out = OUT_GREEDY;
+    *want_log_z = false;
+    for (int i = 0; i < e->n_step; i++) {
+        step_item *it = &e->step[i];
+        const lm_seq *s = it->seq;
+        e->tables[i] = s->blocks;
+        e->n_tables[i] = s->n_blocks;
+        it->host_row = false;
+        if (it->logits_row < 0) continue;
+        n_want++;
+        const lm_sample_need need = lm_sampler_need(s->sampler, K);
+        const bool lp = s->top_logprobs >= 0;
+        if (e->host_rows || need == LM_SAMPLE_ROW || s->top_logprobs > K || (lp && lm_sampler_has_edits(s->sampler))) {
+            it->host_row = true;
+            n_host++;
+            continue;
+        }
+        if (lp || need != LM_SAMPLE_ARGMAX) *out = OUT_TOP_K;
+        *want_log_z |= lp || need == LM_SAMPLE_TOP_Z;
+    }
+    if (2 * n_host > n_want) *out = OUT_ROWS;
+    int total = 0, row = 0;
+    for (int i = 0; *out != OUT_ROWS && i < e->n_step; i++) {
+        step_item *it = &e->step[i];
+        if (it->logits_row < 0) continue;
+        e->edit_start[row++] = total;
+        if (it->host_row || !lm_sampler_has_edits(it->seq->sampler)) continue;
+        const int n = lm_sampler_edits(it->seq->sampler, e->edit_list + total, LM_FORWARD_CUDA_MAX_EDITS - total);
+        if (n < 0) it->host_row = true; /* the step's list is full: this row on the host */
+        else total += n;
+    }
+    e->edit_start[row] = total;
+    const lm_step_edits edits = {e->edit_start, e->edit_list}, *ed = total > 0 ? &edits : NULL;
+    if (*out == OUT_TOP_K)
+        return lm_forward_cuda_run_top_k(e->fwc, b, e->tables, e->n_tables, e->n_step, ed, e->top_ids, e->top_vals,
+                                         *want_log_z ? e->top_log_z : NULL, err);
+    return lm_forward_cuda_run(e->fwc, b, e->tables, e->n_tables, e->n_step, ed, NULL,
+                               *out == OUT_GREEDY ? e->greedy_ids : NULL, err);
+}
+
+/* the GPU's pick for step item IT (row r): *picked from its argmax or its
+ * candidates (*tc filled when logprobs come from those), or else its whole
+ * row into *row (*edited: the GPU applied its edits). -1 + err when the row
+ * cannot be fetched. */
+static int gpu_pick(lm_engine *e, const step_item *it, gpu_out out, bool want_log_z, int32_t *picked, float **row,
+                    bool *edited, top_cands *tc, lm_error *err) {
+    const int r = it->logits_row, K = LM_FORWARD_CUDA_TOP_K;
+    lm_seq *s = it->seq;
+    *picked = -1;
+    *row = NULL;
+    *edited = false;
+    if (out == OUT_ROWS) {
+        *row = lm_forward_cuda_logits(e->fwc) + (size_t)r * e->model->hp.n_vocab;
+        return 0;
+    }
+    if (!it->host_row && out == OUT_GREEDY) {
+        *picked = e->greedy_ids[r];
+        return 0;
+    }
+    if (!it->host_row) {
+        const size_t at = (size_t)r * K;
+        *picked = lm_sampler_sample_top(s->sampler, e->top_ids + at, e->top_vals + at, K,
+                                        want_log_z ? e->top_log_z[r] : NAN);
+        if (*picked >= 0) {
+            *tc = (top_cands){e->top_ids + at, e->top_vals + at, K, want_log_z ? e->top_log_z[r] : NAN};
+            return 0;
+        }
+        *edited = true; /* the candidates could not decide: the edited row */
+    }
+    *row = lm_forward_cuda_fetch_row(e->fwc, r, err);
+    return *row ? 0 : -1;
+}
+
 static void step(lm_engine *e) {
     reap_aborted(e);
     const int n_tokens = sched_plan_step(e);
     if (n_tokens == 0) return;
     lm_batch b = {n_tokens, e->b_tokens, e->b_pos, e->b_seq, e->b_want};
     lm_error err = {{0}};
-    int rc;
-    float *logits = e->logits;
-    enum { ROWS, GREEDY, TOP_K } out = ROWS; /* what comes back from the GPU */
-    if (e->fwc) {
-        /* greedy steps without logprobs get the GPU's argmax; steps whose
-         * samplers look at no more than the 64 best candidates (and whose
-         * logprobs, if any, are of those) get those, with each row's
-         * log-normalizer when logprobs are asked for; only the others copy
-         * logits rows (read in place) */
-        out = GREEDY;
-        bool want_log_z = false;
-        for (int i = 0; i < e->n_step; i++) {
-            const lm_seq *s = e->step[i].seq;
-            e->tables[i] = s->blocks;
-            e->n_tables[i] = s->n_blocks;
-            if (e->step[i].logits_row < 0) continue;
-            if (s->top_logprobs > LM_FORWARD_CUDA_TOP_K || !lm_sampler_top_k_only(s->sampler, LM_FORWARD_CUDA_TOP_K)) {
-                out = ROWS;
-            } else if (out != ROWS && (s->top_logprobs >= 0 || !lm_sampler_argmax_only(s->sampler))) {
-                out = TOP_K;
-                want_log_z |= s->top_logprobs >= 0;
-            }
-        }
-        if (out == TOP_K)
-            rc = lm_forward_cuda_run_top_k(e->fwc, &b, e->tables, e->n_tables, e->n_step, e->top_ids, e->top_vals,
-                                           want_log_z ? e->top_log_z : NULL, &err);
-        else
-            rc = lm_forward_cuda_run(e->fwc, &b, e->tables, e->n_tables, e->n_step, NULL,
-                                     out == GREEDY ? e->greedy_ids : NULL, &err);
-        logits = out == ROWS ? lm_forward_cuda_logits(e->fwc) : NULL;
-    } else {
-        rc = lm_forward_run(e->fw, e->pool, &e->kv_view, &b, e->logits, &err);
-    }
-    if (rc != 0) {
-        for (int i = 0; i < e->n_step; i++) { /* cannot happen with a valid plan; fail the step's requests */
-            lm_seq *s = e->step[i].seq;
-            lm_event ev;
-            memset(&ev, 0, sizeof(ev));
-            ev.kind = LM_EVENT_ERROR;
-            snprintf(ev.error, sizeof(ev.error), "%.255s", err.msg);
-            handle_push(s->handle, &ev);
-            sched_remove_running(e, s);
-            seq_release_blocks(s, e->kv);
-            handle_engine_done(s->handle);
-            seq_free(s);
-        }
+    gpu_out out = OUT_ROWS;
+    bool want_log_z = false;
+    const int rc = e->fwc ? run_gpu(e, &b, &out, &want_log_z, &err)
+                          : lm_forward_run(e->fw, e->pool, &e->kv_view, &b, e->logits, &err);
+    if (rc != 0) { /* cannot happen with a valid plan; fail the step's requests */
+        for (int i = 0; i < e->n_step; i++) fail_seq(e, e->step[i].seq, err.msg);
         return;
     }
     const int n_vocab = e->model->hp.n_vocab;
@@ -463,21 +525,16 @@ static void step(lm_engine *e) {
         register_blocks(e, s);
         if (it->logits_row < 0) continue;
         if (atomic_load(&s->handle->aborted)) continue; /* reaped next step */
-        float *row = logits ? logits + (size_t)it->logits_row * n_vocab : NULL;
+        float *row = e->fwc ? NULL : e->logits + (size_t)it->logits_row * n_vocab;
         int32_t picked = -1;
-        top_cands tc, *tcp = NULL;
-        if (out == GREEDY) {
-            picked = e->greedy_ids[it->logits_row];
-        } else if (out == TOP_K) {
-            const size_t at = (size_t)it->logits_row * LM_FORWARD_CUDA_TOP_K;
-            picked = lm_sampler_sample_top(s->sampler, e->top_ids + at, e->top_vals + at, LM_FORWARD_CUDA_TOP_K);
-            if (s->top_logprobs >= 0) {
-                tc = (top_cands){e->top_ids + at, e->top_vals + at, LM_FORWARD_CUDA_TOP_K,
-                                 e->top_log_z[it->logits_row]};
-                tcp = &tc;
-            }
+        bool edited = false;
+        top_cands tc = {NULL, NULL, 0, NAN};
+        if (e->fwc && gpu_pick(e, it, out, want_log_z, &picked, &row, &edited, &tc, &err)) {
+            fail_seq(e, s, err.msg);
+            continue;
         }
-        if (!advance(e, s, row, picked, tcp)) sched_remove_running(e, s);
+        if (!advance(e, s, row, edited, picked, tc.ids && s->top_logprobs >= 0 ? &tc : NULL))
+            sched_remove_running(e, s);
     }
     e->n_steps++;
 }
@@ -593,9 +650,13 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
     e->top_ids = fwc ? malloc(sizeof(int32_t) * S * LM_FORWARD_CUDA_TOP_K) : NULL;
     e->top_vals = fwc ? malloc(sizeof(float) * S * LM_FORWARD_CUDA_TOP_K) : NULL;
     e->top_log_z = fwc ? malloc(sizeof(float) * S) : NULL;
+    e->edit_list = fwc ? malloc(sizeof(lm_logit_edit) * LM_FORWARD_CUDA_MAX_EDITS) : NULL;
+    e->edit_start = fwc ? malloc(sizeof(int32_t) * (S + 1)) : NULL;
+    const char *host_rows = getenv("LAMINA_CUDA_SAMPLE_ROWS");
+    e->host_rows = host_rows && !strcmp(host_rows, "1");
     e->logprob_scratch = malloc(sizeof(float) * (size_t)hp->n_vocab);
     if (!e->pool || !(e->fw || e->fwc) || !e->tables || !e->n_tables || !e->kv || !e->waiting || !e->running || !e->step || !e->b_tokens || !e->b_pos ||
-        !e->b_seq || !e->b_want || !(e->logits || fwc) || (fwc && (!e->greedy_ids || !e->top_ids || !e->top_vals || !e->top_log_z)) ||
+        !e->b_seq || !e->b_want || !(e->logits || fwc) || (fwc && (!e->greedy_ids || !e->top_ids || !e->top_vals || !e->top_log_z || !e->edit_list || !e->edit_start)) ||
         !e->logprob_scratch) {
         lm_error_set(err, "out of memory for the engine (K/V pool %zu MiB)", (n_blocks * block_bytes) >> 20);
         engine_free(e);
@@ -645,6 +706,8 @@ void engine_free(lm_engine *e) {
     free(e->top_ids);
     free(e->top_vals);
     free(e->top_log_z);
+    free(e->edit_list);
+    free(e->edit_start);
     free(e->logprob_scratch);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);

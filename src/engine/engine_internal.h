@@ -28,6 +28,7 @@ typedef struct step_item {
     lm_seq *seq;
     int start, len;
     int logits_row;         /* row in the step's logits, or -1 */
+    bool host_row;          /* GPU steps: drawn on the host from its whole row (no GPU edits) */
 } step_item;
 
 struct lm_engine {
@@ -67,6 +68,9 @@ struct lm_engine {
     int32_t *top_ids;       /* (max_num_seqs, LM_FORWARD_CUDA_TOP_K) the GPU's best candidates per row, */
     float *top_vals;        /* and their logits (steps whose samplers need no more) */
     float *top_log_z;       /* (max_num_seqs) each row's log-normalizer, when a sequence wants logprobs */
+    lm_logit_edit *edit_list; /* (LM_FORWARD_CUDA_MAX_EDITS) the step's logit bias and penalties, for the GPU */
+    int32_t *edit_start;    /* (max_num_seqs + 1) row r's edits: edit_list[edit_start[r] .. edit_start[r + 1]) */
+    bool host_rows;         /* LAMINA_CUDA_SAMPLE_ROWS=1: every GPU row drawn on the host (the reference path) */
     float *logprob_scratch; /* (n_vocab) */
 };
 

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/logit_edit.h"
+
 typedef struct lm_logit_bias {
     int32_t token;
     float bias;               /* added to the token's logit; -100 bans it in practice */
@@ -41,18 +43,40 @@ lm_sampler *lm_sampler_create(const lm_sampling *params, int n_vocab);
 void lm_sampler_free(lm_sampler *s);
 /* records a token (prompt or generated) in the penalty history */
 void lm_sampler_accept(lm_sampler *s, int32_t token);
-/* true when sampling is the plain argmax of the logits (temperature 0, no
- * penalties, no logit bias): the GPU can then pick the token itself */
-bool lm_sampler_argmax_only(const lm_sampler *s);
-/* true when the sampler needs no more than the K_MAX best logits: no
- * penalties, no logit bias, and greedy or 0 < top_k <= K_MAX */
-bool lm_sampler_top_k_only(const lm_sampler *s, int k_max);
-/* samples from the N best candidates (ids, logits), sorted by logit
- * descending and ties by the lower id: the same token lm_sampler_sample
- * draws from the whole row when lm_sampler_top_k_only(s, N) */
-int32_t lm_sampler_sample_top(lm_sampler *s, const int32_t *ids, const float *logits, int n);
-/* samples from logits (n_vocab, modified in place); returns the token id */
+/* The sampler's logit bias and penalties for its next draw, as edits of the
+ * row (base/logit_edit.h: bias edits in the request's order, then one
+ * penalty edit per distinct token of the window) into out; their count, or
+ * -1 when there are more than CAP. */
+int lm_sampler_edits(lm_sampler *s, lm_logit_edit *out, int cap);
+/* true when the sampler edits rows (a logit bias, or penalties and a
+ * history to apply them to) */
+bool lm_sampler_has_edits(const lm_sampler *s);
+/* applies N edits to a logits row */
+void lm_logit_edits_apply(float *logits, const lm_logit_edit *e, int n);
+
+/* What a draw needs to see of its (edited) row, given a source of the K
+ * best candidates:
+ *   ARGMAX  greedy: the row's argmax
+ *   TOP     0 < top_k <= K: the K best decide it
+ *   TOP_Z   top-p / min-p without a top-k: the K best and the row's
+ *           log-normalizer decide it almost always (lm_sampler_sample_top
+ *           says -1 when they do not)
+ *   ROW     the whole row */
+typedef enum { LM_SAMPLE_ARGMAX, LM_SAMPLE_TOP, LM_SAMPLE_TOP_Z, LM_SAMPLE_ROW } lm_sample_need;
+lm_sample_need lm_sampler_need(const lm_sampler *s, int k);
+/* Samples from the N best candidates (ids, logits) of a row whose edits
+ * are applied, sorted by logit descending and ties by the lower id, and
+ * LOG_Z, the row's log of the sum of e^logit (NAN when not known): the
+ * same token lm_sampler_sample draws from the whole row. -1, with the RNG
+ * untouched, when these cannot decide (a top-p or min-p cut past the N, a
+ * top-p cut too near to call from LOG_Z: draw from the row with
+ * lm_sampler_sample_edited then). */
+int32_t lm_sampler_sample_top(lm_sampler *s, const int32_t *ids, const float *logits, int n, float log_z);
+/* samples from logits (n_vocab, modified in place): edits, then the draw;
+ * returns the token id */
 int32_t lm_sampler_sample(lm_sampler *s, float *logits);
+/* the same, for a row whose edits were already applied (by the GPU) */
+int32_t lm_sampler_sample_edited(lm_sampler *s, float *logits);
 
 /* index of the largest value; ties go to the lowest index */
 int32_t lm_argmax(const float *x, int n);

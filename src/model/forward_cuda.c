@@ -71,24 +71,36 @@ struct lm_forward_cuda {
     size_t k_layer, v_layer; /* f16 elements of one layer's pool */
     /* staging: the same layout on the host (page-locked) and on the device */
     void *stage_host, *stage_dev;
-    size_t stage_bytes, off_pos, off_slot, off_rows, off_tables;
+    size_t stage_bytes, off_pos, off_slot, off_rows, off_edit_rows, off_tables;
     float *embd_host;   /* page-locked (max_tokens, n_embd): the step's embeddings, uploaded into x */
     float *logits_host; /* page-locked (max_logits, n_vocab) */
     int32_t *ids, *ids_host; /* (max_logits, TOP_K) greedy tokens or top-k ids, device and page-locked host */
     float *top_vals, *top_vals_host; /* (max_logits, TOP_K) their logits */
     float *log_z, *log_z_host;       /* (max_logits) each row's log of the sum of e^logit */
-    /* decode graphs by output kind and token count (see the top of the file) */
+    lm_logit_edit *edits_dev, *edits_host; /* (LM_FORWARD_CUDA_MAX_EDITS) the step's logit edits */
+    /* decode graphs by output kind, with or without logit edits, and token
+     * count (see the top of the file) */
     bool use_graphs;
     bool profile; /* LAMINA_CUDA_PROFILE=1: marks between ops, graphs off */
     bool fuse_act; /* residuals quantize the next product's input (LAMINA_CUDA_FUSE=0: off) */
     bool stack;    /* stacked QKV and gate/up matrices (LAMINA_CUDA_STACK=0: off) */
     bool xb_prepared; /* the step in progress: xb's activations are prepared for the layer's wq */
-    lm_cuda_graph *graphs[OUT_KINDS][GRAPH_MAX_TOKENS + 1];
-    bool seen[OUT_KINDS][GRAPH_MAX_TOKENS + 1];
+    int last_logits;  /* logits rows of the last run, on the device until the next one */
+    lm_cuda_graph *graphs[OUT_KINDS][2][GRAPH_MAX_TOKENS + 1];
+    bool seen[OUT_KINDS][2][GRAPH_MAX_TOKENS + 1];
     uint64_t graph_epoch;
 };
 
 static size_t align_up(size_t n) { return (n + STAGE_ALIGN - 1) / STAGE_ALIGN * STAGE_ALIGN; }
+
+static void free_graphs(lm_forward_cuda *fw) {
+    for (int k = 0; k < OUT_KINDS; k++)
+        for (int e = 0; e < 2; e++)
+            for (int i = 0; i <= GRAPH_MAX_TOKENS; i++) {
+                lm_cuda_graph_free(fw->graphs[k][e][i]);
+                fw->graphs[k][e][i] = NULL;
+            }
+}
 
 /* a vector of f32 (norm, bias) on the device; NULL when the model has none */
 static int upload_vec(lm_forward_cuda *fw, const lm_weight *w, float **out, lm_error *err) {
@@ -287,7 +299,8 @@ static int alloc_activations(lm_forward_cuda *fw, lm_error *err) {
     fw->off_pos = 0;
     fw->off_slot = fw->off_pos + align_up(T * sizeof(int32_t));
     fw->off_rows = fw->off_slot + align_up(T * sizeof(int32_t));
-    fw->off_tables = fw->off_rows + align_up((size_t)fw->cfg.max_logits * sizeof(int32_t));
+    fw->off_edit_rows = fw->off_rows + align_up((size_t)fw->cfg.max_logits * sizeof(int32_t));
+    fw->off_tables = fw->off_edit_rows + align_up(((size_t)fw->cfg.max_logits + 1) * sizeof(int32_t));
     fw->stage_bytes = fw->off_tables + align_up((size_t)fw->cfg.max_slots * fw->max_blocks * sizeof(int32_t));
     fw->stage_host = lm_cuda_host_alloc(fw->ctx, fw->stage_bytes, err);
     fw->stage_dev = fw->stage_host ? lm_cuda_alloc(fw->ctx, fw->stage_bytes, err) : NULL;
@@ -303,7 +316,10 @@ static int alloc_activations(lm_forward_cuda *fw, lm_error *err) {
     const size_t n_z = (size_t)fw->cfg.max_logits * sizeof(float);
     fw->log_z = fw->top_vals_host ? lm_cuda_alloc(fw->ctx, n_z, err) : NULL;
     fw->log_z_host = fw->log_z ? lm_cuda_host_alloc(fw->ctx, n_z, err) : NULL;
-    return fw->log_z_host ? 0 : -1;
+    const size_t n_edit = LM_FORWARD_CUDA_MAX_EDITS * sizeof(lm_logit_edit);
+    fw->edits_dev = fw->log_z_host ? lm_cuda_alloc(fw->ctx, n_edit, err) : NULL;
+    fw->edits_host = fw->edits_dev ? lm_cuda_host_alloc(fw->ctx, n_edit, err) : NULL;
+    return fw->edits_host ? 0 : -1;
 }
 
 /* the K/V pool: cfg.kv_bytes, or what memory_utilization leaves after the
@@ -422,8 +438,9 @@ void lm_forward_cuda_free(lm_forward_cuda *fw) {
         lm_cuda_host_free(ctx, fw->top_vals_host);
         lm_cuda_free(ctx, fw->log_z);
         lm_cuda_host_free(ctx, fw->log_z_host);
-        for (int k = 0; k < OUT_KINDS; k++)
-            for (int i = 0; i <= GRAPH_MAX_TOKENS; i++) lm_cuda_graph_free(fw->graphs[k][i]);
+        lm_cuda_free(ctx, fw->edits_dev);
+        lm_cuda_host_free(ctx, fw->edits_host);
+        free_graphs(fw);
         if (fw->profile) lm_cuda_marks_print(ctx);
         lm_cuda_ctx_free(ctx);
     }
@@ -613,7 +630,8 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
 /* queues the whole step: uploads, layers, logits and their copy back.
  * STAGE_BYTES: how much of the staging buffer to upload (a graph copies all
  * of it, so that one graph serves any number of sequences) */
-static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, out_kind out, size_t stage_bytes, lm_error *err) {
+static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, out_kind out, bool edits, size_t stage_bytes,
+                        lm_error *err) {
     const lm_hparams *hp = &fw->m->hp;
     lm_cuda_ctx *ctx = fw->ctx;
     char *dev = fw->stage_dev;
@@ -641,7 +659,9 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, out_kind out, 
     const size_t n_out = (size_t)n_logits * hp->n_vocab;
     if (lm_cuda_rmsnorm(ctx, fw->xb, fw->x, rows_dev, fw->output_norm, n_logits, hp->n_embd, hp->rms_eps, err) ||
         lm_cuda_matmul(ctx, fw->output, fw->xb, n_logits, fw->logits, LM_CUDA_PATH_AUTO, err) ||
-        (hp->final_softcap > 0.0f && lm_cuda_softcap(ctx, fw->logits, n_out, hp->final_softcap, err)))
+        (hp->final_softcap > 0.0f && lm_cuda_softcap(ctx, fw->logits, n_out, hp->final_softcap, err)) ||
+        (edits && lm_cuda_logit_edits(ctx, fw->logits, n_logits, hp->n_vocab,
+                                      (const int32_t *)(dev + fw->off_edit_rows), fw->edits_dev, err)))
         return -1;
     MARK(fw, "output");
     const size_t n_top = (size_t)n_logits * LM_FORWARD_CUDA_TOP_K;
@@ -669,25 +689,21 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, out_kind out, 
 
 /* a decode step through its graph: captured on the second step of this
  * token count, replayed after. 1: not a graph step (run it directly). */
-static int run_graph(lm_forward_cuda *fw, int T, int n_logits, out_kind out, lm_error *err) {
+static int run_graph(lm_forward_cuda *fw, int T, int n_logits, out_kind out, bool edits, lm_error *err) {
     if (!fw->use_graphs || T > GRAPH_MAX_TOKENS || n_logits != T) return 1;
     if (fw->graph_epoch != lm_cuda_scratch_epoch()) { /* a scratch buffer moved: every graph is stale */
-        for (int k = 0; k < OUT_KINDS; k++)
-            for (int i = 0; i <= GRAPH_MAX_TOKENS; i++) {
-                lm_cuda_graph_free(fw->graphs[k][i]);
-                fw->graphs[k][i] = NULL;
-            }
+        free_graphs(fw);
         fw->graph_epoch = lm_cuda_scratch_epoch();
     }
-    lm_cuda_graph **slot = &fw->graphs[out][T];
+    lm_cuda_graph **slot = &fw->graphs[out][edits][T];
     if (!*slot) {
-        if (!fw->seen[out][T]) { /* first step of this kind: direct, sizing the scratch */
-            fw->seen[out][T] = true;
+        if (!fw->seen[out][edits][T]) { /* first step of this kind: direct, sizing the scratch */
+            fw->seen[out][edits][T] = true;
             return 1;
         }
         if (lm_cuda_capture_begin(fw->ctx, err)) return -1;
         lm_error inner = {{0}};
-        const int rc = enqueue_step(fw, T, n_logits, out, fw->stage_bytes, &inner);
+        const int rc = enqueue_step(fw, T, n_logits, out, edits, fw->stage_bytes, &inner);
         lm_cuda_graph *g = lm_cuda_capture_end(fw->ctx, err); /* ends the capture even after a failure */
         if (rc) {
             lm_cuda_graph_free(g);
@@ -705,26 +721,55 @@ static int run_graph(lm_forward_cuda *fw, int T, int n_logits, out_kind out, lm_
 }
 
 /* stages, runs (through a graph where it can) and waits for one step */
+/* the step's edits: their row offsets into the staging buffer, the list
+ * into edits_host and up to the device now (a graph copies only the staging
+ * buffer); *any: there are some */
+static int stage_edits(lm_forward_cuda *fw, const lm_step_edits *edits, int n_logits, bool *any, lm_error *err) {
+    *any = false;
+    if (!edits || n_logits == 0) return 0;
+    const int n = edits->row_start[n_logits] - edits->row_start[0];
+    if (n == 0) return 0;
+    if (n < 0 || n > LM_FORWARD_CUDA_MAX_EDITS) {
+        lm_error_set(err, "%d logit edits in a step (at most %d)", n, LM_FORWARD_CUDA_MAX_EDITS);
+        return -1;
+    }
+    int32_t *row_start = (int32_t *)((char *)fw->stage_host + fw->off_edit_rows);
+    for (int r = 0; r <= n_logits; r++) row_start[r] = edits->row_start[r] - edits->row_start[0];
+    for (int i = 0; i < n; i++) {
+        const lm_logit_edit *e = &edits->list[edits->row_start[0] + i];
+        if (e->token < 0 || e->token >= fw->m->hp.n_vocab || (e->kind != LM_EDIT_BIAS && e->kind != LM_EDIT_PENALTY)) {
+            lm_error_set(err, "logit edit of token %d (kind %d) out of range", e->token, e->kind);
+            return -1;
+        }
+        fw->edits_host[i] = *e;
+    }
+    *any = true;
+    return lm_cuda_upload_async(fw->ctx, fw->edits_dev, fw->edits_host, (size_t)n * sizeof(lm_logit_edit), err);
+}
+
 static int run_step(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
-                    int n_slots, out_kind out, lm_error *err) {
+                    int n_slots, const lm_step_edits *edits, out_kind out, lm_error *err) {
     const int n_logits = stage_batch(fw, batch, tables, n_table, n_slots, err);
     if (n_logits < 0) return -1;
+    bool any = false;
+    if (stage_edits(fw, out == OUT_LOGITS ? NULL : edits, n_logits, &any, err)) return -1;
     const int T = batch->n_tokens;
-    int rc = run_graph(fw, T, n_logits, out, err);
+    int rc = run_graph(fw, T, n_logits, out, any, err);
     if (rc > 0)
-        rc = enqueue_step(fw, T, n_logits, out, fw->off_tables + (size_t)n_slots * fw->max_blocks * sizeof(int32_t),
-                          err);
+        rc = enqueue_step(fw, T, n_logits, out, any,
+                          fw->off_tables + (size_t)n_slots * fw->max_blocks * sizeof(int32_t), err);
     if (rc || lm_cuda_sync(fw->ctx, err)) return -1;
     if (fw->profile) {
         MARK(fw, "download");
         lm_cuda_marks_collect(fw->ctx);
     }
+    fw->last_logits = n_logits;
     return n_logits;
 }
 
 int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
-                        int n_slots, float *logits, int32_t *argmax, lm_error *err) {
-    const int n_logits = run_step(fw, batch, tables, n_table, n_slots, argmax ? OUT_ARGMAX : OUT_LOGITS, err);
+                        int n_slots, const lm_step_edits *edits, float *logits, int32_t *argmax, lm_error *err) {
+    const int n_logits = run_step(fw, batch, tables, n_table, n_slots, edits, argmax ? OUT_ARGMAX : OUT_LOGITS, err);
     if (n_logits < 0) return -1;
     if (n_logits > 0 && argmax) memcpy(argmax, fw->ids_host, (size_t)n_logits * sizeof(int32_t));
     else if (n_logits > 0 && logits)
@@ -733,15 +778,27 @@ int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *c
 }
 
 int lm_forward_cuda_run_top_k(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables,
-                              const int *n_table, int n_slots, int32_t *ids, float *vals, float *log_z,
-                              lm_error *err) {
-    const int n_logits = run_step(fw, batch, tables, n_table, n_slots, log_z ? OUT_TOP_K_LOGZ : OUT_TOP_K, err);
+                              const int *n_table, int n_slots, const lm_step_edits *edits, int32_t *ids, float *vals,
+                              float *log_z, lm_error *err) {
+    const int n_logits =
+        run_step(fw, batch, tables, n_table, n_slots, edits, log_z ? OUT_TOP_K_LOGZ : OUT_TOP_K, err);
     if (n_logits < 0) return -1;
     const size_t n_top = (size_t)n_logits * LM_FORWARD_CUDA_TOP_K;
     memcpy(ids, fw->ids_host, n_top * sizeof(int32_t));
     memcpy(vals, fw->top_vals_host, n_top * sizeof(float));
     if (log_z) memcpy(log_z, fw->log_z_host, (size_t)n_logits * sizeof(float));
     return 0;
+}
+
+float *lm_forward_cuda_fetch_row(lm_forward_cuda *fw, int row, lm_error *err) {
+    if (row < 0 || row >= fw->last_logits) {
+        lm_error_set(err, "logits row %d of %d", row, fw->last_logits);
+        return NULL;
+    }
+    const size_t n_vocab = (size_t)fw->m->hp.n_vocab;
+    float *dst = fw->logits_host + (size_t)row * n_vocab;
+    return lm_cuda_download(fw->ctx, dst, fw->logits + (size_t)row * n_vocab, n_vocab * sizeof(float), err) ? NULL
+                                                                                                              : dst;
 }
 
 float *lm_forward_cuda_logits(lm_forward_cuda *fw) { return fw->logits_host; }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "base/logit_edit.h"
 #include "model/model.h"
 
 typedef struct lm_cuda_forward_config {
@@ -48,27 +49,44 @@ int lm_forward_cuda_n_blocks(const lm_forward_cuda *fw);
 size_t lm_forward_cuda_weight_bytes(const lm_forward_cuda *fw);
 const char *lm_forward_cuda_device_name(const lm_forward_cuda *fw);
 
+/* The logit edits (base/logit_edit.h: bias, penalties) of a step's rows
+ * that want logits, in batch order: row r's are
+ * list[row_start[r] .. row_start[r + 1]), at most LM_FORWARD_CUDA_MAX_EDITS
+ * in all. The GPU applies them to its rows before picking from them. */
+#define LM_FORWARD_CUDA_MAX_EDITS 65536
+typedef struct lm_step_edits {
+    const int32_t *row_start; /* (n_want + 1) */
+    const lm_logit_edit *list;
+} lm_step_edits;
+
 /* Runs the batch; tables[s] lists slot s's pool blocks (n_table[s] of them).
  * What comes back, for the n_want tokens that want logits, in batch order:
  *   argmax != NULL   only the index of each row's largest logit (n_want
- *                    int32): the GPU picks greedy tokens, no logits cross
+ *                    int32), after EDITS when not NULL: the GPU picks
+ *                    greedy tokens, no logits cross
  *   logits != NULL   the logits, (n_want, n_vocab) f32, copied there
  *   both NULL        the logits, left in lm_forward_cuda_logits() (page-
  *                    locked host memory, valid until the next run: no copy)
- * 0, or -1 + err. */
+ * (EDITS only with argmax.) 0, or -1 + err. */
 int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
-                        int n_slots, float *logits, int32_t *argmax, lm_error *err);
-/* As lm_forward_cuda_run, returning for each wanted row its
- * LM_FORWARD_CUDA_TOP_K largest logits, sorted as the CPU sampler sorts them
- * (value descending, ties by the lower id): ids and vals (n_want, that many).
- * A sampler that looks at no more than its top_k candidates needs no more.
- * log_z, when not NULL, gets each row's log of the sum of e^logit (n_want):
- * a candidate's logprob is then its logit - log_z. */
+                        int n_slots, const lm_step_edits *edits, float *logits, int32_t *argmax, lm_error *err);
+/* As lm_forward_cuda_run, returning for each wanted row (after EDITS when
+ * not NULL) its LM_FORWARD_CUDA_TOP_K largest logits, sorted as the CPU
+ * sampler sorts them (value descending, ties by the lower id): ids and vals
+ * (n_want, that many). A sampler that looks at no more than its top_k
+ * candidates needs no more. log_z, when not NULL, gets each row's log of
+ * the sum of e^logit (n_want): a candidate's logprob is then its logit -
+ * log_z. */
 #define LM_FORWARD_CUDA_TOP_K 64
 int lm_forward_cuda_run_top_k(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables,
-                              const int *n_table, int n_slots, int32_t *ids, float *vals, float *log_z,
-                              lm_error *err);
+                              const int *n_table, int n_slots, const lm_step_edits *edits, int32_t *ids, float *vals,
+                              float *log_z, lm_error *err);
 /* the last run's logits rows (when it was asked for logits) */
 float *lm_forward_cuda_logits(lm_forward_cuda *fw);
+/* logits row ROW (0 .. n_want - 1) of the last run, its edits applied,
+ * copied from the device into the page-locked rows of
+ * lm_forward_cuda_logits() (valid until the next run): for a draw the top-k
+ * could not decide. NULL + err. */
+float *lm_forward_cuda_fetch_row(lm_forward_cuda *fw, int row, lm_error *err);
 
 #endif

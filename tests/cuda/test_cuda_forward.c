@@ -151,7 +151,7 @@ static int run_gpu_batch(runner *r, const lm_batch *b, float *logits) {
         n_table[s] = r->max_blocks;
     }
     lm_error err = {{0}};
-    int rc = lm_forward_cuda_run(r->gpu, b, tables, n_table, MAX_SLOTS, logits, NULL, &err);
+    int rc = lm_forward_cuda_run(r->gpu, b, tables, n_table, MAX_SLOTS, NULL, logits, NULL, &err);
     CHECK(rc == 0, "gpu: %s", err.msg);
     return rc;
 }
@@ -621,6 +621,161 @@ static void check_top_k_op(void) {
     free(r);
 }
 
+/* lm_cuda_logit_edits against lm_logit_edits_apply: the same bits, with a
+ * token biased twice, penalties on positive, negative and zero logits, and
+ * divisions that round */
+static void check_edits_op(void) {
+    lm_error err = {{0}};
+    lm_cuda_ctx *ctx = lm_cuda_ctx_create(0, &err);
+    CHECK(ctx != NULL, "%s", err.msg);
+    if (!ctx) return;
+    enum { ROWS = 5, N = 3001, PER_ROW = 300 };
+    static float x[ROWS * N], want[ROWS * N], got[ROWS * N];
+    static lm_logit_edit edits[ROWS * PER_ROW];
+    int32_t start[ROWS + 1];
+    uint32_t state = 11;
+    for (int i = 0; i < ROWS * N; i++) {
+        state = state * 1664525u + 1013904223u;
+        x[i] = i % 17 == 0 ? 0.0f : (float)((int)(state >> 8) % 200001 - 100000) * 1.37e-4f;
+    }
+    memcpy(want, x, sizeof(x));
+    int n = 0;
+    for (int r = 0; r < ROWS; r++) {
+        start[r] = n;
+        const int n_bias = r * 3, n_pen = r == 2 ? 0 : PER_ROW - 20;
+        for (int j = 0; j < n_bias; j++) {
+            state = state * 1664525u + 1013904223u;
+            edits[n++] = (lm_logit_edit){(int32_t)(j % 4 ? state % N : 5), LM_EDIT_BIAS, 0.1f * (float)(j + 1) - 0.7f, 0};
+        }
+        for (int j = 0; j < n_pen; j++) /* distinct tokens, biased ones among them */
+            edits[n++] = (lm_logit_edit){(int32_t)((j * 7 + r) % N), LM_EDIT_PENALTY, 1.0f + 0.013f * (float)(j % 29),
+                                         (float)(j % 5) * 0.31f + 0.07f};
+        lm_logit_edits_apply(want + (size_t)r * N, edits + start[r], n - start[r]);
+    }
+    start[ROWS] = n;
+    float *x_dev = lm_cuda_alloc(ctx, sizeof(x), &err);
+    int32_t *start_dev = lm_cuda_alloc(ctx, sizeof(start), &err);
+    lm_logit_edit *edits_dev = lm_cuda_alloc(ctx, sizeof(lm_logit_edit) * (size_t)n, &err);
+    int rc = !x_dev || !start_dev || !edits_dev || lm_cuda_upload(ctx, x_dev, x, sizeof(x), &err) ||
+             lm_cuda_upload(ctx, start_dev, start, sizeof(start), &err) ||
+             lm_cuda_upload(ctx, edits_dev, edits, sizeof(lm_logit_edit) * (size_t)n, &err) ||
+             lm_cuda_logit_edits(ctx, x_dev, ROWS, N, start_dev, edits_dev, &err) || lm_cuda_sync(ctx, &err) ||
+             lm_cuda_download(ctx, got, x_dev, sizeof(got), &err);
+    CHECK(rc == 0, "edits op: %s", err.msg);
+    int same = 0, changed = 0;
+    for (int i = 0; i < ROWS * N; i++) {
+        same += !memcmp(&got[i], &want[i], sizeof(float));
+        changed += want[i] != x[i];
+    }
+    CHECK(rc || same == ROWS * N, "edits op: %d of %d logits the CPU's bits", same, ROWS * N);
+    printf("edits op: %d edits over %d rows, %d logits changed, the CPU's bits\n", n, ROWS, changed);
+    lm_cuda_free(ctx, x_dev);
+    lm_cuda_free(ctx, start_dev);
+    lm_cuda_free(ctx, edits_dev);
+    lm_cuda_ctx_free(ctx);
+}
+
+/* The engine's two ways of drawing a step's tokens on the GPU give the same
+ * tokens: every logits row copied and drawn on the host (the reference),
+ * against the GPU's edits (bias, penalties) and argmax or 64 best
+ * candidates with log-normalizers, drawn from those, or from the one row
+ * fetched when they cannot decide. Samplers of every kind, MAX_SLOTS rows
+ * a step, penalties growing with each step's tokens. */
+static void check_sampling_paths(const char *path) {
+    runner r;
+    if (runner_open(&r, path)) {
+        runner_close(&r);
+        return;
+    }
+    const int V = r.model->hp.n_vocab, K = LM_FORWARD_CUDA_TOP_K;
+    static const lm_logit_bias bias[] = {{1, 2.5f}, {2, -1.0f}, {1, 0.75f}, {3, 8.0f}};
+    const lm_sampling kinds[MAX_SLOTS] = {
+        {0.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 1, NULL, 0},        /* greedy */
+        {0.0f, 0, 1.0f, 0.0f, 1.3f, 0.4f, 0.2f, 64, 2, bias, 4},         /* greedy, penalties, bias */
+        {0.8f, 40, 0.95f, 0.05f, 1.0f, 0.0f, 0.0f, 64, 3, NULL, 0},     /* the server's defaults */
+        {1.0f, 20, 0.9f, 0.0f, 1.1f, 0.5f, 0.0f, -1, 4, bias, 2},        /* top-k, penalties over all */
+        {1.0f, 0, 0.9f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 5, NULL, 0},         /* top-p alone */
+        {0.7f, 0, 1.0f, 0.1f, 1.2f, 0.0f, 0.3f, 64, 6, bias + 1, 3},     /* min-p alone, penalties */
+        {1.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 7, NULL, 0},         /* no cut: the whole row */
+        {0.9f, 0, 0.5f, 0.02f, 1.0f, 1.0f, 0.0f, 16, 8, NULL, 0},        /* top-p and min-p, presence */
+    };
+    lm_sampler *ref[MAX_SLOTS], *gpu[MAX_SLOTS];
+    for (int i = 0; i < MAX_SLOTS; i++) {
+        ref[i] = lm_sampler_create(&kinds[i], V);
+        gpu[i] = lm_sampler_create(&kinds[i], V);
+    }
+    const int *tables[MAX_SLOTS];
+    int n_table[MAX_SLOTS];
+    for (int i = 0; i < MAX_SLOTS; i++) {
+        tables[i] = r.tables[i];
+        n_table[i] = r.max_blocks;
+    }
+    float *rows = malloc(sizeof(float) * (size_t)MAX_SLOTS * V), *z = malloc(sizeof(float) * MAX_SLOTS);
+    int32_t *ids = malloc(sizeof(int32_t) * MAX_SLOTS * K), *amax = malloc(sizeof(int32_t) * MAX_SLOTS);
+    float *vals = malloc(sizeof(float) * MAX_SLOTS * K);
+    lm_logit_edit *list = malloc(sizeof(lm_logit_edit) * LM_FORWARD_CUDA_MAX_EDITS);
+    int32_t tok[MAX_SLOTS], pos[MAX_SLOTS], seq[MAX_SLOTS], start[MAX_SLOTS + 1];
+    bool want[MAX_SLOTS];
+    int equal = 0, total = 0, fetched = 0;
+    lm_error err = {{0}};
+    for (int step = 0; step < 24; step++) {
+        for (int i = 0; i < MAX_SLOTS; i++) {
+            tok[i] = step == 0 ? (int32_t)((i * 131 + 7) % V) : tok[i];
+            pos[i] = step;
+            seq[i] = i;
+            want[i] = true;
+        }
+        const lm_batch b = {MAX_SLOTS, tok, pos, seq, want};
+        int rc = lm_forward_cuda_run(r.gpu, &b, tables, n_table, MAX_SLOTS, NULL, rows, NULL, &err);
+        CHECK(rc == 0, "%s rows run: %s", path, err.msg);
+        int n = 0;
+        for (int i = 0; i < MAX_SLOTS; i++) {
+            start[i] = n;
+            const int m = lm_sampler_edits(gpu[i], list + n, LM_FORWARD_CUDA_MAX_EDITS - n);
+            n += m > 0 ? m : 0;
+        }
+        start[MAX_SLOTS] = n;
+        const lm_step_edits edits = {start, list};
+        /* the same batch again (the same K/V written): the GPU's picks */
+        rc = rc || lm_forward_cuda_run(r.gpu, &b, tables, n_table, MAX_SLOTS, &edits, NULL, amax, &err);
+        rc = rc || lm_forward_cuda_run_top_k(r.gpu, &b, tables, n_table, MAX_SLOTS, &edits, ids, vals, z, &err);
+        CHECK(rc == 0, "%s GPU-pick runs: %s", path, err.msg);
+        if (rc) break;
+        for (int i = 0; i < MAX_SLOTS; i++) {
+            const int32_t a = lm_sampler_sample(ref[i], rows + (size_t)i * V);
+            int32_t g = lm_sampler_need(gpu[i], K) == LM_SAMPLE_ARGMAX ? amax[i] : -1;
+            if (lm_sampler_need(gpu[i], K) != LM_SAMPLE_ROW && g < 0)
+                g = lm_sampler_sample_top(gpu[i], ids + (size_t)i * K, vals + (size_t)i * K, K, z[i]);
+            if (g < 0) {
+                float *row = lm_forward_cuda_fetch_row(r.gpu, i, &err);
+                CHECK(row != NULL, "%s fetch row %d: %s", path, i, err.msg);
+                if (!row) break;
+                g = lm_sampler_sample_edited(gpu[i], row);
+                fetched++;
+            }
+            CHECK(a == g, "%s step %d sampler %d: %d from the rows, %d from the GPU's picks", path, step, i, a, g);
+            equal += a == g;
+            total++;
+            lm_sampler_accept(ref[i], a);
+            lm_sampler_accept(gpu[i], g);
+            tok[i] = a;
+        }
+    }
+    printf("%s: GPU-side edits and picks: %d of %d tokens as the whole rows' draws (%d from a fetched row)\n", path,
+           equal, total, fetched);
+    for (int i = 0; i < MAX_SLOTS; i++) {
+        lm_sampler_free(ref[i]);
+        lm_sampler_free(gpu[i]);
+    }
+    free(rows);
+    free(z);
+    free(ids);
+    free(amax);
+    free(vals);
+    free(list);
+    runner_close(&r);
+}
+
 int main(int argc, char **argv) {
     int n_dev = 0;
     lm_error err = {{0}};
@@ -629,6 +784,8 @@ int main(int argc, char **argv) {
         return 77;
     }
     check_top_k_op();
+    check_edits_op();
+    check_sampling_paths("tests/fixtures/models/qwen3-q4_k_m.gguf");
     if (argc > 1) {
         for (int i = 1; i < argc; i++) check_model_file(argv[i]);
         return check_done("cuda forward");

@@ -144,8 +144,8 @@ static void test_seeds(void) {
 }
 
 /* drawing from the 64 best candidates (what the GPU sends back) picks the
- * token a draw from the whole row picks, for every sampler that
- * lm_sampler_top_k_only admits, step after step (the RNG advances alike) */
+ * token a draw from the whole row picks, for every sampler whose need is
+ * ARGMAX or TOP, step after step (the RNG advances alike) */
 #define TOP_V 5000
 #define TOP_K 64
 
@@ -165,7 +165,7 @@ static void test_sample_top(void) {
     int agree = 0, total = 0;
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         lm_sampler *full = lm_sampler_create(&cases[c], TOP_V), *top = lm_sampler_create(&cases[c], TOP_V);
-        CHECK(lm_sampler_top_k_only(top, TOP_K), "case %zu is top-k only", c);
+        CHECK(lm_sampler_need(top, TOP_K) <= LM_SAMPLE_TOP, "case %zu needs no more than the top %d", c, TOP_K);
         for (int step = 0; step < 200; step++) {
             for (int i = 0; i < TOP_V; i++) {
                 state = state * 1664525u + 1013904223u;
@@ -179,7 +179,7 @@ static void test_sample_top(void) {
                 vals[i] = r[i].v;
             }
             memcpy(work, row, sizeof(row));
-            const int32_t a = lm_sampler_sample(full, work), b = lm_sampler_sample_top(top, ids, vals, TOP_K);
+            const int32_t a = lm_sampler_sample(full, work), b = lm_sampler_sample_top(top, ids, vals, TOP_K, NAN);
             agree += a == b;
             total++;
         }
@@ -188,11 +188,128 @@ static void test_sample_top(void) {
     }
     CHECK(agree == total, "top-64 draws equal full-row draws: %d of %d", agree, total);
     const lm_sampling wide = {1.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 1, NULL, 0};
-    const lm_sampling pen = {1.0f, 10, 1.0f, 0.0f, 1.1f, 0.0f, 0.0f, 64, 1, NULL, 0};
-    lm_sampler *sw = lm_sampler_create(&wide, TOP_V), *sp = lm_sampler_create(&pen, TOP_V);
-    CHECK(!lm_sampler_top_k_only(sw, TOP_K) && !lm_sampler_top_k_only(sp, TOP_K), "no top-k, or penalties: the whole row");
+    const lm_sampling k100 = {1.0f, 100, 0.9f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 1, NULL, 0};
+    const lm_sampling nucleus = {1.0f, 0, 0.9f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 1, NULL, 0};
+    lm_sampler *sw = lm_sampler_create(&wide, TOP_V), *sk = lm_sampler_create(&k100, TOP_V),
+               *sn = lm_sampler_create(&nucleus, TOP_V);
+    CHECK(lm_sampler_need(sw, TOP_K) == LM_SAMPLE_ROW && lm_sampler_need(sk, TOP_K) == LM_SAMPLE_ROW,
+          "no cut, or a top-k past the candidates: the whole row");
+    CHECK(lm_sampler_need(sn, TOP_K) == LM_SAMPLE_TOP_Z, "top-p alone: the candidates and the log-normalizer");
     lm_sampler_free(sw);
-    lm_sampler_free(sp);
+    lm_sampler_free(sk);
+    lm_sampler_free(sn);
+}
+
+/* the row's log-normalizer as the GPU computes it (lm_cuda_log_z): the max
+ * plus the log of the double sum of e^(x - max), rounded to float */
+static float log_z_of(const float *row, int n) {
+    float max = row[0];
+    for (int i = 1; i < n; i++)
+        if (row[i] > max) max = row[i];
+    double sum = 0.0;
+    for (int i = n - 1; i >= 0; i--) sum += exp((double)(row[i] - max)); /* another order than the sampler's */
+    return max + (float)log(sum);
+}
+
+/* the K best of row, as the GPU sends them */
+static void top_of(const float *row, int n, ranked *r, int32_t *ids, float *vals) {
+    for (int i = 0; i < n; i++) r[i] = (ranked){i, row[i]};
+    qsort(r, (size_t)n, sizeof(ranked), cmp_ranked);
+    for (int i = 0; i < TOP_K; i++) {
+        ids[i] = r[i].id;
+        vals[i] = r[i].v;
+    }
+}
+
+/* Top-p and min-p without a top-k, from the 64 best and the row's
+ * log-normalizer: the same token as the whole row's draw whenever
+ * lm_sampler_sample_top answers, and -1 (the RNG untouched: the draw from
+ * the row that follows stays in step) when the cut lies past the 64 or too
+ * near to call. Rows from peaked (the cut inside the 64) to flat (past it),
+ * with penalties and a logit bias applied as edits first, as on the GPU. */
+static void test_sample_top_z(void) {
+    static float row[TOP_V], full_row[TOP_V];
+    static ranked r[TOP_V];
+    int32_t ids[TOP_K];
+    float vals[TOP_K];
+    lm_logit_edit edits[512];
+    lm_logit_bias bias[3] = {{7, 3.0f}, {11, -2.0f}, {7, 0.5f}}; /* token 7 twice: applied in turn */
+    const lm_sampling cases[] = {
+        {1.0f, 0, 0.9f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 3, NULL, 0},
+        {0.7f, 0, 0.5f, 0.05f, 1.0f, 0.0f, 0.0f, 64, 4, NULL, 0},
+        {1.2f, 0, 1.0f, 0.1f, 1.0f, 0.0f, 0.0f, 64, 5, NULL, 0},
+        {1.0f, -1, 0.95f, 0.0f, 1.3f, 0.2f, 0.1f, 32, 6, bias, 3},
+        {0.9f, 0, 0.8f, 0.02f, 1.1f, 0.0f, 0.3f, -1, 7, bias, 2},
+    };
+    uint32_t state = 7;
+    int decided = 0, fetched = 0, agree = 0, total = 0;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        lm_sampler *full = lm_sampler_create(&cases[c], TOP_V), *top = lm_sampler_create(&cases[c], TOP_V);
+        CHECK(lm_sampler_need(top, TOP_K) == LM_SAMPLE_TOP_Z, "case %zu: top-p / min-p alone", c);
+        for (int step = 0; step < 300; step++) {
+            const float spread = 0.05f + 0.25f * (float)(step % 12); /* flat .. peaked */
+            for (int i = 0; i < TOP_V; i++) {
+                state = state * 1664525u + 1013904223u;
+                row[i] = (float)((int)(state >> 16) % 4096) / 4096.0f * spread * 8.0f;
+            }
+            for (int j = 0; j < step % 40; j++) { /* a peak of up to 39 tokens: the cut then falls inside the 64 */
+                state = state * 1664525u + 1013904223u;
+                row[(state >> 8) % TOP_V] += 6.0f + (float)(j % 5);
+            }
+            memcpy(full_row, row, sizeof(row));
+            const int n_edits = lm_sampler_edits(top, edits, 512);
+            CHECK(n_edits >= 0, "case %zu: %d edits", c, n_edits);
+            lm_logit_edits_apply(row, edits, n_edits); /* what the GPU does to its row */
+            top_of(row, TOP_V, r, ids, vals);
+            const int32_t a = lm_sampler_sample(full, full_row);
+            int32_t b = lm_sampler_sample_top(top, ids, vals, TOP_K, log_z_of(row, TOP_V));
+            if (b >= 0) decided++;
+            else {
+                fetched++;
+                b = lm_sampler_sample_edited(top, row);
+            }
+            agree += a == b;
+            total++;
+            lm_sampler_accept(full, a);
+            lm_sampler_accept(top, b);
+        }
+        lm_sampler_free(full);
+        lm_sampler_free(top);
+    }
+    CHECK(agree == total, "top-p / min-p from the 64 best (or the row): %d of %d equal to the whole row's", agree,
+          total);
+    CHECK(decided > total / 4 && fetched > total / 10, "both ways taken: %d decided, %d from the row", decided, fetched);
+    printf("top-p / min-p from the 64 best: %d of %d decided there, %d from the row\n", decided, total, fetched);
+}
+
+/* the edits against a plain reading of the chain (bias in order, then per
+ * distinct token of the window: repetition, then count * frequency +
+ * presence), and a list that does not fit */
+static void test_edits(void) {
+    lm_logit_bias bias[3] = {{2, 1.5f}, {9, 4.0f}, {2, -0.25f}};
+    const lm_sampling p = {1.0f, 0, 1.0f, 0.0f, 1.5f, 0.3f, 0.2f, 6, 1, bias, 3};
+    lm_sampler *s = lm_sampler_create(&p, V);
+    const int32_t seen[] = {1, 2, 1, 3, 1, 4, 5, 1};
+    for (int i = 0; i < 8; i++) lm_sampler_accept(s, seen[i]); /* window of 6: 1 3 1 4 5 1 */
+    lm_logit_edit e[16];
+    const int n = lm_sampler_edits(s, e, 16);
+    CHECK(n == 2 + 4, "2 bias edits (id 9 is outside), 4 distinct tokens: %d", n);
+    float got[V], want[V];
+    memcpy(got, BASE, sizeof(got));
+    memcpy(want, BASE, sizeof(want));
+    lm_logit_edits_apply(got, e, n);
+    want[2] += 1.5f;
+    want[2] += -0.25f;
+    const int counts[V] = {0, 3, 0, 1, 1, 1, 0, 0};
+    for (int t = 0; t < V; t++) {
+        if (!counts[t]) continue;
+        want[t] = want[t] <= 0.0f ? want[t] * 1.5f : want[t] / 1.5f;
+        want[t] -= (float)counts[t] * 0.2f + 0.3f;
+    }
+    CHECK(!memcmp(got, want, sizeof(got)), "edited row equal to the chain's");
+    CHECK(lm_sampler_edits(s, e, 5) == -1, "6 edits do not fit in 5");
+    CHECK(lm_sampler_edits(s, e, 16) == n, "the counts are intact after a list that did not fit");
+    lm_sampler_free(s);
 }
 
 int main(void) {
@@ -204,5 +321,7 @@ int main(void) {
     test_logit_bias();
     test_seeds();
     test_sample_top();
+    test_sample_top_z();
+    test_edits();
     return check_done("sampler");
 }

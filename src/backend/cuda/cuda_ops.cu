@@ -613,6 +613,32 @@ extern "C" int lm_cuda_log_z(lm_cuda_ctx *ctx, const float *x, int n_rows, int n
     return 0;
 }
 
+/* one block per row: its bias edits in order by one thread (a token may
+ * appear twice), then its penalty edits (distinct tokens) by all; each
+ * step one IEEE operation rounded on its own, as lm_logit_edits_apply */
+__global__ void logit_edits_kernel(float *x, int n, const int32_t *offsets, const lm_logit_edit *edits) {
+    float *row = x + (size_t)blockIdx.x * n;
+    const int begin = offsets[blockIdx.x], end = offsets[blockIdx.x + 1];
+    if (threadIdx.x == 0)
+        for (int i = begin; i < end; i++)
+            if (edits[i].kind == LM_EDIT_BIAS) row[edits[i].token] = __fadd_rn(row[edits[i].token], edits[i].a);
+    __syncthreads();
+    for (int i = begin + threadIdx.x; i < end; i += blockDim.x) {
+        const lm_logit_edit e = edits[i];
+        if (e.kind != LM_EDIT_PENALTY) continue;
+        const float l = row[e.token];
+        row[e.token] = __fsub_rn(l <= 0.0f ? __fmul_rn(l, e.a) : __fdiv_rn(l, e.a), e.b);
+    }
+}
+
+extern "C" int lm_cuda_logit_edits(lm_cuda_ctx *ctx, float *x, int n_rows, int n, const int32_t *offsets,
+                                   const lm_logit_edit *edits, lm_error *err) {
+    if (n_rows <= 0) return 0;
+    logit_edits_kernel<<<n_rows, 128, 0, ctx->stream>>>(x, n, offsets, edits);
+    CU_LAUNCHED("logit_edits_kernel");
+    return 0;
+}
+
 __global__ void softcap_kernel(float *x, size_t n, float cap) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         x[i] = cap * tanhf(x[i] / cap);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "backend/cuda/cuda_backend.h"
+#include "base/logit_edit.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -102,6 +103,12 @@ int lm_cuda_top_k(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int k, in
  * log(sum of e^(x - max)), the sum in double; the log-softmax of an entry
  * is then x - out[r] */
 int lm_cuda_log_z(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, float *out, lm_error *err);
+
+/* Applies row r's edits, edits[offsets[r] .. offsets[r + 1]), to row r of
+ * x (n_rows, n), with the bits of lm_logit_edits_apply (base/logit_edit.h);
+ * offsets (n_rows + 1) and edits on the device, every token < n. */
+int lm_cuda_logit_edits(lm_cuda_ctx *ctx, float *x, int n_rows, int n, const int32_t *offsets,
+                        const lm_logit_edit *edits, lm_error *err);
 
 /* x = cap * tanh(x / cap) over n floats */
 int lm_cuda_softcap(lm_cuda_ctx *ctx, float *x, size_t n, float cap, lm_error *err);

@@ -221,6 +221,12 @@ int lm_cuda_top_k(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, int k, in
     return -1;
 }
 
+int lm_cuda_logit_edits(lm_cuda_ctx *ctx, float *x, int n_rows, int n, const int32_t *offsets,
+                        const lm_logit_edit *edits, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
 int lm_cuda_softcap(lm_cuda_ctx *ctx, float *x, size_t n, float cap, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
