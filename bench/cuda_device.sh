@@ -27,6 +27,11 @@
 #   profile   where a decode step's time goes (LAMINA_CUDA_PROFILE=1: events
 #             between the ops, graphs off), batch 1 and 64 streams (Qwen3),
 #             16 streams (Llama-1B)
+#   overlap   lamina serve --device cuda with LAMINA_ENGINE_OVERLAP=1 and 0 (the
+#             next step launched before a step's tokens are emitted, or not),
+#             under lamina bench at 1 / 16 / 64 streams, on the fixture model
+#             and SmolLM2 when the e2e pieces brought it; the engine's
+#             per-phase times (LAMINA_ENGINE_PROFILE=1)
 #   e2e       the server suites of tests/e2e against a CUDA-backed server
 #             (LAMINA_SERVE_ARGS="--device cuda --batch-invariant", or
 #             $E2E_SERVE_ARGS), with SmolLM2, the Python
@@ -235,12 +240,55 @@ if has e2e; then
     mkdir -p models /tmp/mhd
     [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ] || cp "$E/SmolLM2-135M-Instruct.Q4_1.gguf" models/
     cp "$P/lib/libmicrohttpd.so.12" /tmp/mhd/
-    PYTHONPATH=/tmp/pylib:$E LAMINA_BIN="$PWD/$P/bin/lamina" LAMINA_SERVE_ARGS="${E2E_SERVE_ARGS:---device cuda --batch-invariant}" \
-        LD_LIBRARY_PATH="/tmp/mhd:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" \
+    # E2E_LAMINA_BIN / E2E_LIBS: another lamina build (a sanitizer's) and its libraries
+    PYTHONPATH=/tmp/pylib:$E LAMINA_BIN="${E2E_LAMINA_BIN:-$PWD/$P/bin/lamina}" \
+        LAMINA_SERVE_ARGS="${E2E_SERVE_ARGS:---device cuda --batch-invariant}" \
+        LD_LIBRARY_PATH="${E2E_LIBS:+$E2E_LIBS:}/tmp/mhd:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" \
         python3 -m pytest -q -p no:cacheprovider tests/e2e/test_server_basic.py tests/e2e/test_server_openai.py \
         tests/e2e/test_server_anthropic.py tests/e2e/test_server_completions.py tests/e2e/test_server_concurrency.py \
         tests/e2e/test_server_limits.py tests/e2e/test_server_hostile.py > "$OUT/e2e.txt" 2>&1 || failed+=(e2e)
     grep -E "passed|failed|error" "$OUT/e2e.txt" | tail -15
+fi
+
+if has overlap; then # the engine's overlap of a step's emission with the next step's kernels, on and off
+    models=(tests/fixtures/models/qwen3-q4_k_m.gguf)
+    for f in models/SmolLM2-135M-Instruct.Q4_1.gguf /tmp/e2e/x/SmolLM2-135M-Instruct.Q4_1.gguf; do
+        [ -f "$f" ] && models+=("$f") && break
+    done
+    for f in "${models[@]}"; do
+        name=$(basename "$f" .gguf)
+        for rep in 1 2 3; do
+            order="1 0"; [ $((rep % 2)) = 0 ] && order="0 1"
+            for o in $order; do
+                LAMINA_ENGINE_OVERLAP=$o LAMINA_ENGINE_PROFILE=1 \
+                LD_LIBRARY_PATH="$PWD/$P/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$P/bin/lamina" serve "$f" \
+                    --device cuda --port 18090 > "$OUT/ov-$name-$o-$rep.log" 2>&1 &
+                pid=$!
+                for _ in $(seq 100); do curl -sf http://127.0.0.1:18090/health >/dev/null && break; sleep 0.2; done
+                L "$P/bin/lamina" bench --url http://127.0.0.1:18090 --concurrency 1,16,64 --num-prompts 128 \
+                    --input-len 64 --output-len 128 --json "$OUT/ov-$name-$o-$rep.json" > "$OUT/ov-$name-$o-$rep.txt" 2>&1 ||
+                    failed+=("overlap-$name-$o-$rep")
+                kill -TERM $pid; wait $pid 2>/dev/null
+            done
+        done
+    done
+    python3 - "$OUT" <<'PY'
+import glob, json, os, re, statistics, sys
+out = sys.argv[1]
+runs = {}
+for p in sorted(glob.glob(os.path.join(out, "ov-*.json"))):
+    name, o, rep = re.match(r"ov-(.*)-([01])-(\d)\.json", os.path.basename(p)).groups()
+    for lv in json.load(open(p))["levels"]:
+        runs.setdefault((name, lv["concurrency"], o), []).append(lv["output_throughput"])
+    prof = open(p[:-5] + ".log").read()
+    m = re.search(r"per step \(us\): (.*)", prof)
+    print(f"{name} overlap={o} rep {rep}: {m.group(1) if m else 'no profile'}")
+for (name, c, o), v in sorted(runs.items()):
+    if o == "1":
+        off = runs.get((name, c, "0"), [0])
+        a, b = statistics.median(v), statistics.median(off)
+        print(f"{name} x{c}: overlap on {a:.0f} tok/s, off {b:.0f} tok/s (medians of {len(v)}), {a / b:.3f}x")
+PY
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then echo "cuda_device: FAILED: ${failed[*]}"; exit 1; fi

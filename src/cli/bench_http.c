@@ -116,7 +116,7 @@ static void curl_message(const bench_conn *c, CURLcode rc, char *out, size_t n) 
 
 /* the message of an error reply: error.message of its JSON, else the text */
 static void reply_message(long status, const char *body, char *out, size_t n) {
-    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *j = body ? json_loads(body, JSON_ALLOW_NUL, NULL) : NULL;
     json_t *e = json_object_get(j, "error");
     const char *msg = json_string_value(json_is_object(e) ? json_object_get(e, "message") : e);
     if (msg) snprintf(out, n, "HTTP %ld: %s", status, msg);
@@ -147,7 +147,7 @@ int bench_call(bench_conn *c, const char *path, json_t *body, json_t **out, char
         char m[512];
         reply_message(status, reply.data, m, sizeof(m));
         snprintf(err, n_err, "%s%s: %s", c->o->url, path, m);
-    } else if (!(*out = json_loads(reply.data ? reply.data : "", 0, NULL))) {
+    } else if (!(*out = json_loads(reply.data ? reply.data : "", JSON_ALLOW_NUL, NULL))) {
         snprintf(err, n_err, "%s%s: the reply is not JSON", c->o->url, path);
     } else {
         rc = 0;
@@ -261,7 +261,7 @@ static void dispatch(stream_state *s) {
         s->done = true;
         goto reset;
     }
-    json_t *j = json_loads(s->data.data, 0, NULL);
+    json_t *j = json_loads(s->data.data, JSON_ALLOW_NUL, NULL); /* a token may be a NUL byte: "\u0000" */
     if (!json_is_object(j)) {
         set_error(s->r, "an event whose data is not a JSON object");
     } else if (s->api == BENCH_API_OPENAI) {

@@ -1,5 +1,5 @@
-/* engine.c - the engine thread, the submit/event API and what happens after
- * each forward pass (sampling, stop conditions, events).
+/* engine.c - the engine thread, the submit/event API, and the end of a
+ * sequence (a step's work is step.c's).
  *
  * Threads: HTTP threads call engine_submit / engine_next_event /
  * engine_abort / engine_release; they touch only the inbox (under e->mu) and
@@ -59,7 +59,7 @@ void lm_event_clear(lm_event *ev) {
 }
 
 /* queues ev (taking its text) unless the request was aborted */
-static void handle_push(lm_handle *h, lm_event *ev) {
+void handle_push(lm_handle *h, lm_event *ev) {
     pthread_mutex_lock(&h->mu);
     if (atomic_load(&h->aborted) || h->final_queued) {
         pthread_mutex_unlock(&h->mu);
@@ -87,7 +87,7 @@ static void handle_push(lm_handle *h, lm_event *ev) {
 }
 
 /* the engine's side lets go; frees the handle if the client already did */
-static void handle_engine_done(lm_handle *h) {
+void handle_engine_done(lm_handle *h) {
     pthread_mutex_lock(&h->mu);
     h->engine_done = true;
     bool free_it = h->client_released;
@@ -225,16 +225,36 @@ static lm_fp16 *view_v(void *ctx, int layer, int slot, int block) {
 }
 
 /* the K/V pool's counters of the stats; e->mu held */
-static void put_kv_stats(lm_engine *e) {
+void put_kv_stats(lm_engine *e) {
     e->stats.kv_blocks_total = kv_n_blocks(e->kv);
     e->stats.kv_blocks_used = kv_n_blocks(e->kv) - kv_n_free(e->kv);
     e->stats.kv_blocks_cached = kv_n_cached(e->kv);
 }
 
+void engine_unschedule(lm_engine *e, lm_seq *s) {
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i] == s) {
+            sched_remove_running(e, s);
+            return;
+        }
+    for (int i = 0; i < e->n_waiting; i++)
+        if (e->waiting[i] == s) {
+            memmove(&e->waiting[i], &e->waiting[i + 1], sizeof(lm_seq *) * (size_t)(e->n_waiting - i - 1));
+            e->n_waiting--;
+            atomic_fetch_sub(&e->n_queued, 1);
+            return;
+        }
+}
+
+void engine_forget(lm_engine *e, const lm_seq *s) {
+    for (int i = 0; i < e->n_step; i++)
+        if (e->step[i].seq == s) e->step[i].seq = NULL;
+}
+
 /* ends a sequence: blocks back to the cache, the pool's counters refreshed
  * (so a client that reads /metrics after its reply sees them released:
  * update_stats runs only after the step), final event, handle let go */
-static void finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *stop_string, bool by_eos) {
+void engine_finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *stop_string, bool by_eos) {
     lm_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.kind = LM_EVENT_DONE;
@@ -252,291 +272,8 @@ static void finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *st
     pthread_mutex_unlock(&e->mu);
     handle_push(s->handle, &ev);
     handle_engine_done(s->handle);
+    engine_forget(e, s);
     seq_free(s);
-}
-
-/* log-softmax of the raw logits: the chosen token's and the top n */
-static void fill_logprobs(lm_engine *e, const float *logits, int32_t chosen, int n_top, lm_event *ev) {
-    const int n_vocab = e->model->hp.n_vocab;
-    float max = logits[0];
-    for (int i = 1; i < n_vocab; i++)
-        if (logits[i] > max) max = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < n_vocab; i++) sum += exp((double)(logits[i] - max));
-    const float log_z = max + (float)log(sum);
-    ev->logprob = logits[chosen] - log_z;
-    ev->n_top = 0;
-    for (int i = 0; i < n_vocab && n_top > 0; i++) { /* insertion into a small sorted list */
-        const float lp = logits[i] - log_z;
-        if (ev->n_top == n_top && lp <= ev->top_logprobs[n_top - 1]) continue;
-        int j = ev->n_top < n_top ? ev->n_top++ : n_top - 1;
-        while (j > 0 && ev->top_logprobs[j - 1] < lp) {
-            ev->top_logprobs[j] = ev->top_logprobs[j - 1];
-            ev->top_ids[j] = ev->top_ids[j - 1];
-            j--;
-        }
-        ev->top_logprobs[j] = lp;
-        ev->top_ids[j] = i;
-    }
-}
-
-/* The GPU's best candidates of a row (value descending, ties by the lower
- * id: fill_logprobs' order) and the row's log-normalizer. */
-typedef struct {
-    const int32_t *ids;
-    const float *vals;
-    int n;
-    float log_z;
-} top_cands;
-
-/* fill_logprobs from the candidates: the chosen token is one of them (the
- * sampler drew among them), and so are the top n (n <= their count) */
-static void fill_logprobs_top(const top_cands *tc, int32_t chosen, int n_top, lm_event *ev) {
-    ev->logprob = -INFINITY;
-    for (int i = 0; i < tc->n; i++)
-        if (tc->ids[i] == chosen) {
-            ev->logprob = tc->vals[i] - tc->log_z;
-            break;
-        }
-    ev->n_top = n_top < tc->n ? n_top : tc->n;
-    for (int i = 0; i < ev->n_top; i++) {
-        ev->top_ids[i] = tc->ids[i];
-        ev->top_logprobs[i] = tc->vals[i] - tc->log_z;
-    }
-}
-
-/* the logprobs S asked for, of token TOK, into ev: from its whole logits row
- * (copied to logprob_scratch before sampling) when there is one, else from
- * the GPU's candidates TC */
-static void put_logprobs(lm_engine *e, const lm_seq *s, bool row, const top_cands *tc, int32_t tok, lm_event *ev) {
-    if (s->top_logprobs < 0) return;
-    if (row) fill_logprobs(e, e->logprob_scratch, tok, s->top_logprobs, ev);
-    else if (tc) fill_logprobs_top(tc, tok, s->top_logprobs, ev);
-}
-
-/* samples the next token of s from its logits row; false if s finished.
- * LOGITS: the sequence's row to sample from (EDITED: its logit bias and
- * penalties already applied, by the GPU); NULL when the GPU already picked
- * PICKED (from its argmax, or from TC's candidates: then the logprobs, if
- * asked for, come from those) */
-static bool advance(lm_engine *e, lm_seq *s, float *logits, bool edited, int32_t picked, const top_cands *tc) {
-    lm_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.kind = LM_EVENT_TOKEN;
-    if (logits && s->top_logprobs >= 0)
-        memcpy(e->logprob_scratch, logits, sizeof(float) * (size_t)e->model->hp.n_vocab);
-    const int32_t tok = !logits ? picked
-                        : edited ? lm_sampler_sample_edited(s->sampler, logits)
-                                 : lm_sampler_sample(s->sampler, logits);
-    const bool eog = tok_is_eog(e->vocab, tok);
-    s->n_generated++;
-    e->n_generated++;
-    if (eog && !s->ignore_eos) { /* the end token itself is counted but not shown */
-        char *tail;
-        size_t n;
-        seq_flush_text(s, &tail, &n);
-        ev.token = tok;
-        ev.text = tail;
-        ev.text_len = n;
-        put_logprobs(e, s, logits != NULL, tc, tok, &ev);
-        handle_push(s->handle, &ev);
-        finish(e, s, LM_FINISH_STOP, NULL, true);
-        return false;
-    }
-    lm_sampler_accept(s->sampler, tok);
-    s->tokens[s->n_tokens++] = tok;
-    ev.token = tok;
-    const char *stop = seq_push_text(s, e->vocab, tok, &ev.text, &ev.text_len);
-    put_logprobs(e, s, logits != NULL, tc, tok, &ev);
-    const bool at_length = s->n_generated >= s->max_tokens || s->n_tokens >= s->cap;
-    if (!stop && at_length) { /* the last token: send what was held back with it */
-        char *tail;
-        size_t n;
-        seq_flush_text(s, &tail, &n);
-        if (n > 0) {
-            char *joined = realloc(ev.text, ev.text_len + n + 1);
-            if (joined) {
-                memcpy(joined + ev.text_len, tail, n + 1);
-                ev.text = joined;
-                ev.text_len += n;
-            }
-        }
-        free(tail);
-    }
-    handle_push(s->handle, &ev);
-    if (stop) finish(e, s, LM_FINISH_STOP, stop, false);
-    else if (at_length) finish(e, s, LM_FINISH_LENGTH, NULL, false);
-    return !stop && !at_length;
-}
-
-/* registers the sequence's newly completed full blocks in the prefix cache */
-static void register_blocks(lm_engine *e, lm_seq *s) {
-    const int bs = kv_block_size(e->kv);
-    while (e->cfg.prefix_cache && (s->n_registered + 1) * bs <= s->n_computed) {
-        const int32_t *toks = s->tokens + (size_t)s->n_registered * bs;
-        s->chain = kv_hash_block(s->chain, toks, bs);
-        kv_register(e->kv, s->blocks[s->n_registered], s->chain, toks);
-        s->n_registered++;
-    }
-}
-
-/* drops aborted sequences wherever they are */
-static void reap_aborted(lm_engine *e) {
-    for (int i = 0; i < e->n_running;) {
-        lm_seq *s = e->running[i];
-        if (atomic_load(&s->handle->aborted)) {
-            sched_remove_running(e, s);
-            finish(e, s, LM_FINISH_ABORT, NULL, false);
-        } else {
-            i++;
-        }
-    }
-    for (int i = 0; i < e->n_waiting;) {
-        lm_seq *s = e->waiting[i];
-        if (atomic_load(&s->handle->aborted)) {
-            memmove(&e->waiting[i], &e->waiting[i + 1], sizeof(lm_seq *) * (size_t)(e->n_waiting - i - 1));
-            e->n_waiting--;
-            atomic_fetch_sub(&e->n_queued, 1);
-            finish(e, s, LM_FINISH_ABORT, NULL, false);
-        } else {
-            i++;
-        }
-    }
-}
-
-/* what a GPU step sends back */
-typedef enum { OUT_ROWS, OUT_GREEDY, OUT_TOP_K } gpu_out;
-
-/* a step's request that cannot go on: an error event, its blocks freed */
-static void fail_seq(lm_engine *e, lm_seq *s, const char *msg) {
-    lm_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.kind = LM_EVENT_ERROR;
-    snprintf(ev.error, sizeof(ev.error), "%.255s", msg);
-    handle_push(s->handle, &ev);
-    sched_remove_running(e, s);
-    seq_release_blocks(s, e->kv);
-    handle_engine_done(s->handle);
-    seq_free(s);
-}
-
-/* The GPU's side of a step. Rows of greedy requests get the GPU's argmax,
- * the others its 64 best candidates (with each row's log-normalizer for
- * logprobs and top-p); logit bias and penalties are applied on the GPU
- * first. A row whose draw needs its whole row (a top-k past 64, no cut at
- * all, more than 64 logprobs, or logprobs with edits: those are of the raw
- * logits) is marked host_row and fetched alone after the step; when most
- * rows are such, the step copies every row instead. */
-static int run_gpu(lm_engine *e, const lm_batch *b, gpu_out *out, bool *want_log_z, lm_error *err) {
-    const int K = LM_FORWARD_CUDA_TOP_K;
-    int n_want = 0, n_host = 0;
-    *out = OUT_GREEDY;
-    *want_log_z = false;
-    for (int i = 0; i < e->n_step; i++) {
-        step_item *it = &e->step[i];
-        const lm_seq *s = it->seq;
-        e->tables[i] = s->blocks;
-        e->n_tables[i] = s->n_blocks;
-        it->host_row = false;
-        if (it->logits_row < 0) continue;
-        n_want++;
-        const lm_sample_need need = lm_sampler_need(s->sampler, K);
-        const bool lp = s->top_logprobs >= 0;
-        if (e->host_rows || need == LM_SAMPLE_ROW || s->top_logprobs > K || (lp && lm_sampler_has_edits(s->sampler))) {
-            it->host_row = true;
-            n_host++;
-            continue;
-        }
-        if (lp || need != LM_SAMPLE_ARGMAX) *out = OUT_TOP_K;
-        *want_log_z |= lp || need == LM_SAMPLE_TOP_Z;
-    }
-    if (2 * n_host > n_want) *out = OUT_ROWS;
-    int total = 0, row = 0;
-    for (int i = 0; *out != OUT_ROWS && i < e->n_step; i++) {
-        step_item *it = &e->step[i];
-        if (it->logits_row < 0) continue;
-        e->edit_start[row++] = total;
-        if (it->host_row || !lm_sampler_has_edits(it->seq->sampler)) continue;
-        const int n = lm_sampler_edits(it->seq->sampler, e->edit_list + total, LM_FORWARD_CUDA_MAX_EDITS - total);
-        if (n < 0) it->host_row = true; /* the step's list is full: this row on the host */
-        else total += n;
-    }
-    e->edit_start[row] = total;
-    const lm_step_edits edits = {e->edit_start, e->edit_list}, *ed = total > 0 ? &edits : NULL;
-    if (*out == OUT_TOP_K)
-        return lm_forward_cuda_run_top_k(e->fwc, b, e->tables, e->n_tables, e->n_step, ed, e->top_ids, e->top_vals,
-                                         *want_log_z ? e->top_log_z : NULL, err);
-    return lm_forward_cuda_run(e->fwc, b, e->tables, e->n_tables, e->n_step, ed, NULL,
-                               *out == OUT_GREEDY ? e->greedy_ids : NULL, err);
-}
-
-/* the GPU's pick for step item IT (row r): *picked from its argmax or its
- * candidates (*tc filled when logprobs come from those), or else its whole
- * row into *row (*edited: the GPU applied its edits). -1 + err when the row
- * cannot be fetched. */
-static int gpu_pick(lm_engine *e, const step_item *it, gpu_out out, bool want_log_z, int32_t *picked, float **row,
-                    bool *edited, top_cands *tc, lm_error *err) {
-    const int r = it->logits_row, K = LM_FORWARD_CUDA_TOP_K;
-    lm_seq *s = it->seq;
-    *picked = -1;
-    *row = NULL;
-    *edited = false;
-    if (out == OUT_ROWS) {
-        *row = lm_forward_cuda_logits(e->fwc) + (size_t)r * e->model->hp.n_vocab;
-        return 0;
-    }
-    if (!it->host_row && out == OUT_GREEDY) {
-        *picked = e->greedy_ids[r];
-        return 0;
-    }
-    if (!it->host_row) {
-        const size_t at = (size_t)r * K;
-        *picked = lm_sampler_sample_top(s->sampler, e->top_ids + at, e->top_vals + at, K,
-                                        want_log_z ? e->top_log_z[r] : NAN);
-        if (*picked >= 0) {
-            *tc = (top_cands){e->top_ids + at, e->top_vals + at, K, want_log_z ? e->top_log_z[r] : NAN};
-            return 0;
-        }
-        *edited = true; /* the candidates could not decide: the edited row */
-    }
-    *row = lm_forward_cuda_fetch_row(e->fwc, r, err);
-    return *row ? 0 : -1;
-}
-
-static void step(lm_engine *e) {
-    reap_aborted(e);
-    const int n_tokens = sched_plan_step(e);
-    if (n_tokens == 0) return;
-    lm_batch b = {n_tokens, e->b_tokens, e->b_pos, e->b_seq, e->b_want};
-    lm_error err = {{0}};
-    gpu_out out = OUT_ROWS;
-    bool want_log_z = false;
-    const int rc = e->fwc ? run_gpu(e, &b, &out, &want_log_z, &err)
-                          : lm_forward_run(e->fw, e->pool, &e->kv_view, &b, e->logits, &err);
-    if (rc != 0) { /* cannot happen with a valid plan; fail the step's requests */
-        for (int i = 0; i < e->n_step; i++) fail_seq(e, e->step[i].seq, err.msg);
-        return;
-    }
-    const int n_vocab = e->model->hp.n_vocab;
-    for (int i = 0; i < e->n_step; i++) {
-        step_item *it = &e->step[i];
-        lm_seq *s = it->seq;
-        s->n_computed += it->len;
-        register_blocks(e, s);
-        if (it->logits_row < 0) continue;
-        if (atomic_load(&s->handle->aborted)) continue; /* reaped next step */
-        float *row = e->fwc ? NULL : e->logits + (size_t)it->logits_row * n_vocab;
-        int32_t picked = -1;
-        bool edited = false;
-        top_cands tc = {NULL, NULL, 0, NAN};
-        if (e->fwc && gpu_pick(e, it, out, want_log_z, &picked, &row, &edited, &tc, &err)) {
-            fail_seq(e, s, err.msg);
-            continue;
-        }
-        if (!advance(e, s, row, edited, picked, tc.ids && s->top_logprobs >= 0 ? &tc : NULL))
-            sched_remove_running(e, s);
-    }
-    e->n_steps++;
 }
 
 static void update_stats(lm_engine *e) {
@@ -557,19 +294,20 @@ static void *engine_main(void *arg) {
     lm_engine *e = arg;
     for (;;) {
         pthread_mutex_lock(&e->mu);
-        while (!e->stop && e->n_inbox == 0 && e->n_running == 0 && e->n_waiting == 0)
+        while (!e->stop && e->n_inbox == 0 && e->n_running == 0 && e->n_waiting == 0 && !e->in_flight)
             pthread_cond_wait(&e->cv, &e->mu);
         bool stop = e->stop;
         for (int i = 0; i < e->n_inbox; i++) e->waiting[e->n_waiting++] = e->inbox[i];
         e->n_inbox = 0;
         pthread_mutex_unlock(&e->mu);
         if (stop) break;
-        step(e);
+        engine_step(e);
         update_stats(e);
     }
     /* shutdown: every sequence ends as aborted */
-    for (int i = 0; i < e->n_running; i++) finish(e, e->running[i], LM_FINISH_ABORT, NULL, false);
-    for (int i = 0; i < e->n_waiting; i++) finish(e, e->waiting[i], LM_FINISH_ABORT, NULL, false);
+    engine_drain(e);
+    for (int i = 0; i < e->n_running; i++) engine_finish(e, e->running[i], LM_FINISH_ABORT, NULL, false);
+    for (int i = 0; i < e->n_waiting; i++) engine_finish(e, e->waiting[i], LM_FINISH_ABORT, NULL, false);
     e->n_running = e->n_waiting = 0;
     update_stats(e);
     return NULL;
@@ -641,22 +379,22 @@ lm_engine *engine_create(const lm_model *model, const tok_vocab *vocab, const lm
     e->waiting = malloc(sizeof(lm_seq *) * (size_t)(c.max_queue + c.max_num_seqs));
     e->running = malloc(sizeof(lm_seq *) * S);
     e->step = malloc(sizeof(step_item) * S);
+    e->step_drawn = malloc(sizeof(step_item) * S);
     e->b_tokens = malloc(sizeof(int32_t) * T);
     e->b_pos = malloc(sizeof(int32_t) * T);
     e->b_seq = malloc(sizeof(int32_t) * T);
     e->b_want = malloc(sizeof(bool) * T);
     e->logits = fwc ? NULL : malloc(sizeof(float) * S * (size_t)hp->n_vocab);
-    e->greedy_ids = fwc ? malloc(sizeof(int32_t) * S) : NULL;
-    e->top_ids = fwc ? malloc(sizeof(int32_t) * S * LM_FORWARD_CUDA_TOP_K) : NULL;
-    e->top_vals = fwc ? malloc(sizeof(float) * S * LM_FORWARD_CUDA_TOP_K) : NULL;
-    e->top_log_z = fwc ? malloc(sizeof(float) * S) : NULL;
     e->edit_list = fwc ? malloc(sizeof(lm_logit_edit) * LM_FORWARD_CUDA_MAX_EDITS) : NULL;
     e->edit_start = fwc ? malloc(sizeof(int32_t) * (S + 1)) : NULL;
     const char *host_rows = getenv("LAMINA_CUDA_SAMPLE_ROWS");
     e->host_rows = host_rows && !strcmp(host_rows, "1");
+    const char *overlap = getenv("LAMINA_ENGINE_OVERLAP"), *profile = getenv("LAMINA_ENGINE_PROFILE");
+    e->overlap = overlap && *overlap ? strcmp(overlap, "0") != 0 : fwc != NULL;
+    e->profile = profile && !strcmp(profile, "1");
     e->logprob_scratch = malloc(sizeof(float) * (size_t)hp->n_vocab);
-    if (!e->pool || !(e->fw || e->fwc) || !e->tables || !e->n_tables || !e->kv || !e->waiting || !e->running || !e->step || !e->b_tokens || !e->b_pos ||
-        !e->b_seq || !e->b_want || !(e->logits || fwc) || (fwc && (!e->greedy_ids || !e->top_ids || !e->top_vals || !e->top_log_z || !e->edit_list || !e->edit_start)) ||
+    if (!e->pool || !(e->fw || e->fwc) || !e->tables || !e->n_tables || !e->kv || !e->waiting || !e->running || !e->step || !e->step_drawn || !e->b_tokens || !e->b_pos ||
+        !e->b_seq || !e->b_want || !(e->logits || fwc) || (fwc && (!e->edit_list || !e->edit_start)) ||
         !e->logprob_scratch) {
         lm_error_set(err, "out of memory for the engine (K/V pool %zu MiB)", (n_blocks * block_bytes) >> 20);
         engine_free(e);
@@ -686,7 +424,14 @@ void engine_free(lm_engine *e) {
         pthread_mutex_unlock(&e->mu);
         pthread_join(e->thread, NULL);
     }
-    for (int i = 0; i < e->n_inbox; i++) finish(e, e->inbox[i], LM_FINISH_ABORT, NULL, false);
+    for (int i = 0; i < e->n_inbox; i++) engine_finish(e, e->inbox[i], LM_FINISH_ABORT, NULL, false);
+    if (e->profile && e->prof.steps > 0) {
+        const double n = (double)e->prof.steps;
+        fprintf(stderr,
+                "lamina engine: %.0f steps; per step (us): plan %.1f, launch %.1f, wait %.1f, draw %.1f, emit %.1f%s\n",
+                n, e->prof.plan_us / n, e->prof.launch_us / n, e->prof.wait_us / n, e->prof.draw_us / n,
+                e->prof.emit_us / n, e->overlap ? " (emit after the next step's launch)" : "");
+    }
     free(e->inbox);
     tp_free(e->pool);
     lm_forward_free(e->fw);
@@ -697,15 +442,12 @@ void engine_free(lm_engine *e) {
     free(e->waiting);
     free(e->running);
     free(e->step);
+    free(e->step_drawn);
     free(e->b_tokens);
     free(e->b_pos);
     free(e->b_seq);
     free(e->b_want);
     free(e->logits);
-    free(e->greedy_ids);
-    free(e->top_ids);
-    free(e->top_vals);
-    free(e->top_log_z);
     free(e->edit_list);
     free(e->edit_start);
     free(e->logprob_scratch);

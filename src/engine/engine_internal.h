@@ -1,5 +1,6 @@
 /* engine_internal.h - the engine's state, shared by engine.c (thread, API,
- * events) and scheduler.c (what each step computes). */
+ * events), scheduler.c (what each step computes) and step.c (a step's
+ * forward pass, draws and events). */
 #ifndef LAMINA_ENGINE_INTERNAL_H
 #define LAMINA_ENGINE_INTERNAL_H
 
@@ -29,7 +30,12 @@ typedef struct step_item {
     int start, len;
     int logits_row;         /* row in the step's logits, or -1 */
     bool host_row;          /* GPU steps: drawn on the host from its whole row (no GPU edits) */
+    int fate;               /* after the draw: FATE_* */
+    lm_event ev;            /* after the draw: the token's event, its text still to come */
 } step_item;
+
+/* what a drawn token does to its sequence (step.c) */
+enum { FATE_NONE, FATE_GOES_ON, FATE_ENDS_EOS, FATE_ENDS_LENGTH };
 
 struct lm_engine {
     const lm_model *model;
@@ -59,15 +65,20 @@ struct lm_engine {
     int n_waiting;
     lm_seq **running;       /* admission order, at most max_num_seqs */
     int n_running;
-    step_item *step;        /* this step's items (max_num_seqs) */
+    step_item *step;        /* this step's items (max_num_seqs): planned, in flight, or being drawn */
+    step_item *step_drawn;  /* (max_num_seqs) the drawn step's items while the next one runs */
     int n_step;
+    bool overlap;           /* the next step launched before the drawn one is emitted (GPU; LAMINA_ENGINE_OVERLAP) */
+    bool in_flight;         /* a launched GPU step awaits its draw */
+    lm_cuda_out gpu_out;    /* what the launched GPU step sends back */
+    lm_cuda_results gpu_res; /* and where, after it completes */
+    bool profile;           /* LAMINA_ENGINE_PROFILE=1: per-phase times printed at exit */
+    struct {
+        double plan_us, launch_us, wait_us, draw_us, emit_us, steps;
+    } prof;
     int32_t *b_tokens, *b_pos, *b_seq; /* (max_num_batched_tokens) */
     bool *b_want;
     float *logits;          /* (max_num_seqs, n_vocab) */
-    int32_t *greedy_ids;    /* (max_num_seqs) tokens the GPU picked (steps of greedy sequences only) */
-    int32_t *top_ids;       /* (max_num_seqs, LM_FORWARD_CUDA_TOP_K) the GPU's best candidates per row, */
-    float *top_vals;        /* and their logits (steps whose samplers need no more) */
-    float *top_log_z;       /* (max_num_seqs) each row's log-normalizer, when a sequence wants logprobs */
     lm_logit_edit *edit_list; /* (LM_FORWARD_CUDA_MAX_EDITS) the step's logit bias and penalties, for the GPU */
     int32_t *edit_start;    /* (max_num_seqs + 1) row r's edits: edit_list[edit_start[r] .. edit_start[r + 1]) */
     bool host_rows;         /* LAMINA_CUDA_SAMPLE_ROWS=1: every GPU row drawn on the host (the reference path) */
@@ -79,5 +90,26 @@ struct lm_engine {
 int sched_plan_step(lm_engine *e);
 /* takes a running sequence out of the running set (order kept) */
 void sched_remove_running(lm_engine *e, lm_seq *s);
+
+/* step.c: one step (plan, forward pass, draw, emit; on the GPU the next
+ * step's forward pass overlaps this one's emission) */
+void engine_step(lm_engine *e);
+/* waits out a GPU step still in flight (shutdown) */
+void engine_drain(lm_engine *e);
+
+/* engine.c, for step.c: */
+/* queues ev on the handle (taking its text) unless the request was aborted */
+void handle_push(lm_handle *h, lm_event *ev);
+/* the engine's side lets go of the handle */
+void handle_engine_done(lm_handle *h);
+/* the pool's block counters into the published stats (under e->mu) */
+void put_kv_stats(lm_engine *e);
+/* ends sequence s (not in the running or waiting set any more): blocks
+ * released, DONE event, its item in the step in flight marked dead, freed */
+void engine_finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *stop_string, bool by_eos);
+/* takes s out of the running or the waiting set, wherever it is */
+void engine_unschedule(lm_engine *e, lm_seq *s);
+/* marks s's items in the planned / in-flight step dead (s is being freed) */
+void engine_forget(lm_engine *e, const lm_seq *s);
 
 #endif

@@ -109,7 +109,9 @@ static int schedule_running(lm_engine *e, bool decodes, int n_batch, int *budget
     for (int i = 0; i < e->n_running && *budget > 0; i++) {
         lm_seq *s = e->running[i];
         const int remaining = s->n_tokens - s->n_computed;
-        if ((remaining == 1) != decodes || in_step(e, s)) continue;
+        /* nothing to compute: an aborted sequence whose last token was not
+         * drawn (step.c reaps it once its step's tokens are emitted) */
+        if (remaining < 1 || (remaining == 1) != decodes || in_step(e, s)) continue;
         int len = remaining < *budget ? remaining : *budget;
         if (!reserve_blocks(e, s, s->n_computed + len, true)) {
             preempt(e, s); /* nothing left to take from: it waits for others to finish */

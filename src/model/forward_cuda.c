@@ -38,10 +38,6 @@
 #define RESERVE_BYTES ((size_t)256 << 20) /* CUDA context, cuBLAS, allocator slack */
 #define GRAPH_MAX_TOKENS 256
 
-/* what a step copies back */
-/* what a step sends back: logits rows, each row's argmax, its top-k
- * candidates, or those and the row's log-normalizer (for logprobs) */
-typedef enum { OUT_LOGITS, OUT_ARGMAX, OUT_TOP_K, OUT_TOP_K_LOGZ, OUT_KINDS } out_kind;
 #define STAGE_ALIGN 256
 
 typedef struct cuda_layer {
@@ -86,15 +82,16 @@ struct lm_forward_cuda {
     bool stack;    /* stacked QKV and gate/up matrices (LAMINA_CUDA_STACK=0: off) */
     bool xb_prepared; /* the step in progress: xb's activations are prepared for the layer's wq */
     int last_logits;  /* logits rows of the last run, on the device until the next one */
-    lm_cuda_graph *graphs[OUT_KINDS][2][GRAPH_MAX_TOKENS + 1];
-    bool seen[OUT_KINDS][2][GRAPH_MAX_TOKENS + 1];
+    int launched;     /* logits rows of the step in flight (lm_forward_cuda_launch), -1: none */
+    lm_cuda_graph *graphs[LM_CUDA_OUT_KINDS][2][GRAPH_MAX_TOKENS + 1];
+    bool seen[LM_CUDA_OUT_KINDS][2][GRAPH_MAX_TOKENS + 1];
     uint64_t graph_epoch;
 };
 
 static size_t align_up(size_t n) { return (n + STAGE_ALIGN - 1) / STAGE_ALIGN * STAGE_ALIGN; }
 
 static void free_graphs(lm_forward_cuda *fw) {
-    for (int k = 0; k < OUT_KINDS; k++)
+    for (int k = 0; k < LM_CUDA_OUT_KINDS; k++)
         for (int e = 0; e < 2; e++)
             for (int i = 0; i <= GRAPH_MAX_TOKENS; i++) {
                 lm_cuda_graph_free(fw->graphs[k][e][i]);
@@ -384,6 +381,7 @@ lm_forward_cuda *lm_forward_cuda_create(const lm_model *m, const lm_cuda_forward
     }
     fw->m = m;
     fw->cfg = *cfg;
+    fw->launched = -1;
     const char *graphs = getenv("LAMINA_CUDA_GRAPHS");
     const char *stack = getenv("LAMINA_CUDA_STACK");
     fw->stack = !(stack && !strcmp(stack, "0"));
@@ -630,7 +628,7 @@ static int run_layer(lm_forward_cuda *fw, int il, int T, const lm_cuda_kv_layer 
 /* queues the whole step: uploads, layers, logits and their copy back.
  * STAGE_BYTES: how much of the staging buffer to upload (a graph copies all
  * of it, so that one graph serves any number of sequences) */
-static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, out_kind out, bool edits, size_t stage_bytes,
+static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, lm_cuda_out out, bool edits, size_t stage_bytes,
                         lm_error *err) {
     const lm_hparams *hp = &fw->m->hp;
     lm_cuda_ctx *ctx = fw->ctx;
@@ -666,14 +664,14 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, out_kind out, 
     MARK(fw, "output");
     const size_t n_top = (size_t)n_logits * LM_FORWARD_CUDA_TOP_K;
     switch (out) {
-    case OUT_ARGMAX:
+    case LM_CUDA_OUT_ARGMAX:
         return lm_cuda_argmax(ctx, fw->logits, n_logits, hp->n_vocab, fw->ids, err) ||
                        lm_cuda_download_async(ctx, fw->ids_host, fw->ids, (size_t)n_logits * sizeof(int32_t), err)
                    ? -1
                    : 0;
-    case OUT_TOP_K:
-    case OUT_TOP_K_LOGZ:
-        if (out == OUT_TOP_K_LOGZ &&
+    case LM_CUDA_OUT_TOP_K:
+    case LM_CUDA_OUT_TOP_K_LOGZ:
+        if (out == LM_CUDA_OUT_TOP_K_LOGZ &&
             (lm_cuda_log_z(ctx, fw->logits, n_logits, hp->n_vocab, fw->log_z, err) ||
              lm_cuda_download_async(ctx, fw->log_z_host, fw->log_z, (size_t)n_logits * sizeof(float), err)))
             return -1;
@@ -689,7 +687,7 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, out_kind out, 
 
 /* a decode step through its graph: captured on the second step of this
  * token count, replayed after. 1: not a graph step (run it directly). */
-static int run_graph(lm_forward_cuda *fw, int T, int n_logits, out_kind out, bool edits, lm_error *err) {
+static int run_graph(lm_forward_cuda *fw, int T, int n_logits, lm_cuda_out out, bool edits, lm_error *err) {
     if (!fw->use_graphs || T > GRAPH_MAX_TOKENS || n_logits != T) return 1;
     if (fw->graph_epoch != lm_cuda_scratch_epoch()) { /* a scratch buffer moved: every graph is stale */
         free_graphs(fw);
@@ -747,29 +745,53 @@ static int stage_edits(lm_forward_cuda *fw, const lm_step_edits *edits, int n_lo
     return lm_cuda_upload_async(fw->ctx, fw->edits_dev, fw->edits_host, (size_t)n * sizeof(lm_logit_edit), err);
 }
 
-static int run_step(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
-                    int n_slots, const lm_step_edits *edits, out_kind out, lm_error *err) {
+int lm_forward_cuda_launch(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
+                           int n_slots, const lm_step_edits *edits, lm_cuda_out out, lm_error *err) {
+    fw->launched = -1;
+    if (out < 0 || out >= LM_CUDA_OUT_KINDS) {
+        lm_error_set(err, "CUDA: unknown step output %d", (int)out);
+        return -1;
+    }
     const int n_logits = stage_batch(fw, batch, tables, n_table, n_slots, err);
     if (n_logits < 0) return -1;
     bool any = false;
-    if (stage_edits(fw, out == OUT_LOGITS ? NULL : edits, n_logits, &any, err)) return -1;
+    if (stage_edits(fw, out == LM_CUDA_OUT_LOGITS ? NULL : edits, n_logits, &any, err)) return -1;
     const int T = batch->n_tokens;
     int rc = run_graph(fw, T, n_logits, out, any, err);
     if (rc > 0)
         rc = enqueue_step(fw, T, n_logits, out, any,
                           fw->off_tables + (size_t)n_slots * fw->max_blocks * sizeof(int32_t), err);
-    if (rc || lm_cuda_sync(fw->ctx, err)) return -1;
+    if (rc) return -1;
+    fw->launched = n_logits;
+    return 0;
+}
+
+int lm_forward_cuda_wait(lm_forward_cuda *fw, lm_cuda_results *res, lm_error *err) {
+    const int n_logits = fw->launched;
+    fw->launched = -1;
+    if (n_logits < 0) {
+        lm_error_set(err, "CUDA: no step in flight");
+        return -1;
+    }
+    if (lm_cuda_sync(fw->ctx, err)) return -1;
     if (fw->profile) {
         MARK(fw, "download");
         lm_cuda_marks_collect(fw->ctx);
     }
     fw->last_logits = n_logits;
+    if (res) *res = (lm_cuda_results){fw->ids_host, fw->top_vals_host, fw->log_z_host, fw->logits_host};
     return n_logits;
+}
+
+static int run_step(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
+                    int n_slots, const lm_step_edits *edits, lm_cuda_out out, lm_error *err) {
+    if (lm_forward_cuda_launch(fw, batch, tables, n_table, n_slots, edits, out, err)) return -1;
+    return lm_forward_cuda_wait(fw, NULL, err);
 }
 
 int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
                         int n_slots, const lm_step_edits *edits, float *logits, int32_t *argmax, lm_error *err) {
-    const int n_logits = run_step(fw, batch, tables, n_table, n_slots, edits, argmax ? OUT_ARGMAX : OUT_LOGITS, err);
+    const int n_logits = run_step(fw, batch, tables, n_table, n_slots, edits, argmax ? LM_CUDA_OUT_ARGMAX : LM_CUDA_OUT_LOGITS, err);
     if (n_logits < 0) return -1;
     if (n_logits > 0 && argmax) memcpy(argmax, fw->ids_host, (size_t)n_logits * sizeof(int32_t));
     else if (n_logits > 0 && logits)
@@ -781,7 +803,7 @@ int lm_forward_cuda_run_top_k(lm_forward_cuda *fw, const lm_batch *batch, const 
                               const int *n_table, int n_slots, const lm_step_edits *edits, int32_t *ids, float *vals,
                               float *log_z, lm_error *err) {
     const int n_logits =
-        run_step(fw, batch, tables, n_table, n_slots, edits, log_z ? OUT_TOP_K_LOGZ : OUT_TOP_K, err);
+        run_step(fw, batch, tables, n_table, n_slots, edits, log_z ? LM_CUDA_OUT_TOP_K_LOGZ : LM_CUDA_OUT_TOP_K, err);
     if (n_logits < 0) return -1;
     const size_t n_top = (size_t)n_logits * LM_FORWARD_CUDA_TOP_K;
     memcpy(ids, fw->ids_host, n_top * sizeof(int32_t));

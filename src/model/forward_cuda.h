@@ -81,6 +81,30 @@ int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *c
 int lm_forward_cuda_run_top_k(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables,
                               const int *n_table, int n_slots, const lm_step_edits *edits, int32_t *ids, float *vals,
                               float *log_z, lm_error *err);
+/* A run in two halves, for a caller with host work to do while the GPU
+ * computes. launch checks and stages the batch (and EDITS, not with
+ * LOGITS) and queues the step, returning once it is queued; wait blocks
+ * until it is done and returns n_want (or -1 + err), with *res (when not
+ * NULL) pointing at its results in page-locked memory, valid until the
+ * next launch: ids (n_want, TOP_K for the top-k kinds, else n_want argmax
+ * ids), vals (n_want, TOP_K), log_z (n_want), logits (n_want, n_vocab).
+ * One step in flight at a time; the run functions above are the two
+ * halves back to back. */
+typedef enum {
+    LM_CUDA_OUT_LOGITS,     /* every wanted row's logits */
+    LM_CUDA_OUT_ARGMAX,     /* each row's argmax */
+    LM_CUDA_OUT_TOP_K,      /* each row's TOP_K best */
+    LM_CUDA_OUT_TOP_K_LOGZ, /* and its log-normalizer */
+    LM_CUDA_OUT_KINDS
+} lm_cuda_out;
+typedef struct lm_cuda_results {
+    const int32_t *ids;
+    const float *vals, *log_z;
+    float *logits;
+} lm_cuda_results;
+int lm_forward_cuda_launch(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
+                           int n_slots, const lm_step_edits *edits, lm_cuda_out out, lm_error *err);
+int lm_forward_cuda_wait(lm_forward_cuda *fw, lm_cuda_results *res, lm_error *err);
 /* the last run's logits rows (when it was asked for logits) */
 float *lm_forward_cuda_logits(lm_forward_cuda *fw);
 /* logits row ROW (0 .. n_want - 1) of the last run, its edits applied,

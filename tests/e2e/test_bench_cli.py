@@ -191,6 +191,58 @@ def test_unreachable_server():
     assert r.stdout == ""
 
 
+def test_token_text_with_a_nul_byte(tmp_path):
+    """A token may decode to a NUL byte, which a server sends as "\\u0000"
+    (lamina does, for byte tokens of a model's vocabulary): the bench must
+    read such events, not count the request as failed. The replies come from
+    a stand-in server here, since no real model is sure to emit that byte
+    for the bench's random prompts."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def reply(self, body, ctype="application/json"):
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self.reply(json.dumps({"object": "list", "data": [{"id": "stand-in", "object": "model"}]}))
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+            if self.path == "/tokenize":
+                self.reply(json.dumps({"tokens": list(range(4 * len(body["content"].split()) + 64))}))
+            elif self.path == "/detokenize":
+                self.reply(json.dumps({"content": " ".join("w" for _ in body["tokens"])}))
+            else:
+                events = [{"choices": [{"index": 0, "text": t}]} for t in ("a\u0000", "\u0000", "b")]
+                events.append({"choices": [{"index": 0, "text": "", "finish_reason": "length"}],
+                               "usage": {"prompt_tokens": 32, "completion_tokens": 3}})
+                sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+                self.reply(sse, "text/event-stream")
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        out = tmp_path / "nul.json"
+        r = bench("--url", f"http://127.0.0.1:{httpd.server_address[1]}", "--concurrency", "1", "--num-prompts",
+                  "2", "--input-len", "16", "--output-len", "3", "--json", out, timeout=60)
+        assert r.returncode == 0, r.stderr
+        lv = json.loads(out.read_text())["levels"][0]
+        assert (lv["completed"], lv["failed"]) == (2, 0)
+    finally:
+        httpd.shutdown()
+
+
 def test_api_key(fresh_server, tmp_path):
     s = fresh_server("--api-key", "sesame")
     r = bench("--url", s.url, *SMALL)

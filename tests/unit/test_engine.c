@@ -131,6 +131,73 @@ static void wait_idle_and_check_blocks(lm_engine *e, const char *what) {
           st.waiting);
 }
 
+/* 5. stress: a pool of ~2 contexts, 200 requests of random lengths; a
+ * quarter abandoned at once, a quarter after a few tokens; 6. stop strings
+ * end the text before them. MODE names the engine's step order. */
+static void stress_and_stop(fixture *f, const result *solo, const char *mode) {
+    lm_error err = {{0}};
+    enum { N_STRESS = 200 };
+    const size_t per_token = (size_t)30 * 3 * 64 * 2 * sizeof(lm_fp16); /* layers x kv heads x dims x (K, V) */
+    lm_engine *e = start(f, true, 64, 2 * 256 * per_token + 16 * 1024);
+    static lm_handle *h[N_STRESS];
+    int which[N_STRESS], max_tokens[N_STRESS], leave_after[N_STRESS];
+    srand(11);
+    for (int i = 0; i < N_STRESS; i++) {
+        which[i] = rand() % N_PROMPTS;
+        max_tokens[i] = 1 + rand() % GEN_TOKENS;
+        int fate = rand() % 4;
+        leave_after[i] = fate == 0 ? 0 : fate == 1 ? rand() % max_tokens[i] : max_tokens[i];
+        lm_request_params p = greedy_params(f->prompts[which[i]], f->n_prompt[which[i]], max_tokens[i]);
+        CHECK(engine_submit(e, &p, &h[i], &err) == LM_SUBMIT_OK, "stress submit: %s", err.msg);
+    }
+    int n_completed = 0, n_left = 0;
+    for (int i = 0; i < N_STRESS; i++) {
+        if (leave_after[i] == 0) {
+            engine_release(h[i]); /* a client that went away before its first token */
+            continue;
+        }
+        result r;
+        if (leave_after[i] == max_tokens[i]) collect(h[i], &r);
+        else collect_some(h[i], &r, leave_after[i]);
+        expect_prefix(&solo[which[i]], &r, leave_after[i], mode, i);
+        if (leave_after[i] == max_tokens[i]) {
+            CHECK(r.done && r.finish == LM_FINISH_LENGTH, "%s %d: did not finish by length", mode, i);
+            n_completed++;
+        } else {
+            n_left++;
+        }
+    }
+    printf("%s: %d requests, %d completed, %d left mid-stream\n", mode, N_STRESS, n_completed, n_left);
+    lm_engine_stats st;
+    engine_stats(e, &st);
+    printf("%s: %llu preemptions, %llu steps\n", mode, (unsigned long long)st.preemptions, (unsigned long long)st.steps);
+    CHECK(st.preemptions > 0, "the small pool should have forced preemption");
+    wait_idle_and_check_blocks(e, mode);
+
+    /* 6. stop strings end the text before them */
+    const char *stop_word = NULL;
+    char word[32];
+    const char *sp = strchr(solo[0].text + 1, ' ');
+    if (sp && strlen(sp) > 4) {
+        snprintf(word, sizeof(word), "%.3s", sp + 1);
+        stop_word = word;
+    }
+    if (stop_word) {
+        lm_request_params p = greedy_params(f->prompts[0], f->n_prompt[0], GEN_TOKENS);
+        p.stop = &stop_word;
+        p.n_stop = 1;
+        lm_handle *hs;
+        CHECK(engine_submit(e, &p, &hs, &err) == LM_SUBMIT_OK, "submit: %s", err.msg);
+        result r;
+        collect(hs, &r);
+        const char *cut = strstr(solo[0].text, stop_word);
+        CHECK(r.finish == LM_FINISH_STOP && cut && strlen(r.text) == (size_t)(cut - solo[0].text) &&
+                  !strncmp(r.text, solo[0].text, strlen(r.text)),
+              "%s: stop '%s': got '%s' from '%s'", mode, stop_word, r.text, solo[0].text);
+    }
+    engine_free(e);
+}
+
 int main(void) {
     fixture f;
     lm_error err = {{0}};
@@ -179,68 +246,18 @@ int main(void) {
     for (int i = 0; i < N_PROMPTS; i++) expect_same(&solo[i], &got[i], "chunk 7", i);
     engine_free(e);
 
-    /* 5. stress: a pool of ~2 contexts, 200 requests of random lengths; a
-     * quarter abandoned at once, a quarter after a few tokens */
-    enum { N_STRESS = 200 };
-    const size_t per_token = (size_t)30 * 3 * 64 * 2 * sizeof(lm_fp16); /* layers x kv heads x dims x (K, V) */
-    e = start(&f, true, 64, 2 * 256 * per_token + 16 * 1024);
-    static lm_handle *h[N_STRESS];
-    int which[N_STRESS], max_tokens[N_STRESS], leave_after[N_STRESS];
-    srand(11);
-    for (int i = 0; i < N_STRESS; i++) {
-        which[i] = rand() % N_PROMPTS;
-        max_tokens[i] = 1 + rand() % GEN_TOKENS;
-        int fate = rand() % 4;
-        leave_after[i] = fate == 0 ? 0 : fate == 1 ? rand() % max_tokens[i] : max_tokens[i];
-        lm_request_params p = greedy_params(f.prompts[which[i]], f.n_prompt[which[i]], max_tokens[i]);
-        CHECK(engine_submit(e, &p, &h[i], &err) == LM_SUBMIT_OK, "stress submit: %s", err.msg);
-    }
-    int n_completed = 0, n_left = 0;
-    for (int i = 0; i < N_STRESS; i++) {
-        if (leave_after[i] == 0) {
-            engine_release(h[i]); /* a client that went away before its first token */
-            continue;
-        }
-        result r;
-        if (leave_after[i] == max_tokens[i]) collect(h[i], &r);
-        else collect_some(h[i], &r, leave_after[i]);
-        expect_prefix(&solo[which[i]], &r, leave_after[i], "stress", i);
-        if (leave_after[i] == max_tokens[i]) {
-            CHECK(r.done && r.finish == LM_FINISH_LENGTH, "stress %d: did not finish by length", i);
-            n_completed++;
-        } else {
-            n_left++;
-        }
-    }
-    printf("stress: %d requests, %d completed, %d left mid-stream\n", N_STRESS, n_completed, n_left);
-    lm_engine_stats st;
-    engine_stats(e, &st);
-    printf("stress: %llu preemptions, %llu steps\n", (unsigned long long)st.preemptions, (unsigned long long)st.steps);
-    CHECK(st.preemptions > 0, "the small pool should have forced preemption");
-    wait_idle_and_check_blocks(e, "stress");
-
-    /* 6. stop strings end the text before them */
-    const char *stop_word = NULL;
-    char word[32];
-    const char *sp = strchr(solo[0].text + 1, ' ');
-    if (sp && strlen(sp) > 4) {
-        snprintf(word, sizeof(word), "%.3s", sp + 1);
-        stop_word = word;
-    }
-    if (stop_word) {
-        lm_request_params p = greedy_params(f.prompts[0], f.n_prompt[0], GEN_TOKENS);
-        p.stop = &stop_word;
-        p.n_stop = 1;
-        lm_handle *hs;
-        CHECK(engine_submit(e, &p, &hs, &err) == LM_SUBMIT_OK, "submit: %s", err.msg);
-        result r;
-        collect(hs, &r);
-        const char *cut = strstr(solo[0].text, stop_word);
-        CHECK(r.finish == LM_FINISH_STOP && cut && strlen(r.text) == (size_t)(cut - solo[0].text) &&
-                  !strncmp(r.text, solo[0].text, strlen(r.text)),
-              "stop '%s': got '%s' from '%s'", stop_word, r.text, solo[0].text);
-    }
+    stress_and_stop(&f, solo, "stress");
+    /* the GPU's step order (the next step planned and started before the
+     * drawn one's tokens are emitted), on the CPU: the same tokens, the same
+     * blocks back, aborted requests and stop strings included */
+    setenv("LAMINA_ENGINE_OVERLAP", "1", 1);
+    e = start(&f, true, 2048, 0);
+    run_all(e, &f, got, N_PROMPTS, all);
+    for (int i = 0; i < N_PROMPTS; i++) expect_same(&solo[i], &got[i], "overlapped steps, 16 concurrent", i);
+    wait_idle_and_check_blocks(e, "overlapped steps");
     engine_free(e);
+    stress_and_stop(&f, solo, "stress, overlapped steps");
+    unsetenv("LAMINA_ENGINE_OVERLAP");
     tok_vocab_free(f.vocab);
     lm_model_free(f.model);
     return check_done("engine");
