@@ -249,6 +249,8 @@ void engine_unschedule(lm_engine *e, lm_seq *s) {
 void engine_forget(lm_engine *e, const lm_seq *s) {
     for (int i = 0; i < e->n_step; i++)
         if (e->step[i].seq == s) e->step[i].seq = NULL;
+    for (int i = 0; i < e->n_drawn; i++)
+        if (e->step_drawn[i].seq == s) e->step_drawn[i].seq = NULL;
 }
 
 /* ends a sequence: blocks back to the cache, the pool's counters refreshed

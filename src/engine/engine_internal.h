@@ -67,7 +67,7 @@ struct lm_engine {
     int n_running;
     step_item *step;        /* this step's items (max_num_seqs): planned, in flight, or being drawn */
     step_item *step_drawn;  /* (max_num_seqs) the drawn step's items while the next one runs */
-    int n_step;
+    int n_step, n_drawn;
     bool overlap;           /* the next step launched before the drawn one is emitted (GPU; LAMINA_ENGINE_OVERLAP) */
     bool in_flight;         /* a launched GPU step awaits its draw */
     lm_cuda_out gpu_out;    /* what the launched GPU step sends back */
@@ -109,7 +109,8 @@ void put_kv_stats(lm_engine *e);
 void engine_finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *stop_string, bool by_eos);
 /* takes s out of the running or the waiting set, wherever it is */
 void engine_unschedule(lm_engine *e, lm_seq *s);
-/* marks s's items in the planned / in-flight step dead (s is being freed) */
+/* marks s's items in the planned / in-flight step and in the drawn step
+ * awaiting emission dead (s is being freed) */
 void engine_forget(lm_engine *e, const lm_seq *s);
 
 #endif

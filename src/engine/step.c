@@ -366,12 +366,13 @@ void engine_step(lm_engine *e) {
     /* the drawn step's items move aside; the next step is planned and
      * launched before they are emitted */
     step_item *drawn = e->step;
-    const int n_drawn = e->n_step;
+    e->n_drawn = e->n_step;
     e->step = e->step_drawn;
     e->step_drawn = drawn;
     e->n_step = 0;
-    e->in_flight = start_step(e);
-    emit_step(e, drawn, n_drawn);
+    e->in_flight = start_step(e); /* a failed launch frees its sequences: engine_forget clears them here too */
+    emit_step(e, drawn, e->n_drawn);
+    e->n_drawn = 0;
     reap_aborted(e); /* after the emission: an aborted sequence may have had a token there */
 }
 
