@@ -91,6 +91,13 @@ if has check; then
     else
         echo "fused activation quantization: figures DIFFER from the unfused run"; failed+=(fused-differs)
     fi
+    # the token embeddings looked up on the GPU (tied models) must change no bit either
+    LAMINA_CUDA_EMBD=0 L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures_host_embd.txt" 2>&1 || failed+=(forward-host-embd)
+    if diff <(grep tolerance "$OUT/forward_fixtures.txt") <(grep tolerance "$OUT/forward_fixtures_host_embd.txt") >/dev/null; then
+        echo "embeddings on the GPU: every figure identical to the host lookup's"
+    else
+        echo "embeddings on the GPU: figures DIFFER from the host lookup's"; failed+=(embd-differs)
+    fi
     # and on the GEMM path (the fused kernels then write its f16 halves too)
     LAMINA_CUDA_BATCH_INVARIANT=0 LAMINA_CUDA_FUSE=0 L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures_gemm_unfused.txt" 2>&1 ||
         failed+=(forward-gemm-unfused)

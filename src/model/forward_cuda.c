@@ -9,11 +9,12 @@
  *   x += (post-norm of) (act(xb Wgate) * xb Wup) Wdown; xb = next layer's norm
  * then logits = rmsnorm(x) Wout for the tokens that want them.
  *
- * A step costs two host-to-device copies (the token embeddings; positions,
- * slots and block tables from one page-locked staging buffer), the kernels,
- * and one copy of the wanted logits back. The embeddings are looked up on
- * the host (the CPU's op_get_row, so the GPU sees the very floats the CPU
- * path uses); it is n_tokens rows of n_embd floats per step.
+ * A step costs one host-to-device copy (token ids, positions, slots and
+ * block tables from one page-locked staging buffer), the kernels, and one
+ * copy of what the samplers need back. With tied embeddings (the output
+ * matrix is the embedding matrix, already on the device) the rows are
+ * looked up there (lm_cuda_get_rows: the CPU's op_get_row bits); otherwise
+ * on the host with op_get_row and uploaded, n_tokens rows of n_embd floats.
  *
  * CUDA graphs: a decode step (every token wants logits, at most
  * GRAPH_MAX_TOKENS of them) is the same sequence of launches for every step
@@ -67,7 +68,8 @@ struct lm_forward_cuda {
     size_t k_layer, v_layer; /* f16 elements of one layer's pool */
     /* staging: the same layout on the host (page-locked) and on the device */
     void *stage_host, *stage_dev;
-    size_t stage_bytes, off_pos, off_slot, off_rows, off_edit_rows, off_tables;
+    size_t stage_bytes, off_tok, off_pos, off_slot, off_rows, off_edit_rows, off_tables;
+    bool embd_on_device; /* tied embeddings: looked up on the GPU from the staged ids (LAMINA_CUDA_EMBD=0: on the host) */
     float *embd_host;   /* page-locked (max_tokens, n_embd): the step's embeddings, uploaded into x */
     float *logits_host; /* page-locked (max_logits, n_vocab) */
     int32_t *ids, *ids_host; /* (max_logits, TOP_K) greedy tokens or top-k ids, device and page-locked host */
@@ -293,7 +295,8 @@ static int alloc_activations(lm_forward_cuda *fw, lm_error *err) {
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         if (!(*bufs[i].dst = lm_cuda_alloc(fw->ctx, bufs[i].floats * sizeof(float), err))) return -1;
     fw->max_blocks = (fw->cfg.max_ctx + fw->cfg.block_size - 1) / fw->cfg.block_size;
-    fw->off_pos = 0;
+    fw->off_tok = 0;
+    fw->off_pos = fw->off_tok + align_up(T * sizeof(int32_t));
     fw->off_slot = fw->off_pos + align_up(T * sizeof(int32_t));
     fw->off_rows = fw->off_slot + align_up(T * sizeof(int32_t));
     fw->off_edit_rows = fw->off_rows + align_up((size_t)fw->cfg.max_logits * sizeof(int32_t));
@@ -387,6 +390,8 @@ lm_forward_cuda *lm_forward_cuda_create(const lm_model *m, const lm_cuda_forward
     fw->stack = !(stack && !strcmp(stack, "0"));
     const char *fuse = getenv("LAMINA_CUDA_FUSE");
     fw->fuse_act = !(fuse && !strcmp(fuse, "0"));
+    const char *embd = getenv("LAMINA_CUDA_EMBD");
+    fw->embd_on_device = m->output.data == m->tok_embd.data && !(embd && !strcmp(embd, "0"));
     const char *profile = getenv("LAMINA_CUDA_PROFILE");
     fw->profile = profile && !strcmp(profile, "1");
     fw->use_graphs = !(graphs && !strcmp(graphs, "0")) && !fw->profile;
@@ -465,6 +470,7 @@ static int stage_batch(lm_forward_cuda *fw, const lm_batch *b, const int *const 
     }
     char *stage = fw->stage_host;
     float *embd = fw->embd_host;
+    int32_t *tok_ids = (int32_t *)(stage + fw->off_tok);
     int32_t *pos = (int32_t *)(stage + fw->off_pos), *slot = (int32_t *)(stage + fw->off_slot);
     int32_t *rows = (int32_t *)(stage + fw->off_rows), *tab = (int32_t *)(stage + fw->off_tables);
     const cpu_matrix emb = {m->tok_embd.data, m->tok_embd.type, m->tok_embd.ne0, m->tok_embd.ne1,
@@ -491,10 +497,13 @@ static int stage_batch(lm_forward_cuda *fw, const lm_batch *b, const int *const 
             }
             rows[n_logits++] = t;
         }
-        float *xt = embd + (size_t)t * hp->n_embd;
-        op_get_row(&emb, tok, xt);
-        if (hp->embd_scale != 1.0f)
-            for (int i = 0; i < hp->n_embd; i++) xt[i] *= hp->embd_scale;
+        tok_ids[t] = tok;
+        if (!fw->embd_on_device) {
+            float *xt = embd + (size_t)t * hp->n_embd;
+            op_get_row(&emb, tok, xt);
+            if (hp->embd_scale != 1.0f)
+                for (int i = 0; i < hp->n_embd; i++) xt[i] *= hp->embd_scale;
+        }
         pos[t] = p;
         slot[t] = s;
     }
@@ -634,8 +643,10 @@ static int enqueue_step(lm_forward_cuda *fw, int T, int n_logits, lm_cuda_out ou
     lm_cuda_ctx *ctx = fw->ctx;
     char *dev = fw->stage_dev;
     MARK(fw, "start");
-    if (lm_cuda_upload_async(ctx, fw->x, fw->embd_host, (size_t)T * hp->n_embd * sizeof(float), err) ||
-        lm_cuda_upload_async(ctx, dev, fw->stage_host, stage_bytes, err))
+    if (lm_cuda_upload_async(ctx, dev, fw->stage_host, stage_bytes, err) ||
+        (fw->embd_on_device
+             ? lm_cuda_get_rows(ctx, fw->output, (const int32_t *)(dev + fw->off_tok), T, hp->embd_scale, fw->x, err)
+             : lm_cuda_upload_async(ctx, fw->x, fw->embd_host, (size_t)T * hp->n_embd * sizeof(float), err)))
         return -1;
     const int32_t *pos_dev = (const int32_t *)(dev + fw->off_pos), *slot_dev = (const int32_t *)(dev + fw->off_slot);
     const int32_t *rows_dev = (const int32_t *)(dev + fw->off_rows);

@@ -40,6 +40,7 @@
 #include "../unit/check.h"
 #include "../unit/logits_fixture.h"
 #include "../unit/ranked.h"
+#include "backend/cpu/ops.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_ops.h"
 #include "base/dtype.h"
@@ -776,6 +777,56 @@ static void check_sampling_paths(const char *path) {
     runner_close(&r);
 }
 
+/* lm_cuda_get_rows (the token embeddings' lookup on the GPU) against the
+ * CPU's op_get_row: the same bits, for the model's embedding matrix, at its
+ * own embedding scale and at 2.5 (every type the models carry) */
+static void check_get_rows(const char *path) {
+    lm_error err = {{0}};
+    lm_model *m = lm_model_load(path, &err);
+    if (!m) return; /* absent: the fixture checks say so */
+    lm_cuda_ctx *ctx = lm_cuda_ctx_create(0, &err);
+    const lm_weight *e = &m->tok_embd;
+    lm_cuda_matrix *w = ctx && lm_cuda_type_supported(e->type)
+                            ? lm_cuda_matrix_upload(ctx, e->type, e->ne1, e->ne0, e->data, &err)
+                            : NULL;
+    if (!w) {
+        printf("%s: get_rows not checked (%s)\n", path, err.msg[0] ? err.msg : "embedding type not on the GPU");
+        lm_cuda_ctx_free(ctx);
+        lm_model_free(m);
+        return;
+    }
+    enum { N = 7 };
+    const int64_t V = e->ne1, E = e->ne0;
+    const int32_t ids[N] = {0, 1, 2, (int32_t)(V / 3), (int32_t)(V / 2) + 1, (int32_t)(V - 2), (int32_t)(V - 1)};
+    const cpu_matrix cm = {e->data, e->type, e->ne0, e->ne1, e->row_bytes, NULL};
+    float *want = malloc(sizeof(float) * N * (size_t)E), *got = malloc(sizeof(float) * N * (size_t)E);
+    int32_t *ids_dev = lm_cuda_alloc(ctx, sizeof(ids), &err);
+    float *out_dev = lm_cuda_alloc(ctx, sizeof(float) * N * (size_t)E, &err);
+    const float scales[2] = {m->hp.embd_scale, 2.5f};
+    for (int si = 0; si < 2; si++) {
+        for (int i = 0; i < N; i++) {
+            op_get_row(&cm, ids[i], want + (size_t)i * E);
+            if (scales[si] != 1.0f)
+                for (int64_t k = 0; k < E; k++) want[(size_t)i * E + k] *= scales[si];
+        }
+        int rc = !ids_dev || !out_dev || lm_cuda_upload(ctx, ids_dev, ids, sizeof(ids), &err) ||
+                 lm_cuda_get_rows(ctx, w, ids_dev, N, scales[si], out_dev, &err) || lm_cuda_sync(ctx, &err) ||
+                 lm_cuda_download(ctx, got, out_dev, sizeof(float) * N * (size_t)E, &err);
+        CHECK(rc == 0, "%s: get_rows: %s", path, err.msg);
+        CHECK(rc || !memcmp(got, want, sizeof(float) * N * (size_t)E), "%s: get_rows (%s, scale %g) differs from op_get_row",
+              path, lm_dtype_name(e->type), scales[si]);
+    }
+    printf("%s: get_rows of %s embeddings, %d rows at scale %g and 2.5: op_get_row's bits\n", path,
+           lm_dtype_name(e->type), N, m->hp.embd_scale);
+    lm_cuda_free(ctx, ids_dev);
+    lm_cuda_free(ctx, out_dev);
+    free(want);
+    free(got);
+    lm_cuda_matrix_free(w);
+    lm_cuda_ctx_free(ctx);
+    lm_model_free(m);
+}
+
 int main(int argc, char **argv) {
     int n_dev = 0;
     lm_error err = {{0}};
@@ -787,7 +838,10 @@ int main(int argc, char **argv) {
     check_edits_op();
     check_sampling_paths("tests/fixtures/models/qwen3-q4_k_m.gguf");
     if (argc > 1) {
-        for (int i = 1; i < argc; i++) check_model_file(argv[i]);
+        for (int i = 1; i < argc; i++) {
+            check_get_rows(argv[i]);
+            check_model_file(argv[i]);
+        }
         return check_done("cuda forward");
     }
     DIR *dir = opendir(FIXTURE_DIR);
@@ -800,6 +854,13 @@ int main(int argc, char **argv) {
         if (strstr(e->d_name, ".json")) names[n++] = strdup(e->d_name);
     closedir(dir);
     qsort(names, (size_t)n, sizeof(char *), cmp_str);
+    static const char *MODELS[] = {"llama3-f16", "llama3-q4_0", "llama3-q4_k_m", "llama3-q8_0", "qwen2-q4_k_m",
+                                   "qwen3-q4_k_m"};
+    for (size_t i = 0; i < sizeof(MODELS) / sizeof(MODELS[0]); i++) {
+        char model[256];
+        snprintf(model, sizeof(model), "tests/fixtures/models/%s.gguf", MODELS[i]);
+        check_get_rows(model);
+    }
     for (int i = 0; i < n; i++) {
         char path[512];
         snprintf(path, sizeof(path), "%s/%s", FIXTURE_DIR, names[i]);

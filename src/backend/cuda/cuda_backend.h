@@ -134,6 +134,12 @@ int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w);
 bool lm_cuda_batch_invariant(const lm_cuda_ctx *ctx);
 void lm_cuda_set_batch_invariant(lm_cuda_ctx *ctx, bool on);
 
+/* out_dev[i] = row ids_dev[i] of W as floats (n rows of cols), each element
+ * the CPU's dequantized value (op_get_row's bits), times SCALE when it is
+ * not 1: the token embeddings looked up on the device */
+int lm_cuda_get_rows(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const int32_t *ids_dev, int n, float scale,
+                     float *out_dev, lm_error *err);
+
 /* y_dev (n_tokens, rows) f32 = x_dev (n_tokens, cols) f32 times W^T, both
  * contiguous device buffers; asynchronous on the context's stream. */
 int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev, int n_tokens, float *y_dev,

@@ -634,3 +634,56 @@ extern "C" int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *
     }
     return launch_vec(ctx, w, n_tokens, y_dev, err);
 }
+
+/* ---- rows as floats: the token embeddings' lookup ---- */
+
+/* one block per id: row ids[i] of w, each element the CPU's dequantized
+ * float (dequant_kernel's expression, not rounded to f16), times scale
+ * when it is not 1, into out + i * cols */
+template <int T>
+__global__ void __launch_bounds__(128) get_rows_kernel(const cu_mat w, const int32_t *__restrict__ ids, float scale,
+                                                       float *__restrict__ out) {
+    const int64_t row = ids[blockIdx.x];
+    float *o = out + (int64_t)blockIdx.x * w.cols;
+    for (int u = threadIdx.x; u < w.units; u += blockDim.x) {
+        if constexpr (T == CU_F16 || T == CU_BF16) {
+            const uint8_t *b = w.body + (row * w.units + u) * 16;
+            for (int k = 0; k < 8; k++) {
+                float v;
+                if constexpr (T == CU_F16) v = __half2float(reinterpret_cast<const __half *>(b)[k]);
+                else v = __bfloat162float(reinterpret_cast<const __nv_bfloat16 *>(b)[k]);
+                o[u * 8 + k] = scale != 1.0f ? cu_mul_rn(v, scale) : v;
+            }
+        } else {
+            cu_unit x;
+            cu_decode<T>(w.body + row * w.blocks * cu_traits<T>::body, w.hdr + row * w.blocks * cu_traits<T>::hdr, u,
+                         &x);
+#pragma unroll
+            for (int run = 0; run < cu_traits<T>::runs; run++) {
+                float sc, offset;
+                cu_run_scale<T>(&x, run, &sc, &offset);
+                float *dst = o + (run ? x.e1 : x.e0);
+#pragma unroll
+                for (int k = 0; k < 16; k++) {
+                    const float v = cu_sub_rn(cu_mul_rn(sc, cu_unit_q(&x, run, k)), offset);
+                    dst[k] = scale != 1.0f ? cu_mul_rn(v, scale) : v;
+                }
+            }
+        }
+    }
+}
+
+extern "C" int lm_cuda_get_rows(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const int32_t *ids_dev, int n, float scale,
+                                float *out_dev, lm_error *err) {
+    if (n <= 0) return 0;
+    switch (w->type_index) {
+#define GET_ROWS(t) \
+    case t: get_rows_kernel<t><<<n, 128, 0, ctx->stream>>>(w->view, ids_dev, scale, out_dev); break;
+        GET_ROWS(CU_Q4_0) GET_ROWS(CU_Q4_1) GET_ROWS(CU_Q5_0) GET_ROWS(CU_Q5_1) GET_ROWS(CU_Q8_0)
+        GET_ROWS(CU_Q4_K) GET_ROWS(CU_Q5_K) GET_ROWS(CU_Q6_K) GET_ROWS(CU_F16) GET_ROWS(CU_BF16)
+#undef GET_ROWS
+    default: lm_error_set(err, "CUDA: no row lookup for %s", w->layout->name); return -1;
+    }
+    CU_LAUNCHED("get_rows_kernel");
+    return 0;
+}

@@ -120,6 +120,12 @@ void lm_cuda_set_batch_invariant(lm_cuda_ctx *ctx, bool on) {
     (void)on;
 }
 
+int lm_cuda_get_rows(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const int32_t *ids_dev, int n, float scale,
+                     float *out_dev, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
 int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
