@@ -253,9 +253,21 @@ void engine_forget(lm_engine *e, const lm_seq *s) {
         if (e->step_drawn[i].seq == s) e->step_drawn[i].seq = NULL;
 }
 
-/* ends a sequence: blocks back to the cache, the pool's counters refreshed
- * (so a client that reads /metrics after its reply sees them released:
- * update_stats runs only after the step), final event, handle let go */
+/* the end of every sequence: blocks back to the cache, the pool's counters
+ * refreshed (so a client that reads /metrics after its reply sees them
+ * released: update_stats runs only after the step), the final event, the
+ * handle let go, its items in the step marked dead, freed */
+static void end_seq(lm_engine *e, lm_seq *s, lm_event *final) {
+    seq_release_blocks(s, e->kv);
+    pthread_mutex_lock(&e->mu);
+    put_kv_stats(e);
+    pthread_mutex_unlock(&e->mu);
+    handle_push(s->handle, final);
+    handle_engine_done(s->handle);
+    engine_forget(e, s);
+    seq_free(s);
+}
+
 void engine_finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *stop_string, bool by_eos) {
     lm_event ev;
     memset(&ev, 0, sizeof(ev));
@@ -268,14 +280,16 @@ void engine_finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *st
     ev.prompt_tokens = s->n_prompt;
     ev.completion_tokens = s->n_generated;
     ev.cached_tokens = s->cached_tokens;
-    seq_release_blocks(s, e->kv);
-    pthread_mutex_lock(&e->mu);
-    put_kv_stats(e);
-    pthread_mutex_unlock(&e->mu);
-    handle_push(s->handle, &ev);
-    handle_engine_done(s->handle);
-    engine_forget(e, s);
-    seq_free(s);
+    end_seq(e, s, &ev);
+}
+
+void engine_fail(lm_engine *e, lm_seq *s, const char *msg) {
+    lm_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = LM_EVENT_ERROR;
+    snprintf(ev.error, sizeof(ev.error), "%.255s", msg);
+    engine_unschedule(e, s);
+    end_seq(e, s, &ev);
 }
 
 static void update_stats(lm_engine *e) {

@@ -105,8 +105,11 @@ void handle_engine_done(lm_handle *h);
 /* the pool's block counters into the published stats (under e->mu) */
 void put_kv_stats(lm_engine *e);
 /* ends sequence s (not in the running or waiting set any more): blocks
- * released, DONE event, its item in the step in flight marked dead, freed */
+ * released, DONE event, its items in the steps marked dead, freed */
 void engine_finish(lm_engine *e, lm_seq *s, lm_finish_reason why, const char *stop_string, bool by_eos);
+/* the same for a request that cannot go on, wherever it is: an ERROR event
+ * with MSG */
+void engine_fail(lm_engine *e, lm_seq *s, const char *msg);
 /* takes s out of the running or the waiting set, wherever it is */
 void engine_unschedule(lm_engine *e, lm_seq *s);
 /* marks s's items in the planned / in-flight step and in the drawn step

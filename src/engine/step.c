@@ -161,44 +161,28 @@ static void register_blocks(lm_engine *e, lm_seq *s) {
 static void reap_aborted(lm_engine *e) {
     for (int i = 0; i < e->n_running;) {
         lm_seq *s = e->running[i];
-        if (atomic_load(&s->handle->aborted)) {
-            sched_remove_running(e, s);
-            engine_finish(e, s, LM_FINISH_ABORT, NULL, false);
-        } else {
+        if (!atomic_load(&s->handle->aborted)) {
             i++;
+            continue;
         }
+        engine_unschedule(e, s);
+        engine_finish(e, s, LM_FINISH_ABORT, NULL, false);
     }
     for (int i = 0; i < e->n_waiting;) {
         lm_seq *s = e->waiting[i];
-        if (atomic_load(&s->handle->aborted)) {
-            memmove(&e->waiting[i], &e->waiting[i + 1], sizeof(lm_seq *) * (size_t)(e->n_waiting - i - 1));
-            e->n_waiting--;
-            atomic_fetch_sub(&e->n_queued, 1);
-            engine_finish(e, s, LM_FINISH_ABORT, NULL, false);
-        } else {
+        if (!atomic_load(&s->handle->aborted)) {
             i++;
+            continue;
         }
+        engine_unschedule(e, s);
+        engine_finish(e, s, LM_FINISH_ABORT, NULL, false);
     }
-}
-
-/* a step's request that cannot go on: an error event, its blocks freed */
-static void fail_seq(lm_engine *e, lm_seq *s, const char *msg) {
-    lm_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.kind = LM_EVENT_ERROR;
-    snprintf(ev.error, sizeof(ev.error), "%.255s", msg);
-    handle_push(s->handle, &ev);
-    engine_unschedule(e, s);
-    seq_release_blocks(s, e->kv);
-    handle_engine_done(s->handle);
-    engine_forget(e, s);
-    seq_free(s);
 }
 
 /* every live request of the planned step fails (cannot happen with a valid plan) */
 static void fail_step(lm_engine *e, const char *msg) {
     for (int i = 0; i < e->n_step; i++)
-        if (e->step[i].seq) fail_seq(e, e->step[i].seq, msg);
+        if (e->step[i].seq) engine_fail(e, e->step[i].seq, msg);
     e->n_step = 0;
 }
 
@@ -329,7 +313,7 @@ static void draw_step(lm_engine *e) {
         bool edited = false;
         top_cands tc = {NULL, NULL, 0, NAN};
         if (e->fwc && gpu_pick(e, it, &picked, &row, &edited, &tc, &err)) {
-            fail_seq(e, s, err.msg);
+            engine_fail(e, s, err.msg);
             continue;
         }
         draw_token(e, it, row, edited, picked, tc.ids ? &tc : NULL);

@@ -70,7 +70,7 @@ struct lm_forward_cuda {
     void *stage_host, *stage_dev;
     size_t stage_bytes, off_tok, off_pos, off_slot, off_rows, off_edit_rows, off_tables;
     bool embd_on_device; /* tied embeddings: looked up on the GPU from the staged ids (LAMINA_CUDA_EMBD=0: on the host) */
-    float *embd_host;   /* page-locked (max_tokens, n_embd): the step's embeddings, uploaded into x */
+    float *embd_host;   /* page-locked (max_tokens, n_embd): the step's embeddings, uploaded into x (host lookup only) */
     float *logits_host; /* page-locked (max_logits, n_vocab) */
     int32_t *ids, *ids_host; /* (max_logits, TOP_K) greedy tokens or top-k ids, device and page-locked host */
     float *top_vals, *top_vals_host; /* (max_logits, TOP_K) their logits */
@@ -307,9 +307,13 @@ static int alloc_activations(lm_forward_cuda *fw, lm_error *err) {
     fw->logits_host =
         fw->stage_dev ? lm_cuda_host_alloc(fw->ctx, (size_t)fw->cfg.max_logits * hp->n_vocab * sizeof(float), err)
                       : NULL;
-    fw->embd_host = fw->logits_host ? lm_cuda_host_alloc(fw->ctx, T * E * sizeof(float), err) : NULL;
+    /* the host lookup's page-locked rows, when the GPU does not look them up */
+    fw->embd_host = fw->logits_host && !fw->embd_on_device ? lm_cuda_host_alloc(fw->ctx, T * E * sizeof(float), err)
+                                                           : NULL;
     const size_t n_top = (size_t)fw->cfg.max_logits * LM_FORWARD_CUDA_TOP_K;
-    fw->ids = fw->embd_host ? lm_cuda_alloc(fw->ctx, n_top * sizeof(int32_t), err) : NULL;
+    fw->ids = fw->logits_host && (fw->embd_on_device || fw->embd_host)
+                  ? lm_cuda_alloc(fw->ctx, n_top * sizeof(int32_t), err)
+                  : NULL;
     fw->ids_host = fw->ids ? lm_cuda_host_alloc(fw->ctx, n_top * sizeof(int32_t), err) : NULL;
     fw->top_vals = fw->ids_host ? lm_cuda_alloc(fw->ctx, n_top * sizeof(float), err) : NULL;
     fw->top_vals_host = fw->top_vals ? lm_cuda_host_alloc(fw->ctx, n_top * sizeof(float), err) : NULL;
@@ -729,7 +733,6 @@ static int run_graph(lm_forward_cuda *fw, int T, int n_logits, lm_cuda_out out, 
     return lm_cuda_graph_launch(fw->ctx, *slot, err);
 }
 
-/* stages, runs (through a graph where it can) and waits for one step */
 /* the step's edits: their row offsets into the staging buffer, the list
  * into edits_host and up to the device now (a graph copies only the staging
  * buffer); *any: there are some */
@@ -794,6 +797,7 @@ int lm_forward_cuda_wait(lm_forward_cuda *fw, lm_cuda_results *res, lm_error *er
     return n_logits;
 }
 
+/* stages, runs (through a graph where it can) and waits for one step */
 static int run_step(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
                     int n_slots, const lm_step_edits *edits, lm_cuda_out out, lm_error *err) {
     if (lm_forward_cuda_launch(fw, batch, tables, n_table, n_slots, edits, out, err)) return -1;
@@ -802,7 +806,8 @@ static int run_step(lm_forward_cuda *fw, const lm_batch *batch, const int *const
 
 int lm_forward_cuda_run(lm_forward_cuda *fw, const lm_batch *batch, const int *const *tables, const int *n_table,
                         int n_slots, const lm_step_edits *edits, float *logits, int32_t *argmax, lm_error *err) {
-    const int n_logits = run_step(fw, batch, tables, n_table, n_slots, edits, argmax ? LM_CUDA_OUT_ARGMAX : LM_CUDA_OUT_LOGITS, err);
+    const int n_logits =
+        run_step(fw, batch, tables, n_table, n_slots, edits, argmax ? LM_CUDA_OUT_ARGMAX : LM_CUDA_OUT_LOGITS, err);
     if (n_logits < 0) return -1;
     if (n_logits > 0 && argmax) memcpy(argmax, fw->ids_host, (size_t)n_logits * sizeof(int32_t));
     else if (n_logits > 0 && logits)

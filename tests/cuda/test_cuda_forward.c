@@ -69,6 +69,8 @@ typedef struct runner {
     /* the GPU: each slot owns max_blocks pool blocks, a scattered permutation */
     lm_forward_cuda *gpu;
     int *tables[MAX_SLOTS];
+    const int *gpu_tables[MAX_SLOTS]; /* the same, as lm_forward_cuda_run takes them */
+    int n_table[MAX_SLOTS];           /* max_blocks each */
     int max_blocks;
 } runner;
 
@@ -118,6 +120,8 @@ static int runner_open(runner *r, const char *path) {
     for (int s = 0; s < MAX_SLOTS; s++) {
         r->tables[s] = malloc(sizeof(int) * (size_t)r->max_blocks);
         for (int i = 0; i < r->max_blocks; i++) r->tables[s][i] = perm[1 + s * r->max_blocks + i];
+        r->gpu_tables[s] = r->tables[s];
+        r->n_table[s] = r->max_blocks;
     }
     free(perm);
     return r->pool && r->cpu && r->cpu_kv && r->gpu ? 0 : -1;
@@ -145,14 +149,8 @@ static int run_cpu(runner *r, const int32_t *tokens, int n, int start, bool all,
 }
 
 static int run_gpu_batch(runner *r, const lm_batch *b, float *logits) {
-    const int *tables[MAX_SLOTS];
-    int n_table[MAX_SLOTS];
-    for (int s = 0; s < MAX_SLOTS; s++) {
-        tables[s] = r->tables[s];
-        n_table[s] = r->max_blocks;
-    }
     lm_error err = {{0}};
-    int rc = lm_forward_cuda_run(r->gpu, b, tables, n_table, MAX_SLOTS, NULL, logits, NULL, &err);
+    int rc = lm_forward_cuda_run(r->gpu, b, r->gpu_tables, r->n_table, MAX_SLOTS, NULL, logits, NULL, &err);
     CHECK(rc == 0, "gpu: %s", err.msg);
     return rc;
 }
@@ -705,12 +703,6 @@ static void check_sampling_paths(const char *path) {
         ref[i] = lm_sampler_create(&kinds[i], V);
         gpu[i] = lm_sampler_create(&kinds[i], V);
     }
-    const int *tables[MAX_SLOTS];
-    int n_table[MAX_SLOTS];
-    for (int i = 0; i < MAX_SLOTS; i++) {
-        tables[i] = r.tables[i];
-        n_table[i] = r.max_blocks;
-    }
     float *rows = malloc(sizeof(float) * (size_t)MAX_SLOTS * V), *z = malloc(sizeof(float) * MAX_SLOTS);
     int32_t *ids = malloc(sizeof(int32_t) * MAX_SLOTS * K), *amax = malloc(sizeof(int32_t) * MAX_SLOTS);
     float *vals = malloc(sizeof(float) * MAX_SLOTS * K);
@@ -727,7 +719,7 @@ static void check_sampling_paths(const char *path) {
             want[i] = true;
         }
         const lm_batch b = {MAX_SLOTS, tok, pos, seq, want};
-        int rc = lm_forward_cuda_run(r.gpu, &b, tables, n_table, MAX_SLOTS, NULL, rows, NULL, &err);
+        int rc = lm_forward_cuda_run(r.gpu, &b, r.gpu_tables, r.n_table, MAX_SLOTS, NULL, rows, NULL, &err);
         CHECK(rc == 0, "%s rows run: %s", path, err.msg);
         int n = 0;
         for (int i = 0; i < MAX_SLOTS; i++) {
@@ -738,8 +730,8 @@ static void check_sampling_paths(const char *path) {
         start[MAX_SLOTS] = n;
         const lm_step_edits edits = {start, list};
         /* the same batch again (the same K/V written): the GPU's picks */
-        rc = rc || lm_forward_cuda_run(r.gpu, &b, tables, n_table, MAX_SLOTS, &edits, NULL, amax, &err);
-        rc = rc || lm_forward_cuda_run_top_k(r.gpu, &b, tables, n_table, MAX_SLOTS, &edits, ids, vals, z, &err);
+        rc = rc || lm_forward_cuda_run(r.gpu, &b, r.gpu_tables, r.n_table, MAX_SLOTS, &edits, NULL, amax, &err);
+        rc = rc || lm_forward_cuda_run_top_k(r.gpu, &b, r.gpu_tables, r.n_table, MAX_SLOTS, &edits, ids, vals, z, &err);
         CHECK(rc == 0, "%s GPU-pick runs: %s", path, err.msg);
         if (rc) break;
         for (int i = 0; i < MAX_SLOTS; i++) {

@@ -111,7 +111,7 @@ template <int T> static void row_dequant(const cu_mat *m, int64_t row, float *ou
             cu_run_scale<T>(&x, r, &scale, &offset);
             const int e = r ? x.e1 : x.e0;
             for (int i = 0; i < 16; i++) {
-                out[e + i] = cu_sub_rn(cu_mul_rn(scale, cu_unit_q(&x, r, i)), offset);
+                out[e + i] = cu_unit_value(&x, r, i, scale, offset);
                 count[e + i]++;
             }
         }

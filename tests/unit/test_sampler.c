@@ -149,6 +149,16 @@ static void test_seeds(void) {
 #define TOP_V 5000
 #define TOP_K 64
 
+/* the K best of row, as the GPU sends them */
+static void top_of(const float *row, int n, ranked *r, int32_t *ids, float *vals) {
+    for (int i = 0; i < n; i++) r[i] = (ranked){i, row[i]};
+    qsort(r, (size_t)n, sizeof(ranked), cmp_ranked);
+    for (int i = 0; i < TOP_K; i++) {
+        ids[i] = r[i].id;
+        vals[i] = r[i].v;
+    }
+}
+
 static void test_sample_top(void) {
     static float row[TOP_V], work[TOP_V];
     static ranked r[TOP_V];
@@ -171,13 +181,8 @@ static void test_sample_top(void) {
                 state = state * 1664525u + 1013904223u;
                 /* coarse values: ties at the cut happen */
                 row[i] = (float)((int)(state >> 20) % 64) * 0.25f - 8.0f;
-                r[i] = (ranked){i, row[i]};
             }
-            qsort(r, TOP_V, sizeof(ranked), cmp_ranked);
-            for (int i = 0; i < TOP_K; i++) {
-                ids[i] = r[i].id;
-                vals[i] = r[i].v;
-            }
+            top_of(row, TOP_V, r, ids, vals);
             memcpy(work, row, sizeof(row));
             const int32_t a = lm_sampler_sample(full, work), b = lm_sampler_sample_top(top, ids, vals, TOP_K, NAN);
             agree += a == b;
@@ -209,16 +214,6 @@ static float log_z_of(const float *row, int n) {
     double sum = 0.0;
     for (int i = n - 1; i >= 0; i--) sum += exp((double)(row[i] - max)); /* another order than the sampler's */
     return max + (float)log(sum);
-}
-
-/* the K best of row, as the GPU sends them */
-static void top_of(const float *row, int n, ranked *r, int32_t *ids, float *vals) {
-    for (int i = 0; i < n; i++) r[i] = (ranked){i, row[i]};
-    qsort(r, (size_t)n, sizeof(ranked), cmp_ranked);
-    for (int i = 0; i < TOP_K; i++) {
-        ids[i] = r[i].id;
-        vals[i] = r[i].v;
-    }
 }
 
 /* Top-p and min-p without a top-k, from the 64 best and the row's

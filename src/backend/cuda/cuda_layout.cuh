@@ -413,4 +413,10 @@ QD float cu_unit_q(const cu_unit *x, int r, int i) {
     return (float)(int8_t)(w >> (8 * (i & 3)));
 }
 
+/* element I (0..15) of run R dequantized, the CPU's float step for step:
+ * scale * q - offset with the run's cu_run_scale */
+QD float cu_unit_value(const cu_unit *x, int r, int i, float scale, float offset) {
+    return cu_sub_rn(cu_mul_rn(scale, cu_unit_q(x, r, i)), offset);
+}
+
 #endif

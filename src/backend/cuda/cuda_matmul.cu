@@ -457,8 +457,8 @@ __global__ void __launch_bounds__(256) dequant_kernel(const cu_mat w, __half *__
             __half2 v[8];
 #pragma unroll
             for (int k = 0; k < 8; k++)
-                v[k] = __floats2half2_rn(cu_sub_rn(cu_mul_rn(scale, cu_unit_q(&x, r, 2 * k)), offset),
-                                         cu_sub_rn(cu_mul_rn(scale, cu_unit_q(&x, r, 2 * k + 1)), offset));
+                v[k] = __floats2half2_rn(cu_unit_value(&x, r, 2 * k, scale, offset),
+                                         cu_unit_value(&x, r, 2 * k + 1, scale, offset));
             int4 *dst = reinterpret_cast<int4 *>(out + row * w.cols + (r ? x.e1 : x.e0));
             dst[0] = *reinterpret_cast<const int4 *>(&v[0]);
             dst[1] = *reinterpret_cast<const int4 *>(&v[4]);
@@ -638,7 +638,7 @@ extern "C" int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *
 /* ---- rows as floats: the token embeddings' lookup ---- */
 
 /* one block per id: row ids[i] of w, each element the CPU's dequantized
- * float (dequant_kernel's expression, not rounded to f16), times scale
+ * float (cu_unit_value, as dequant_kernel but not rounded to f16), times scale
  * when it is not 1, into out + i * cols */
 template <int T>
 __global__ void __launch_bounds__(128) get_rows_kernel(const cu_mat w, const int32_t *__restrict__ ids, float scale,
@@ -665,7 +665,7 @@ __global__ void __launch_bounds__(128) get_rows_kernel(const cu_mat w, const int
                 float *dst = o + (run ? x.e1 : x.e0);
 #pragma unroll
                 for (int k = 0; k < 16; k++) {
-                    const float v = cu_sub_rn(cu_mul_rn(sc, cu_unit_q(&x, run, k)), offset);
+                    const float v = cu_unit_value(&x, run, k, sc, offset);
                     dst[k] = scale != 1.0f ? cu_mul_rn(v, scale) : v;
                 }
             }
