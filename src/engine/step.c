@@ -157,26 +157,23 @@ static void register_blocks(lm_engine *e, lm_seq *s) {
     }
 }
 
+/* ends the aborted sequences of LIST (e->running or e->waiting, *N long) */
+static void reap_from(lm_engine *e, lm_seq **list, const int *n) {
+    for (int i = 0; i < *n;) {
+        lm_seq *s = list[i];
+        if (!atomic_load(&s->handle->aborted)) {
+            i++;
+            continue;
+        }
+        engine_unschedule(e, s); /* out of LIST, which closes up */
+        engine_finish(e, s, LM_FINISH_ABORT, NULL, false);
+    }
+}
+
 /* drops aborted sequences wherever they are */
 static void reap_aborted(lm_engine *e) {
-    for (int i = 0; i < e->n_running;) {
-        lm_seq *s = e->running[i];
-        if (!atomic_load(&s->handle->aborted)) {
-            i++;
-            continue;
-        }
-        engine_unschedule(e, s);
-        engine_finish(e, s, LM_FINISH_ABORT, NULL, false);
-    }
-    for (int i = 0; i < e->n_waiting;) {
-        lm_seq *s = e->waiting[i];
-        if (!atomic_load(&s->handle->aborted)) {
-            i++;
-            continue;
-        }
-        engine_unschedule(e, s);
-        engine_finish(e, s, LM_FINISH_ABORT, NULL, false);
-    }
+    reap_from(e, e->running, &e->n_running);
+    reap_from(e, e->waiting, &e->n_waiting);
 }
 
 /* every live request of the planned step fails (cannot happen with a valid plan) */
