@@ -8,6 +8,9 @@
 #
 #   quant     test_cuda_quant (every weight type and path against the CPU
 #             kernels; the pack needs --with-quant)
+#   nommq     perf's figures again with the MMQ path off (LAMINA_CUDA_MMQ_MAX=0)
+#   mmqbench  test_cuda_quant --bench-mmq: the MMQ kernels in each row tiling
+#             and the GEMM on f16 copies at 9-256 tokens (needs --with-quant)
 #   check     test_cuda_layout, test_cuda_forward on the fixtures (batch
 #             invariant, then the default mode), then on real-shape
 #             random-weight models made there by gen_model
@@ -75,6 +78,11 @@ if has quant; then
     grep -m 5 "check failed" "$OUT/quant.txt"
 fi
 
+if has mmqbench; then # the MMQ kernels against the GEMM on f16 copies, the benchmark models' shapes
+    L "$P/bin/test_cuda_quant" --bench-mmq > "$OUT/mmqbench.txt" 2>&1 || failed+=(mmqbench)
+    cat "$OUT/mmqbench.txt"
+fi
+
 if has check; then
     L "$P/bin/test_cuda_layout" > "$OUT/layout.txt" 2>&1 || failed+=(layout)
     tail -1 "$OUT/layout.txt"
@@ -110,6 +118,14 @@ if has check; then
     L "$P/bin/test_cuda_forward" "${models[@]}" > "$OUT/forward_shapes.txt" 2>&1 || failed+=(forward-shapes)
     grep -v "check failed" "$OUT/forward_shapes.txt" | tail -6
     grep -m 10 "check failed" "$OUT/forward_shapes.txt"
+    # the default mode on real shapes: batches of 9-64 tokens take the MMQ kernels (KL bound against the CPU)
+    LAMINA_CUDA_BATCH_INVARIANT=0 L "$P/bin/test_cuda_forward" "${models[@]}" > "$OUT/forward_shapes_default.txt" 2>&1 ||
+        failed+=(forward-shapes-default)
+    grep -v "check failed" "$OUT/forward_shapes_default.txt" | tail -6
+    grep -m 10 "check failed" "$OUT/forward_shapes_default.txt"
+    LAMINA_CUDA_BATCH_INVARIANT=0 LAMINA_CUDA_MMQ_MAX=0 L "$P/bin/test_cuda_forward" "${models[@]}" \
+        > "$OUT/forward_shapes_nommq.txt" 2>&1 || failed+=(forward-shapes-nommq)
+    grep -E "checks passed|KL max" "$OUT/forward_shapes_nommq.txt" | tail -6
 fi
 
 if has memcheck; then
@@ -120,6 +136,11 @@ if has memcheck; then
     LAMINA_CUDA_BATCH_INVARIANT=0 L compute-sanitizer --tool memcheck --leak-check full "$P/bin/test_cuda_forward" \
         tests/fixtures/models/qwen2-q4_k_m.gguf > "$OUT/memcheck-gemm.txt" 2>&1 || failed+=(memcheck-gemm)
     tail -4 "$OUT/memcheck-gemm.txt"
+    # the MMQ kernels (the fixtures' rows are too short for them): 16 streams on a real-shape model
+    f=$(gen qwen3-0.6b q4_k_m)
+    L compute-sanitizer --tool memcheck --leak-check full "$P/bin/lamina" perf "$f" --device cuda -p 32 -n 4 -r 1 \
+        --parallel 16 > "$OUT/memcheck-mmq.txt" 2>&1 || failed+=(memcheck-mmq)
+    tail -4 "$OUT/memcheck-mmq.txt"
 fi
 
 if has serve; then
@@ -155,12 +176,25 @@ if has perf; then
     for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
         f=$(gen $spec)
         L "$P/bin/lamina" perf "$f" --device cuda -p 512 -n 128 -r 5 >> "$OUT/perf.jsonl" 2>> "$OUT/perf.txt" || failed+=("perf-$spec")
-        for par in 16 64 "64 --sample" "64 --penalties" "64 --full-logits"; do
+        for par in 16 32 64 "64 --sample" "64 --penalties" "64 --full-logits"; do
             L "$P/bin/lamina" perf "$f" --device cuda -p 128 -n 128 -r 3 --parallel $par >> "$OUT/perf.jsonl" 2>> "$OUT/perf.txt" ||
                 failed+=("perf-$spec-x$par")
         done
     done
     cat "$OUT/perf.txt"
+fi
+
+if has nommq; then # the same figures with the MMQ path off (LAMINA_CUDA_MMQ_MAX=0: VEC, then the GEMM)
+    for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
+        f=$(gen $spec)
+        LAMINA_CUDA_MMQ_MAX=0 L "$P/bin/lamina" perf "$f" --device cuda -p 512 -n 128 -r 5 >> "$OUT/perf-nommq.jsonl" \
+            2>> "$OUT/perf-nommq.txt" || failed+=("nommq-$spec")
+        for par in 16 32 64; do
+            LAMINA_CUDA_MMQ_MAX=0 L "$P/bin/lamina" perf "$f" --device cuda -p 128 -n 128 -r 3 --parallel $par \
+                >> "$OUT/perf-nommq.jsonl" 2>> "$OUT/perf-nommq.txt" || failed+=("nommq-$spec-x$par")
+        done
+    done
+    cat "$OUT/perf-nommq.txt"
 fi
 
 # the previous version's pack (build-gpuxz-prev/gpupack.tar.xz, carried beside

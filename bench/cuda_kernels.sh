@@ -84,12 +84,12 @@ build_direct() {
     for p in "${pids[@]}"; do wait "$p" || rc=1; done
     [ $rc -eq 0 ] || return 1
     local cpu_objs=("$d"/cpu.c.o "$d"/dtype.c.o "$d"/error.c.o "$d"/quant*.c.o)
-    "$nvcc" -o "$build/test_cuda_quant" "$d/test_cuda_quant.c.o" "$d/cuda_device.cu.o" "$d/cuda_matmul.cu.o" \
+    "$nvcc" -o "$build/test_cuda_quant" "$d/test_cuda_quant.c.o" "$d/cuda_device.cu.o" "$d/cuda_matmul.cu.o" "$d/cuda_mmq.cu.o" \
         "${cpu_objs[@]}" -lcublas -lpthread -lm || return 1
-    "$nvcc" -o "$build/test_cuda_layout" "$d/test_cuda_layout.cu.o" "$d/cuda_device.cu.o" "$d/cuda_matmul.cu.o" \
+    "$nvcc" -o "$build/test_cuda_layout" "$d/test_cuda_layout.cu.o" "$d/cuda_device.cu.o" "$d/cuda_matmul.cu.o" "$d/cuda_mmq.cu.o" \
         "${cpu_objs[@]}" -lcublas -lpthread -lm || return 1
     for v in $variants; do
-        "$nvcc" -o "$build/test_cuda_quant_unroll$v" "$d/test_cuda_quant.c.o" "$d/cuda_device.cu.o" \
+        "$nvcc" -o "$build/test_cuda_quant_unroll$v" "$d/test_cuda_quant.c.o" "$d/cuda_device.cu.o" "$d/cuda_mmq.cu.o" \
             "$d/cuda_matmul.unroll$v.o" "${cpu_objs[@]}" -lcublas -lpthread -lm || return 1
     done
 }

@@ -18,6 +18,9 @@
  *         bf16: within 1e-4 of the sum of |terms| (f32 accumulation on the
  *         tensor cores); and vs the CPU's mul_mat (the same int8 rounding
  *         of x for quantized weights): ||gpu - cpu|| <= 3e-2 ||sum |terms|||;
+ *   MMQ   (q4_0, q8_0, q4_K, q5_K, q6_K with a multiple of 256 columns)
+ *         vs the CPU's mul_mat, with VEC's bound (the same integer sums,
+ *         scaled per block or super-block); other matrices are refused;
  *   AUTO  bit for bit the path it picks; every path twice gives the same
  *         bits (no atomics).
  * The output buffer and a guard after it are poisoned (NaN bytes) before
@@ -178,8 +181,8 @@ static int64_t gpu_run(lm_cuda_ctx *ctx, const lm_cuda_matrix *m, const float *x
 /* ---- correctness ---- */
 
 typedef struct {
-    double worst_vec, worst_gemm, worst_gemm_q8;
-    int cases;
+    double worst_vec, worst_gemm, worst_gemm_q8, worst_mmq;
+    int cases, mmq_cases;
 } type_stats;
 
 /* max over outputs of |got - want| / mag, and the index where it is */
@@ -248,6 +251,7 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
     const size_t out_max = (size_t)n_max * (size_t)rows;
     float *ref_q = xmalloc(out_max * sizeof(float)), *vec = xmalloc(out_max * sizeof(float));
     float *gemm = xmalloc(out_max * sizeof(float)), *again = xmalloc(out_max * sizeof(float));
+    float *mmq = xmalloc(out_max * sizeof(float));
     double *ref16 = xmalloc(out_max * sizeof(double)), *mag = xmalloc(out_max * sizeof(double));
     const char *name = lm_dtype_name(type);
 
@@ -303,10 +307,30 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
         if (nr > st->worst_gemm_q8) st->worst_gemm_q8 = nr;
         gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, again, what);
         CHECK(memcmp(gemm, again, n_out * sizeof(float)) == 0, "%s: two runs differ", what);
+        /* MMQ: the CPU's integer sums, scaled per block or super-block */
+        const bool has_mmq = lm_cuda_mmq_supported(m);
+        if (has_mmq) {
+            snprintf(what, sizeof(what), "%s %lldx%lld n=%d mmq", name, (long long)rows, (long long)cols, n);
+            bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_MMQ, mmq, what);
+            CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
+            e = worst_ratio(mmq, ref_q, NULL, mag, n_out, &at);
+            CHECK(e <= VEC_TOL, "%s: |gpu - cpu| = %.3g of sum |terms| at token %zu row %zu (gpu %.9g, cpu %.9g)",
+                  what, e, at / rows, at % rows, mmq[at], ref_q[at]);
+            if (e > st->worst_mmq) st->worst_mmq = e;
+            gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_MMQ, again, what);
+            CHECK(memcmp(mmq, again, n_out * sizeof(float)) == 0, "%s: two runs differ", what);
+            st->mmq_cases++;
+        } else {
+            CHECK(lm_cuda_matmul(ctx, m, x_dev, n, y_dev, LM_CUDA_PATH_MMQ, &err) != 0,
+                  "%s %lldx%lld: the MMQ path accepted a matrix it has no kernel for", name, (long long)rows,
+                  (long long)cols);
+        }
         /* AUTO */
         snprintf(what, sizeof(what), "%s %lldx%lld n=%d auto", name, (long long)rows, (long long)cols, n);
         gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_AUTO, again, what);
-        const float *picked = n <= lm_cuda_vec_max_tokens(m) ? vec : gemm;
+        const lm_cuda_path auto_path = lm_cuda_path_for(m, n);
+        const float *picked = auto_path == LM_CUDA_PATH_VEC ? vec : auto_path == LM_CUDA_PATH_MMQ ? mmq : gemm;
+        CHECK(auto_path != LM_CUDA_PATH_MMQ || has_mmq, "%s: AUTO picks MMQ without a kernel", what);
         CHECK(memcmp(picked, again, n_out * sizeof(float)) == 0, "%s: differs from the path it picks", what);
         /* the activations prepared by the last VEC run serve another product; a GEMM run or
          * another batch size does not leave them */
@@ -330,7 +354,7 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
         LM(lm_cuda_matmul_again(ctx, m, n, y_dev, &err));
         LM(lm_cuda_sync(ctx, &err));
         LM(lm_cuda_download(ctx, again, y_dev, n_out * sizeof(float), &err));
-        CHECK(memcmp(n <= lm_cuda_vec_max_tokens(m) ? vec : gemm, again, n_out * sizeof(float)) == 0,
+        CHECK(memcmp(picked, again, n_out * sizeof(float)) == 0,
               "%s: lm_cuda_matmul_again differs from the path AUTO picks", what);
         /* Rows per thread 1, 2 and 4 with the built-in threads per row group: the
          * same bits (they change where a row is summed, not how); on some
@@ -368,38 +392,42 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
     free(ref_q);
     free(vec);
     free(gemm);
+    free(mmq);
     free(again);
     free(ref16);
     free(mag);
 }
 
 static int run_tests(lm_cuda_ctx *ctx) {
-    static const int N_ALL[] = {1, 2, 3, 7, 16, 64, 512};
-    static const int N_BIG[] = {1, 2, 3, 7, 16, 64};
-    static const int N_HUGE[] = {1, 2, 16};
+    /* 9, 33, 40 and 100 cut the MMQ kernel's token tiles of 16, 32 and 64 */
+    static const int N_ALL[] = {1, 2, 3, 7, 9, 16, 33, 64, 100, 512};
+    static const int N_BIG[] = {1, 2, 3, 7, 16, 40, 64};
+    static const int N_HUGE[] = {1, 2, 16, 24};
     static const struct {
         int64_t rows, cols;
         const int *n;
         int n_count;
         bool sweep;
     } SHAPES[] = {
-        {1, 256, N_ALL, 7, false},   {5, 96, N_ALL, 7, true},     {7, 512, N_ALL, 7, false},
-        {33, 1280, N_ALL, 7, true},  {257, 768, N_ALL, 7, false}, {1031, 2048, N_BIG, 6, true},
-        {4099, 256, N_BIG, 6, false}, {2051, 4096, N_HUGE, 3, false}, /* 8.4M elements: a "large" matrix */
+        {1, 256, N_ALL, 10, false},   {5, 96, N_ALL, 10, true},     {7, 512, N_ALL, 10, false},
+        {33, 1280, N_ALL, 10, true},  {257, 768, N_ALL, 10, false}, {1031, 2048, N_BIG, 7, true},
+        {4099, 256, N_BIG, 7, false}, {2051, 4096, N_HUGE, 4, false}, /* 8.4M elements: a "large" matrix */
     };
     printf("correctness: GPU paths against the CPU kernels (bounds: vec %.0e, gemm %.0e of sum |terms|; gemm vs cpu "
            "q8 %.0e, normwise over sum |terms|)\n",
            VEC_TOL, GEMM_TOL, GEMM_VS_Q8_TOL);
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const uint32_t type = TYPES[ti];
-        type_stats st = {0, 0, 0, 0};
+        type_stats st = {0, 0, 0, 0, 0, 0};
         for (size_t s = 0; s < sizeof(SHAPES) / sizeof(SHAPES[0]); s++) {
             if (SHAPES[s].cols % block_of(type)) continue;
             check_case(ctx, type, SHAPES[s].rows, SHAPES[s].cols, SHAPES[s].n, SHAPES[s].n_count, SHAPES[s].sweep,
                        &st);
         }
-        printf("  %-5s %3d cases: worst vec %.2e, gemm %.2e (of sum |terms|), gemm vs cpu q8 %.2e (normwise)\n",
-               lm_dtype_name(type), st.cases, st.worst_vec, st.worst_gemm, st.worst_gemm_q8);
+        printf("  %-5s %3d cases: worst vec %.2e, gemm %.2e (of sum |terms|), gemm vs cpu q8 %.2e (normwise); mmq %d "
+               "cases, worst %.2e\n",
+               lm_dtype_name(type), st.cases, st.worst_vec, st.worst_gemm, st.worst_gemm_q8, st.mmq_cases,
+               st.worst_mmq);
         fflush(stdout);
     }
     return n_fail;
@@ -496,13 +524,13 @@ typedef struct {
 static bool use_graphs = true;
 
 /* what one timed call does */
-typedef enum { CALL_VEC, CALL_GEMM, CALL_KERNEL } call_kind;
+typedef enum { CALL_VEC, CALL_GEMM, CALL_KERNEL, CALL_MMQ } call_kind;
 
 static int one_call(bench_setup *b, int i, int n_tok, call_kind kind) {
     const lm_cuda_matrix *m = b->mats[i % b->copies];
     if (kind == CALL_KERNEL) return lm_cuda_matmul_reuse_act(b->ctx, m, n_tok, b->y_dev, &err);
-    return lm_cuda_matmul(b->ctx, m, b->x_dev, n_tok, b->y_dev, kind == CALL_VEC ? LM_CUDA_PATH_VEC : LM_CUDA_PATH_GEMM,
-                          &err);
+    const lm_cuda_path path = kind == CALL_VEC ? LM_CUDA_PATH_VEC : kind == CALL_MMQ ? LM_CUDA_PATH_MMQ : LM_CUDA_PATH_GEMM;
+    return lm_cuda_matmul(b->ctx, m, b->x_dev, n_tok, b->y_dev, path, &err);
 }
 
 /* CALLS calls rotating over the copies into a graph; false (and graphs off) if capture fails */
@@ -565,8 +593,8 @@ static double time_calls(bench_setup *b, int n_tok, call_kind kind) {
 }
 
 /* batch sizes of the bench: VEC runs the first N_VEC of them, GEMM all but the first */
-static const int NS[] = {1, 2, 4, 8, 16, 32, 64, 512};
-#define N_NS 8
+static const int NS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+#define N_NS 10
 #define N_VEC 5
 static const int TPRS[3] = {16, 32, 128};
 
@@ -576,6 +604,7 @@ typedef struct {
     size_t bytes;          /* GGUF weight bytes */
     double vec[2][N_NS];   /* call time (s) by rows per thread - 1 and batch */
     double gemm[N_NS];     /* call time by batch */
+    double mmq[N_NS];      /* call time by batch (0: no MMQ kernel) */
     double kernel[2];      /* decode kernel alone by rows per thread - 1 */
     double sweep[2][3];    /* decode kernel alone by rows per thread - 1 and TPRS */
 } bench_row;
@@ -609,6 +638,9 @@ static void bench_one(bench_setup *b, bench_row *r, bool decode_only, double cop
     for (int i = 1; i < (decode_only ? 1 : N_NS); i++) {
         r->gemm[i] = time_calls(b, NS[i], CALL_GEMM);
         print_row(r, "gemm call", NS[i], r->gemm[i], copy_bw);
+        if (!lm_cuda_mmq_supported(b->mats[0]) || NS[i] < 8) continue;
+        r->mmq[i] = time_calls(b, NS[i], CALL_MMQ);
+        print_row(r, "mmq call", NS[i], r->mmq[i], copy_bw);
     }
 }
 
@@ -634,6 +666,18 @@ static void print_summary(const bench_row *rows, int n_rows, const lm_cuda_devic
             if (k < N_VEC) printf(" %.1f/%.1f/%.1f |", r->vec[0][k] * 1e6, r->vec[1][k] * 1e6, r->gemm[k] * 1e6);
             else printf(" %.1f |", r->gemm[k] * 1e6);
         }
+        printf("\n");
+    }
+    printf("\nMMQ against GEMM (us per call, mmq / gemm):\n\n| shape | type |");
+    for (int i = 3; i < N_NS; i++) printf(" n=%d |", NS[i]);
+    printf("\n| --- | --- |");
+    for (int i = 3; i < N_NS; i++) printf(" ---: |");
+    printf("\n");
+    for (int i = 0; i < n_rows; i++) {
+        const bench_row *r = &rows[i];
+        if (r->mmq[N_NS - 1] <= 0) continue;
+        printf("| %lldx%lld | %s |", (long long)r->rows, (long long)r->cols, lm_dtype_name(r->type));
+        for (int k = 3; k < N_NS; k++) printf(" %.1f / %.1f (%.2f) |", r->mmq[k] * 1e6, r->gemm[k] * 1e6, r->gemm[k] / r->mmq[k]);
         printf("\n");
     }
     printf("\nsummary (%s, copy %.0f GB/s): decode n_tokens = 1 (call = activation prep + kernel; kernel = matmul "
@@ -713,13 +757,81 @@ static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool dec
     return 0;
 }
 
+/* --bench-mmq: the batched products of the benchmark models' shapes (Qwen3-0.6B,
+ * Llama-3.2-1B: QKV, O, gate+up, down, output) by MMQ in each row tiling
+ * and by the GEMM on a kept f16 copy (what those models take: their copies
+ * fit), us per call */
+static int run_bench_mmq(lm_cuda_ctx *ctx, const lm_cuda_device_info *info) {
+    static const int64_t SHAPES[][2] = {{4096, 1024}, {1024, 2048}, {6144, 1024}, {1024, 3072}, {151936, 1024},
+                                        {3072, 2048}, {2048, 2048}, {16384, 2048}, {2048, 8192}, {128256, 2048}};
+    static const uint32_t MTYPES[] = {LM_Q4_K, LM_Q6_K, LM_Q8_0, LM_Q4_0, LM_Q5_K};
+    static const int MN[] = {9, 16, 32, 64, 128, 256};
+    enum { N_SHAPES = sizeof(SHAPES) / sizeof(SHAPES[0]), N_MT = 5, N_MN = 6 };
+    const double copy_bw = copy_bandwidth();
+    printf("\nbench-mmq: %s, %d SMs; copy %.0f GB/s; us per call (median of graph replays over > 3x L2 of copies)\n\n"
+           "| shape | type | MB | floor us | n | mmq (built-in) | mmq 64 rows | mmq 32x2 | mmq 16x4 | gemm (f16 copy) | "
+           "gemm / best mmq |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+           info->name, info->sm_count, copy_bw / 1e9);
+    for (int s = 0; s < N_SHAPES; s++) {
+        const int64_t rows = SHAPES[s][0], cols = SHAPES[s][1];
+        float *x = xmalloc((size_t)256 * (size_t)cols * sizeof(float));
+        fill(x, 256, cols, 1.0f);
+        bench_setup b = {ctx, NULL, 0, NULL, NULL};
+        float *x_dev = lm_cuda_alloc(ctx, (size_t)256 * (size_t)cols * sizeof(float), &err);
+        b.y_dev = lm_cuda_alloc(ctx, (size_t)256 * (size_t)rows * sizeof(float), &err);
+        LM(x_dev && b.y_dev ? 0 : -1);
+        LM(lm_cuda_upload(ctx, x_dev, x, (size_t)256 * (size_t)cols * sizeof(float), &err));
+        b.x_dev = x_dev;
+        for (int ti = 0; ti < N_MT; ti++) {
+            const uint32_t type = MTYPES[ti];
+            const size_t bytes = q_row_size(type, cols) * (size_t)rows;
+            uint8_t *data = xmalloc(bytes);
+            random_blocks(type, data, rows, cols);
+            int copies = (int)((3.0 * info->l2_bytes) / (double)bytes) + 1;
+            if (copies > 64) copies = 64;
+            b.copies = copies;
+            b.mats = xmalloc((size_t)copies * sizeof(*b.mats));
+            b.mats[0] = lm_cuda_matrix_upload(ctx, type, rows, cols, data, &err);
+            LM(b.mats[0] ? 0 : -1);
+            for (int i = 1; i < copies; i++) {
+                b.mats[i] = lm_cuda_matrix_clone(ctx, b.mats[0], &err);
+                LM(b.mats[i] ? 0 : -1);
+            }
+            free(data);
+            for (int ni = 0; ni < N_MN; ni++) {
+                const int n = MN[ni];
+                double t[4], best = 1e30;
+                for (int shape = 0; shape <= 3; shape++) {
+                    LM(lm_cuda_set_mmq_shape(ctx, shape, &err));
+                    t[shape] = time_calls(&b, n, CALL_MMQ);
+                    if (shape && t[shape] < best) best = t[shape];
+                }
+                LM(lm_cuda_set_mmq_shape(ctx, 0, &err));
+                for (int i = 0; i < copies; i++) LM(lm_cuda_matrix_keep_f16(ctx, b.mats[i], &err));
+                const double g = time_calls(&b, n, CALL_GEMM);
+                printf("| %lldx%lld | %s | %.1f | %.1f | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f |\n", (long long)rows,
+                       (long long)cols, lm_dtype_name(type), bytes / 1e6, bytes / copy_bw * 1e6, n, t[0] * 1e6,
+                       t[1] * 1e6, t[2] * 1e6, t[3] * 1e6, g * 1e6, g / t[0]);
+                fflush(stdout);
+            }
+            for (int i = 0; i < copies; i++) lm_cuda_matrix_free(b.mats[i]);
+            free(b.mats);
+        }
+        lm_cuda_free(ctx, x_dev);
+        lm_cuda_free(ctx, b.y_dev);
+        free(x);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    bool bench = false, decode_only = false;
+    bool bench = false, decode_only = false, bench_mmq = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--bench")) bench = true;
         else if (!strcmp(argv[i], "--decode")) decode_only = true;
+        else if (!strcmp(argv[i], "--bench-mmq")) bench_mmq = true;
         else {
-            fprintf(stderr, "usage: test_cuda_quant [--bench [--decode]]\n");
+            fprintf(stderr, "usage: test_cuda_quant [--bench [--decode] | --bench-mmq]\n");
             return 2;
         }
     }
@@ -740,7 +852,9 @@ int main(int argc, char **argv) {
     lm_cuda_ctx *ctx = lm_cuda_ctx_create(0, &err);
     LM(ctx ? 0 : -1);
     int rc = 0;
-    if (bench) {
+    if (bench_mmq) {
+        rc = run_bench_mmq(ctx, &info);
+    } else if (bench) {
         rc = run_bench(ctx, &info, decode_only);
     } else {
         run_tests(ctx);

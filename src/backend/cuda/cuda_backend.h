@@ -29,7 +29,13 @@
  *                      f16 (bf16 weights: W as it is, x rounded to bf16),
  *                      then cuBLAS multiplies them on the tensor cores with
  *                      f32 accumulation: the path for larger batches.
- *   LM_CUDA_PATH_AUTO  VEC up to lm_cuda_vec_max_tokens(w) tokens, else GEMM.
+ *   LM_CUDA_PATH_MMQ   the activations quantized as for VEC, then the int8
+ *                      tensor cores multiply them with the quantized weights
+ *                      as they are stored (q4_0, q8_0, q4_K, q5_K, q6_K with
+ *                      a multiple of 256 columns: lm_cuda_mmq_supported): the
+ *                      VEC path's integer sums, scaled per block or super-block;
+ *                      one pass over the weights per 16 or 32 tokens: batches.
+ *   LM_CUDA_PATH_AUTO  lm_cuda_path_for(w, n_tokens).
  *
  * Threads: a context belongs to one thread at a time. Matrices and device
  * buffers belong to the context they were made with and must be freed
@@ -118,11 +124,20 @@ typedef enum lm_cuda_path {
     LM_CUDA_PATH_AUTO = 0,
     LM_CUDA_PATH_VEC = 1,
     LM_CUDA_PATH_GEMM = 2,
+    LM_CUDA_PATH_MMQ = 3,
 } lm_cuda_path;
 
 /* the largest batch LM_CUDA_PATH_AUTO sends to the VEC path for W (all of
  * them on a batch-invariant context) */
 int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w);
+/* true when W has an MMQ kernel */
+bool lm_cuda_mmq_supported(const lm_cuda_matrix *w);
+/* the path LM_CUDA_PATH_AUTO takes for W and N_TOKENS: VEC up to
+ * lm_cuda_vec_max_tokens, then MMQ where W has it, up to 16, 32 or 64
+ * tokens by W's size and whether it keeps an f16 copy (LAMINA_CUDA_MMQ_MAX:
+ * another bound, 0 turns MMQ off; never on a batch-invariant context),
+ * then GEMM */
+lm_cuda_path lm_cuda_path_for(const lm_cuda_matrix *w, int n_tokens);
 
 /* Batch invariance (off on a new context): every product takes the VEC
  * path, whose kernels sum each output in an order set by the matrix alone
@@ -163,6 +178,11 @@ int lm_cuda_matmul_again(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tokens
  * The rows per thread change no bit of a result; the threads per row
  * group set the order of its sums. */
 int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err);
+
+/* Benchmark knob of the MMQ kernels: 0 for the built-in row tiling, 1, 2, 3
+ * for blocks of 64 rows, 32 rows x 2 slices of the row, 16 rows x 4 slices.
+ * The slices change the order of a row's float sums. */
+int lm_cuda_set_mmq_shape(lm_cuda_ctx *ctx, int shape, lm_error *err);
 
 #ifdef __cplusplus
 }

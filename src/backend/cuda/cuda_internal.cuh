@@ -47,6 +47,7 @@ struct lm_cuda_ctx {
     void *blas_workspace; /* set on the handle, so cuBLAS allocates nothing while a graph is captured */
     int vec_threads;      /* threads per row group of the VEC kernels; 0: the built-in choice */
     int vec_rows;         /* rows per thread of the VEC kernels; 0: the built-in choice */
+    int mmq_shape;        /* 1 + the MMQ kernels' row tiling; 0: the built-in choice */
     bool batch_invariant; /* AUTO takes the VEC path for every batch (lm_cuda_set_batch_invariant) */
     cu_scratch act_q, act_ds, act_h, w_h;
     cu_scratch argmax;     /* the split argmax's partials and per-row counters (zero between launches) */
@@ -161,6 +162,10 @@ __device__ __forceinline__ void cu_quantize_q8_K_warp(const float *x, int8_t *q,
     const int group_sum = warp_sum_int(lane_sum, 4); /* 4 lanes per block of 32 */
     if ((lane & 3) == 0) ds[lane / 4] = make_float2(scale, (float)group_sum);
 }
+
+/* the MMQ kernel (cuda_mmq.cu) for W over the q8 activations the context
+ * holds (act_q, act_ds, N_TOK tokens) into y */
+int cu_mmq_launch(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, float *y, lm_error *err);
 
 /* Where the activations of a product with W over N_TOK tokens go, for an op
  * that computes that input and quantizes it itself (q8 kinds only: *q, *ds,

@@ -150,7 +150,7 @@ int cu_act_buffers(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, int8_t 
                    int *kind, lm_error *err) {
     const cu_layout *l = w->layout;
     if (l->act != CU_ACT_Q8_32 && l->act != CU_ACT_Q8_K) return -1;
-    const bool gemm = n_tok > lm_cuda_vec_max_tokens(w);
+    const bool gemm = lm_cuda_path_for(w, n_tok) == LM_CUDA_PATH_GEMM;
     const int64_t n = (int64_t)n_tok * w->view.cols;
     if (cu_scratch_reserve(&ctx->act_q, (size_t)n, err) ||
         cu_scratch_reserve(&ctx->act_ds, (size_t)(n / 32) * sizeof(float2), err) ||
@@ -565,15 +565,43 @@ extern "C" bool lm_cuda_same_activations(const lm_cuda_matrix *a, const lm_cuda_
  * wins up to 8 tokens on quantized matrices, up to 16 on large ones, and up
  * to 2 on f16 (bf16, whose GEMM has no dequantization pass either, follows
  * f16; not measured apart). */
+/* The most tokens AUTO sends to the MMQ path (0: none). Measured on an H100
+ * against the GEMM on a kept f16 copy (test_cuda_quant --bench-mmq,
+ * BENCHMARKS.md): MMQ is ahead up to 16 tokens (even on small matrices),
+ * to 32 on matrices of 32M elements and more (a 16384 x 2048 gate+up, an
+ * output matrix), behind from 64 on. Without a kept copy the GEMM first
+ * dequantizes the matrix (a pass that reads it and writes 2 bytes a
+ * weight), so MMQ takes up to 64 tokens there (chosen from those byte
+ * counts, not measured apart). LAMINA_CUDA_MMQ_MAX overrides. */
+static int mmq_max_tokens(const lm_cuda_matrix *w) {
+    static int max = -2; /* LAMINA_CUDA_MMQ_MAX, -1: the built-in bounds */
+    if (max == -2) {
+        const char *e = getenv("LAMINA_CUDA_MMQ_MAX");
+        max = e && atoi(e) >= 0 ? atoi(e) : -1;
+    }
+    if (w->ctx->batch_invariant || !lm_cuda_mmq_supported(w)) return 0;
+    if (max >= 0) return max;
+    const int64_t elems = w->view.rows * w->view.cols;
+    if (!w->f16) return 64;
+    return elems >= ((int64_t)1 << 25) ? 32 : 16;
+}
+
 extern "C" int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w) {
     if (w->ctx->batch_invariant) return INT32_MAX;
     if (w->type_index == CU_F16 || w->type_index == CU_BF16) return 2;
+    if (mmq_max_tokens(w) > VEC_TOKENS) return VEC_TOKENS; /* one VEC pass, then MMQ */
     /* with a kept f16 copy the GEMM has no dequantization pass: from 9 tokens
      * on it reads 2 bytes a weight once where VEC would pass over the
      * quantized weights twice or more (chosen from the byte counts; the
      * measured crossovers above were without the copy) */
     if (w->f16) return 8;
     return w->view.rows * w->view.cols >= LARGE_MATRIX ? 16 : 8;
+}
+
+extern "C" lm_cuda_path lm_cuda_path_for(const lm_cuda_matrix *w, int n_tokens) {
+    if (n_tokens <= lm_cuda_vec_max_tokens(w)) return LM_CUDA_PATH_VEC;
+    if (n_tokens <= mmq_max_tokens(w)) return LM_CUDA_PATH_MMQ;
+    return LM_CUDA_PATH_GEMM;
 }
 
 /* the checks every product starts with */
@@ -602,9 +630,16 @@ extern "C" int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const f
         return -1;
     }
     if (check_args(ctx, w, n_tokens, y_dev, err)) return -1;
-    if (path == LM_CUDA_PATH_AUTO)
-        path = n_tokens <= lm_cuda_vec_max_tokens(w) ? LM_CUDA_PATH_VEC : LM_CUDA_PATH_GEMM;
+    if (path == LM_CUDA_PATH_AUTO) path = lm_cuda_path_for(w, n_tokens);
     if (path == LM_CUDA_PATH_VEC) return matmul_vec(ctx, w, x_dev, n_tokens, y_dev, err);
+    if (path == LM_CUDA_PATH_MMQ) {
+        if (!lm_cuda_mmq_supported(w)) {
+            lm_error_set(err, "CUDA: no MMQ kernel for %s with %lld columns", w->layout->name, (long long)w->view.cols);
+            return -1;
+        }
+        if (prepare_act(ctx, w->layout, x_dev, n_tokens, w->view.cols, false, err)) return -1;
+        return cu_mmq_launch(ctx, w, n_tokens, y_dev, err);
+    }
     if (path == LM_CUDA_PATH_GEMM) return matmul_gemm(ctx, w, x_dev, n_tokens, y_dev, err);
     lm_error_set(err, "CUDA: unknown matmul path %d", (int)path);
     return -1;
@@ -618,7 +653,9 @@ extern "C" int lm_cuda_matmul_again(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, i
                      (long long)w->view.cols, w->layout->name);
         return -1;
     }
-    if (n_tokens <= lm_cuda_vec_max_tokens(w)) return launch_vec(ctx, w, n_tokens, y_dev, err);
+    const lm_cuda_path path = lm_cuda_path_for(w, n_tokens);
+    if (path == LM_CUDA_PATH_VEC) return launch_vec(ctx, w, n_tokens, y_dev, err);
+    if (path == LM_CUDA_PATH_MMQ) return cu_mmq_launch(ctx, w, n_tokens, y_dev, err);
     if (!ctx->act_h_ready && q8_to_half(ctx, (int64_t)n_tokens * w->view.cols, err)) return -1;
     return gemm_prepared(ctx, w, n_tokens, y_dev, err);
 }

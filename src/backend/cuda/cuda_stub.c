@@ -94,6 +94,14 @@ int lm_cuda_vec_max_tokens(const lm_cuda_matrix *w) {
     return 0;
 }
 
+bool lm_cuda_mmq_supported(const lm_cuda_matrix *w) {
+    return false;
+}
+
+lm_cuda_path lm_cuda_path_for(const lm_cuda_matrix *w, int n_tokens) {
+    return LM_CUDA_PATH_GEMM;
+}
+
 int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x_dev, int n_tokens, float *y_dev,
                    lm_cuda_path path, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
@@ -127,6 +135,11 @@ int lm_cuda_get_rows(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const int32_t *i
 }
 
 int lm_cuda_set_vec_shape(lm_cuda_ctx *ctx, int threads_per_row, int rows_per_thread, lm_error *err) {
+    lm_error_set(err, NOT_COMPILED);
+    return -1;
+}
+
+int lm_cuda_set_mmq_shape(lm_cuda_ctx *ctx, int shape, lm_error *err) {
     lm_error_set(err, NOT_COMPILED);
     return -1;
 }
