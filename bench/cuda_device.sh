@@ -9,6 +9,7 @@
 #   quant     test_cuda_quant (every weight type and path against the CPU
 #             kernels; the pack needs --with-quant)
 #   nommq     perf's figures again with the MMQ path off (LAMINA_CUDA_MMQ_MAX=0)
+#   nopdl     perf's figures again without dependent launches (LAMINA_CUDA_PDL=0)
 #   mmqbench  test_cuda_quant --bench-mmq: the MMQ kernels in each row tiling
 #             and the GEMM on f16 copies at 9-256 tokens (needs --with-quant)
 #   check     test_cuda_layout, test_cuda_forward on the fixtures (batch
@@ -106,6 +107,13 @@ if has check; then
     else
         echo "embeddings on the GPU: figures DIFFER from the host lookup's"; failed+=(embd-differs)
     fi
+    # programmatic dependent launches (Hopper) must change no bit either: the same run with them off
+    LAMINA_CUDA_PDL=0 L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures_nopdl.txt" 2>&1 || failed+=(forward-nopdl)
+    if diff <(grep tolerance "$OUT/forward_fixtures.txt") <(grep tolerance "$OUT/forward_fixtures_nopdl.txt") >/dev/null; then
+        echo "dependent launches: every figure identical to the run without them"
+    else
+        echo "dependent launches: figures DIFFER from the run without them"; failed+=(pdl-differs)
+    fi
     # and on the GEMM path (the fused kernels then write its f16 halves too)
     LAMINA_CUDA_BATCH_INVARIANT=0 LAMINA_CUDA_FUSE=0 L "$P/bin/test_cuda_forward" > "$OUT/forward_fixtures_gemm_unfused.txt" 2>&1 ||
         failed+=(forward-gemm-unfused)
@@ -182,6 +190,19 @@ if has perf; then
         done
     done
     cat "$OUT/perf.txt"
+fi
+
+if has nopdl; then # batch 1 and streams with the programmatic dependent launches off (LAMINA_CUDA_PDL=0)
+    for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
+        f=$(gen $spec)
+        LAMINA_CUDA_PDL=0 L "$P/bin/lamina" perf "$f" --device cuda -p 512 -n 128 -r 5 >> "$OUT/perf-nopdl.jsonl" \
+            2>> "$OUT/perf-nopdl.txt" || failed+=("nopdl-$spec")
+        for par in 16 64; do
+            LAMINA_CUDA_PDL=0 L "$P/bin/lamina" perf "$f" --device cuda -p 128 -n 128 -r 3 --parallel $par \
+                >> "$OUT/perf-nopdl.jsonl" 2>> "$OUT/perf-nopdl.txt" || failed+=("nopdl-$spec-x$par")
+        done
+    done
+    cat "$OUT/perf-nopdl.txt"
 fi
 
 if has nommq; then # the same figures with the MMQ path off (LAMINA_CUDA_MMQ_MAX=0: VEC, then the GEMM)

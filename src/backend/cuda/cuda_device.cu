@@ -239,6 +239,9 @@ static int ctx_init(lm_cuda_ctx *ctx, int device, lm_error *err) {
     }
     ctx->device = device;
     ctx->sm_count = prop.multiProcessorCount;
+    /* programmatic dependent launches (cu_launch): Hopper on; LAMINA_CUDA_PDL=0 turns them off */
+    const char *pdl = getenv("LAMINA_CUDA_PDL");
+    ctx->pdl = prop.major >= 9 && !(pdl && strcmp(pdl, "0") == 0);
     CU_TRY(cudaSetDevice(device));
     CU_TRY(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
     CUBLAS_TRY(cublasCreate(&ctx->blas));

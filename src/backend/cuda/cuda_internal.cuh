@@ -29,6 +29,27 @@
         if (cu_s_ != CUBLAS_STATUS_SUCCESS) return cublas_fail(err, #call, cu_s_, __FILE__, __LINE__);               \
     } while (0)
 
+/* Launches KERNEL on CTX's stream (grid, block, dynamic shared memory,
+ * its arguments) and, where CTX allows it (ctx->pdl: Hopper and later),
+ * as a programmatic dependent of the kernel before it: its blocks may be
+ * scheduled while that kernel drains, and each of our kernels' first
+ * statement, cu_pdl_wait, holds them until that kernel has completed and
+ * its writes are visible. On failure it fills ERR with the kernel's name
+ * and returns -1 from the calling function. */
+#define CU_LAUNCH(kernel_name, ...)                                                                                  \
+    do {                                                                                                             \
+        const cudaError_t cu_e_ = cu_launch(ctx, __VA_ARGS__);                                                       \
+        if (cu_e_ != cudaSuccess) return cu_fail(err, "launch of " kernel_name, cu_e_, __FILE__, __LINE__);          \
+    } while (0)
+
+/* the first statement of every kernel (a no-op before Hopper and when the
+ * kernel was not launched as a programmatic dependent) */
+__device__ __forceinline__ void cu_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 /* fill ERR with "CALL failed: <CUDA's text> (<its name>) [file:line]"; return -1 */
 int cu_fail(lm_error *err, const char *call, cudaError_t e, const char *file, int line);
 int cublas_fail(lm_error *err, const char *call, cublasStatus_t s, const char *file, int line);
@@ -49,6 +70,7 @@ struct lm_cuda_ctx {
     int vec_rows;         /* rows per thread of the VEC kernels; 0: the built-in choice */
     int mmq_shape;        /* 1 + the MMQ kernels' row tiling; 0: the built-in choice */
     bool batch_invariant; /* AUTO takes the VEC path for every batch (lm_cuda_set_batch_invariant) */
+    bool pdl;             /* kernels launch as programmatic dependents (compute capability 9.0+, LAMINA_CUDA_PDL) */
     cu_scratch act_q, act_ds, act_h, w_h;
     cu_scratch argmax;     /* the split argmax's partials and per-row counters (zero between launches) */
     cu_scratch attn_count; /* the split attention's counters per (token, head group), zero between launches */
@@ -58,6 +80,22 @@ struct lm_cuda_ctx {
     int act_tokens;
     bool act_h_ready; /* act_h holds the same x as the GEMM path takes it (f16(d * q) for the q8 kinds) */
 };
+
+template <typename... KArgs, typename... Args>
+static inline cudaError_t cu_launch(const lm_cuda_ctx *ctx, void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                                    size_t smem, Args... args) {
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = ctx->stream;
+    cfg.attrs = &attr;
+    cfg.numAttrs = ctx->pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
+}
 
 struct lm_cuda_matrix {
     lm_cuda_ctx *ctx;

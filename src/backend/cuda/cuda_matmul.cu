@@ -38,6 +38,7 @@ extern "C" {
 __global__ void __launch_bounds__(ACT_BLOCK) act_q8_32_kernel(const float *__restrict__ x, int64_t n_blocks,
                                                               int8_t *__restrict__ q, float2 *__restrict__ ds,
                                                               __half *__restrict__ h) {
+    cu_pdl_wait();
     const int64_t blk = (int64_t)blockIdx.x * (ACT_BLOCK / 32) + threadIdx.x / 32;
     if (blk >= n_blocks) return; /* whole warps */
     cu_quantize_q8_32_warp(x + blk * 32, q + blk * 32, ds + blk, h ? h + blk * 32 : NULL);
@@ -47,6 +48,7 @@ __global__ void __launch_bounds__(ACT_BLOCK) act_q8_32_kernel(const float *__res
 __global__ void __launch_bounds__(ACT_BLOCK) act_q8_K_kernel(const float *__restrict__ x, int64_t n_super,
                                                              int8_t *__restrict__ q, float2 *__restrict__ ds,
                                                              __half *__restrict__ h) {
+    cu_pdl_wait();
     const int64_t sb = (int64_t)blockIdx.x * (ACT_BLOCK / 32) + threadIdx.x / 32;
     if (sb >= n_super) return; /* whole warps */
     cu_quantize_q8_K_warp(x + sb * 256, q + sb * 256, ds + sb * 8, h ? h + sb * 256 : NULL);
@@ -65,6 +67,7 @@ template <> struct half_pair<__nv_bfloat16> {
 template <typename H>
 __global__ void __launch_bounds__(ACT_BLOCK) act_half_kernel(const float *__restrict__ x, int64_t n8,
                                                              H *__restrict__ h) {
+    cu_pdl_wait();
     const int64_t i = (int64_t)blockIdx.x * ACT_BLOCK + threadIdx.x;
     if (i >= n8) return;
     const float4 *x4 = reinterpret_cast<const float4 *>(x) + 2 * i;
@@ -86,6 +89,7 @@ static unsigned grid_for(int64_t items, int per_block) { return (unsigned)((item
 __global__ void __launch_bounds__(ACT_BLOCK) act_q8_to_half_kernel(const int8_t *__restrict__ q,
                                                                    const float2 *__restrict__ ds, int64_t n8,
                                                                    __half *__restrict__ h) {
+    cu_pdl_wait();
     const int64_t i = (int64_t)blockIdx.x * ACT_BLOCK + threadIdx.x;
     if (i >= n8) return;
     const float d = ds[(8 * i) / 32].x;
@@ -100,12 +104,12 @@ __global__ void __launch_bounds__(ACT_BLOCK) act_q8_to_half_kernel(const int8_t 
 /* x (N floats, a multiple of 8) -> H, f16 or (BF16) bf16 */
 static int convert_act(lm_cuda_ctx *ctx, const float *x, int64_t n, bool bf16, void *h, lm_error *err) {
     if (bf16) {
-        act_half_kernel<__nv_bfloat16><<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(
-            x, n / 8, (__nv_bfloat16 *)h);
+        CU_LAUNCH("act_half_kernel", act_half_kernel<__nv_bfloat16>, grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, x,
+            n / 8, (__nv_bfloat16 *)h);
     } else {
-        act_half_kernel<__half><<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(x, n / 8, (__half *)h);
+        CU_LAUNCH("act_half_kernel", act_half_kernel<__half>, grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, x, n / 8,
+            (__half *)h);
     }
-    CU_LAUNCHED("act_half_kernel");
     return 0;
 }
 
@@ -129,13 +133,11 @@ static int prepare_act(lm_cuda_ctx *ctx, const cu_layout *l, const float *x, int
             return -1;
         __half *h = want_h ? (__half *)ctx->act_h.ptr : NULL;
         if (l->act == CU_ACT_Q8_32) {
-            act_q8_32_kernel<<<grid_for(n32, ACT_BLOCK / 32), ACT_BLOCK, 0, ctx->stream>>>(
-                x, n32, (int8_t *)ctx->act_q.ptr, (float2 *)ctx->act_ds.ptr, h);
-            CU_LAUNCHED("act_q8_32_kernel");
+            CU_LAUNCH("act_q8_32_kernel", act_q8_32_kernel, grid_for(n32, ACT_BLOCK / 32), ACT_BLOCK, 0, x, n32,
+                (int8_t *)ctx->act_q.ptr, (float2 *)ctx->act_ds.ptr, h);
         } else {
-            act_q8_K_kernel<<<grid_for(n / 256, ACT_BLOCK / 32), ACT_BLOCK, 0, ctx->stream>>>(
-                x, n / 256, (int8_t *)ctx->act_q.ptr, (float2 *)ctx->act_ds.ptr, h);
-            CU_LAUNCHED("act_q8_K_kernel");
+            CU_LAUNCH("act_q8_K_kernel", act_q8_K_kernel, grid_for(n / 256, ACT_BLOCK / 32), ACT_BLOCK, 0, x, n / 256,
+                (int8_t *)ctx->act_q.ptr, (float2 *)ctx->act_ds.ptr, h);
         }
     }
     ctx->act_kind = l->act;
@@ -240,6 +242,7 @@ __device__ __forceinline__ void bf16_unit(const uint8_t *wb, int u, const cu_act
 template <int T, int TPR, int NT, int R>
 __global__ void __launch_bounds__(VEC_BLOCK) vec_kernel(const cu_mat w, cu_act a, int n_tok_all, int n_groups,
                                                         float *__restrict__ y) {
+    cu_pdl_wait();
     constexpr int GROUPS = VEC_BLOCK / TPR;
     const int64_t row_block = blockIdx.x / n_groups;
     const int t0 = (int)(blockIdx.x % n_groups) * NT;
@@ -426,9 +429,8 @@ static int launch_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, floa
                      (long long)w->view.rows);
         return -1;
     }
-    vec_kernel_for(w->type_index, tpr, nt, rpt)<<<(unsigned)(row_blocks * n_groups), VEC_BLOCK, 0, ctx->stream>>>(
-        w->view, act_view(ctx), n_tok, n_groups, y);
-    CU_LAUNCHED("vec_kernel");
+    CU_LAUNCH("vec_kernel", vec_kernel_for(w->type_index, tpr, nt, rpt), (unsigned)(row_blocks * n_groups), VEC_BLOCK,
+        0, w->view, act_view(ctx), n_tok, n_groups, y);
     return 0;
 }
 
@@ -444,6 +446,7 @@ static int matmul_vec(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const float *x,
  * CPU's dequantized float, rounded to f16 */
 template <int T>
 __global__ void __launch_bounds__(256) dequant_kernel(const cu_mat w, __half *__restrict__ out) {
+    cu_pdl_wait();
     const int64_t n = w.rows * w.units;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t row = i / w.units;
@@ -471,17 +474,16 @@ static int dequant_f16(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, __half *out, l
     const int64_t max_grid = (int64_t)ctx->sm_count * 16;
     const unsigned grid = (unsigned)(grid_for(n, 256) < max_grid ? grid_for(n, 256) : max_grid);
     switch (w->type_index) {
-    case CU_Q4_0: dequant_kernel<CU_Q4_0><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
-    case CU_Q4_1: dequant_kernel<CU_Q4_1><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
-    case CU_Q5_0: dequant_kernel<CU_Q5_0><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
-    case CU_Q5_1: dequant_kernel<CU_Q5_1><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
-    case CU_Q8_0: dequant_kernel<CU_Q8_0><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
-    case CU_Q4_K: dequant_kernel<CU_Q4_K><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
-    case CU_Q5_K: dequant_kernel<CU_Q5_K><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
-    case CU_Q6_K: dequant_kernel<CU_Q6_K><<<grid, 256, 0, ctx->stream>>>(w->view, out); break;
+    case CU_Q4_0: CU_LAUNCH("dequant_kernel", dequant_kernel<CU_Q4_0>, grid, 256, 0, w->view, out); break;
+    case CU_Q4_1: CU_LAUNCH("dequant_kernel", dequant_kernel<CU_Q4_1>, grid, 256, 0, w->view, out); break;
+    case CU_Q5_0: CU_LAUNCH("dequant_kernel", dequant_kernel<CU_Q5_0>, grid, 256, 0, w->view, out); break;
+    case CU_Q5_1: CU_LAUNCH("dequant_kernel", dequant_kernel<CU_Q5_1>, grid, 256, 0, w->view, out); break;
+    case CU_Q8_0: CU_LAUNCH("dequant_kernel", dequant_kernel<CU_Q8_0>, grid, 256, 0, w->view, out); break;
+    case CU_Q4_K: CU_LAUNCH("dequant_kernel", dequant_kernel<CU_Q4_K>, grid, 256, 0, w->view, out); break;
+    case CU_Q5_K: CU_LAUNCH("dequant_kernel", dequant_kernel<CU_Q5_K>, grid, 256, 0, w->view, out); break;
+    case CU_Q6_K: CU_LAUNCH("dequant_kernel", dequant_kernel<CU_Q6_K>, grid, 256, 0, w->view, out); break;
     default: lm_error_set(err, "CUDA: no dequantization kernel for %s", w->layout->name); return -1;
     }
-    CU_LAUNCHED("dequant_kernel");
     return 0;
 }
 
@@ -514,9 +516,8 @@ static int gemm_prepared(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, f
 /* the q8 activations in act_q / act_ds -> act_h as f16(d * q) */
 static int q8_to_half(lm_cuda_ctx *ctx, int64_t n, lm_error *err) {
     if (cu_scratch_reserve(&ctx->act_h, (size_t)n * sizeof(__half), err)) return -1;
-    act_q8_to_half_kernel<<<grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0, ctx->stream>>>(
+    CU_LAUNCH("act_q8_to_half_kernel", act_q8_to_half_kernel, grid_for(n / 8, ACT_BLOCK), ACT_BLOCK, 0,
         (const int8_t *)ctx->act_q.ptr, (const float2 *)ctx->act_ds.ptr, n / 8, (__half *)ctx->act_h.ptr);
-    CU_LAUNCHED("act_q8_to_half_kernel");
     ctx->act_h_ready = true;
     return 0;
 }
@@ -680,6 +681,7 @@ extern "C" int lm_cuda_matmul_reuse_act(lm_cuda_ctx *ctx, const lm_cuda_matrix *
 template <int T>
 __global__ void __launch_bounds__(128) get_rows_kernel(const cu_mat w, const int32_t *__restrict__ ids, float scale,
                                                        float *__restrict__ out) {
+    cu_pdl_wait();
     const int64_t row = ids[blockIdx.x];
     float *o = out + (int64_t)blockIdx.x * w.cols;
     for (int u = threadIdx.x; u < w.units; u += blockDim.x) {
@@ -715,12 +717,11 @@ extern "C" int lm_cuda_get_rows(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const
     if (n <= 0) return 0;
     switch (w->type_index) {
 #define GET_ROWS(t) \
-    case t: get_rows_kernel<t><<<n, 128, 0, ctx->stream>>>(w->view, ids_dev, scale, out_dev); break;
+    case t: CU_LAUNCH("get_rows_kernel", get_rows_kernel<t>, n, 128, 0, w->view, ids_dev, scale, out_dev); break;
         GET_ROWS(CU_Q4_0) GET_ROWS(CU_Q4_1) GET_ROWS(CU_Q5_0) GET_ROWS(CU_Q5_1) GET_ROWS(CU_Q8_0)
         GET_ROWS(CU_Q4_K) GET_ROWS(CU_Q5_K) GET_ROWS(CU_Q6_K) GET_ROWS(CU_F16) GET_ROWS(CU_BF16)
 #undef GET_ROWS
     default: lm_error_set(err, "CUDA: no row lookup for %s", w->layout->name); return -1;
     }
-    CU_LAUNCHED("get_rows_kernel");
     return 0;
 }

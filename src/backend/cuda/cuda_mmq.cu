@@ -327,6 +327,7 @@ template <int T, int MT, int WM, int WK, int NT>
 __global__ void __launch_bounds__(MMQ_WARPS * 32) mmq_kernel(const cu_mat w, const int8_t *__restrict__ aq,
                                                              const float2 *__restrict__ ads, int n_tok, int n_tt,
                                                              float *__restrict__ y) {
+    cu_pdl_wait();
     static_assert(WM * WK == MMQ_WARPS, "the warps are WM row groups x WK slices");
     static_assert(NT % 2 == 0, "n-tiles come in pairs (one ldmatrix.x4 of tokens)");
     using L = mmq_type<T>;
@@ -534,12 +535,14 @@ extern "C" int lm_cuda_set_mmq_shape(lm_cuda_ctx *ctx, int shape, lm_error *err)
 
 /* Measured on an H100 (test_cuda_quant --bench-mmq, BENCHMARKS.md): blocks
  * of 64 rows once they give 1.5 blocks an SM (they load each token tile
- * least often); below that, rows split in 4 slices for long rows (8192
- * columns) at up to 16 tokens, else in 2. */
+ * least often); below that, at up to 16 tokens, rows split in 4 slices
+ * when they are long (4096 columns and more) or 2-slice blocks would not
+ * reach half the SMs (2048 rows and fewer), else in 2. */
 static int mmq_shape_for(const lm_cuda_ctx *ctx, const cu_mat *w, int nt, int token_tiles) {
     if (ctx->mmq_shape) return ctx->mmq_shape - 1;
     if ((w->rows + 63) / 64 * token_tiles * 2 >= 3 * (int64_t)ctx->sm_count) return MMQ_SHAPE_64;
-    return nt == 2 && w->cols >= 4096 ? MMQ_SHAPE_16x4 : MMQ_SHAPE_32x2;
+    const bool few = (w->rows + 31) / 32 * token_tiles * 2 <= (int64_t)ctx->sm_count;
+    return nt == 2 && (w->cols >= 4096 || few) ? MMQ_SHAPE_16x4 : MMQ_SHAPE_32x2;
 }
 
 int cu_mmq_launch(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, float *y, lm_error *err) {
@@ -571,8 +574,7 @@ int cu_mmq_launch(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, float *y
         CU_TRY(cudaFuncSetAttribute(k.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem));
         *k.opted |= 1ull << (ctx->device & 63);
     }
-    k.fn<<<(unsigned)(row_tiles * tiles), MMQ_WARPS * 32, k.smem, ctx->stream>>>(
-        w->view, (const int8_t *)ctx->act_q.ptr, (const float2 *)ctx->act_ds.ptr, n_tok, tiles, y);
-    CU_LAUNCHED("mmq_kernel");
+    CU_LAUNCH("mmq_kernel", k.fn, (unsigned)(row_tiles * tiles), MMQ_WARPS * 32, k.smem, w->view,
+        (const int8_t *)ctx->act_q.ptr, (const float2 *)ctx->act_ds.ptr, n_tok, tiles, y);
     return 0;
 }

@@ -203,6 +203,7 @@ __device__ float row_inv_rms(const float *x, int dim, float eps) {
 /* ---- norms and the residual connection ---- */
 
 __global__ void rmsnorm_kernel(float *y, const float *x, const int32_t *rows, const float *w, int dim, float eps) {
+    cu_pdl_wait();
     const int r = blockIdx.x;
     const float *xr = x + (size_t)(rows ? rows[r] : r) * dim;
     float *yr = y + (size_t)r * dim;
@@ -213,8 +214,7 @@ __global__ void rmsnorm_kernel(float *y, const float *x, const int32_t *rows, co
 extern "C" int lm_cuda_rmsnorm(lm_cuda_ctx *ctx, float *y, const float *x, const int32_t *rows, const float *w,
                                int n_rows, int dim, float eps, lm_error *err) {
     if (n_rows <= 0) return 0;
-    rmsnorm_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(y, x, rows, w, dim, eps);
-    CU_LAUNCHED("rmsnorm_kernel");
+    CU_LAUNCH("rmsnorm_kernel", rmsnorm_kernel, n_rows, ROW_BLOCK, 0, y, x, rows, w, dim, eps);
     return 0;
 }
 
@@ -222,6 +222,7 @@ extern "C" int lm_cuda_rmsnorm(lm_cuda_ctx *ctx, float *y, const float *x, const
  * XH, when not NULL, the GEMM path's f16(d * q)) */
 __global__ void residual_kernel(float *x, float *h, const float *post_w, float *xb, const float *next_w, int dim,
                                 float eps, int q_kind, int8_t *q, float2 *ds, __half *xh) {
+    cu_pdl_wait();
     const size_t r = blockIdx.x;
     float *xr = x + r * dim, *hr = h + r * dim;
     const float h_scale = post_w ? row_inv_rms(hr, dim, eps) : 1.0f;
@@ -250,8 +251,8 @@ __global__ void residual_kernel(float *x, float *h, const float *post_w, float *
 extern "C" int lm_cuda_residual(lm_cuda_ctx *ctx, float *x, float *h, const float *post_w, float *xb,
                                 const float *next_w, int n_rows, int dim, float eps, lm_error *err) {
     if (n_rows <= 0) return 0;
-    residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps, -1, NULL, NULL, NULL);
-    CU_LAUNCHED("residual_kernel");
+    CU_LAUNCH("residual_kernel", residual_kernel, n_rows, ROW_BLOCK, 0, x, h, post_w, xb, next_w, dim, eps, -1,
+              (int8_t *)NULL, (float2 *)NULL, (__half *)NULL);
     return 0;
 }
 
@@ -281,8 +282,8 @@ extern "C" int lm_cuda_residual_for(lm_cuda_ctx *ctx, float *x, float *h, const 
     int kind;
     if (n_rows <= 0) return 0;
     if (fused_act_buffers(ctx, next_w ? next : NULL, n_rows, dim, &q, &ds, &xh, &kind, err)) return -1;
-    residual_kernel<<<n_rows, ROW_BLOCK, 0, ctx->stream>>>(x, h, post_w, xb, next_w, dim, eps, kind, q, ds, xh);
-    CU_LAUNCHED("residual_kernel");
+    CU_LAUNCH("residual_kernel", residual_kernel, n_rows, ROW_BLOCK, 0, x, h, post_w, xb, next_w, dim, eps, kind, q,
+        ds, xh);
     if (kind >= 0) {
         cu_act_filled(ctx, next, n_rows, xh != NULL);
         *fused = true;
@@ -304,6 +305,7 @@ __device__ __forceinline__ float gelu_mul(float x, float u) {
 }
 
 __global__ void act_mul_kernel(float *out, const float *g, const float *u, size_t total, int n, int ld, bool gelu) {
+    cu_pdl_wait();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
         const size_t in = (i / n) * ld + i % n;
         const float x = g[in];
@@ -320,8 +322,7 @@ extern "C" int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *out, const float *g, con
                                bool gelu, lm_error *err) {
     const size_t total = (size_t)n_rows * n;
     if (!total) return 0;
-    act_mul_kernel<<<grid_for(ctx, total, 256), 256, 0, ctx->stream>>>(out, g, u, total, n, ld, gelu);
-    CU_LAUNCHED("act_mul_kernel");
+    CU_LAUNCH("act_mul_kernel", act_mul_kernel, grid_for(ctx, total, 256), 256, 0, out, g, u, total, n, ld, gelu);
     return 0;
 }
 
@@ -333,6 +334,7 @@ extern "C" int lm_cuda_act_mul(lm_cuda_ctx *ctx, float *out, const float *g, con
 __global__ void __launch_bounds__(ACT_Q_BLOCK) act_mul_q_kernel(float *out, const float *g, const float *u,
                                                                 int64_t total, int n, int ld, bool gelu, int q_kind,
                                                                 int8_t *q, float2 *ds, __half *xh) {
+    cu_pdl_wait();
     const int64_t first = (int64_t)blockIdx.x * ACT_Q_BLOCK, i = first + threadIdx.x;
     if (i < total) {
         const int64_t in = (i / n) * ld + i % n;
@@ -359,9 +361,8 @@ extern "C" int lm_cuda_act_mul_for(lm_cuda_ctx *ctx, float *out, const float *g,
     if (fused_act_buffers(ctx, next, n_rows, n, &q, &ds, &xh, &kind, err)) return -1;
     if (kind < 0 || n_rows <= 0) return lm_cuda_act_mul(ctx, out, g, u, n_rows, n, ld, gelu, err);
     const int64_t total = (int64_t)n_rows * n;
-    act_mul_q_kernel<<<(unsigned)((total + ACT_Q_BLOCK - 1) / ACT_Q_BLOCK), ACT_Q_BLOCK, 0, ctx->stream>>>(
-        out, g, u, total, n, ld, gelu, kind, q, ds, xh);
-    CU_LAUNCHED("act_mul_q_kernel");
+    CU_LAUNCH("act_mul_q_kernel", act_mul_q_kernel, (unsigned)((total + ACT_Q_BLOCK - 1) / ACT_Q_BLOCK), ACT_Q_BLOCK,
+        0, out, g, u, total, n, ld, gelu, kind, q, ds, xh);
     cu_act_filled(ctx, next, n_rows, xh != NULL);
     *fused = true;
     return 0;
@@ -416,6 +417,7 @@ __device__ void block_argmax(float *v, int *idx) {
  * matter: (value desc, index asc) picks one winner, the lowest index among
  * equal maxima, as one block would. */
 __global__ void argmax_kernel(const float *x, int n, int seg, argmax_slot *slots, int32_t *out) {
+    cu_pdl_wait();
     const int row = blockIdx.y, split = gridDim.x;
     const float *xr = x + (size_t)row * n;
     const int lo = blockIdx.x * seg, hi = min(n, lo + seg);
@@ -468,8 +470,8 @@ extern "C" int lm_cuda_argmax(lm_cuda_ctx *ctx, const float *x, int n_rows, int 
         if (cu_scratch_reserve_zeroed(ctx, &ctx->argmax, (size_t)n_rows * sizeof(argmax_slot), err)) return -1;
         slots = (argmax_slot *)ctx->argmax.ptr;
     }
-    argmax_kernel<<<dim3((unsigned)split, (unsigned)n_rows), 1024, 0, ctx->stream>>>(x, n, seg, slots, out);
-    CU_LAUNCHED("argmax_kernel");
+    CU_LAUNCH("argmax_kernel", argmax_kernel, dim3((unsigned)split, (unsigned)n_rows), 1024, 0, x, n, seg, slots,
+        out);
     return 0;
 }
 
@@ -485,6 +487,7 @@ __device__ __forceinline__ uint32_t float_key(float f) {
  * every key above it, then the lowest-index ones equal to it (an ordered
  * block scan), then the K ranked by (value desc, index asc). */
 __global__ void __launch_bounds__(1024) top_k_kernel(const float *x, int n, int k, int32_t *ids, float *vals) {
+    cu_pdl_wait();
     __shared__ unsigned hist[256];
     __shared__ uint32_t s_prefix, s_mask;
     __shared__ int s_rank, s_n, s_taken;
@@ -582,14 +585,14 @@ extern "C" int lm_cuda_top_k(lm_cuda_ctx *ctx, const float *x, int n_rows, int n
         return -1;
     }
     if (n_rows <= 0) return 0;
-    top_k_kernel<<<n_rows, 1024, 0, ctx->stream>>>(x, n, k, ids, vals);
-    CU_LAUNCHED("top_k_kernel");
+    CU_LAUNCH("top_k_kernel", top_k_kernel, n_rows, 1024, 0, x, n, k, ids, vals);
     return 0;
 }
 
 /* one block per row: the maximum, then the exponentials' sum in double (as
  * the engine's log-softmax on the CPU: e^(x - max) of the float difference) */
 __global__ void log_z_kernel(const float *x, int n, float *out) {
+    cu_pdl_wait();
     __shared__ float part[32];
     const float *row = x + (size_t)blockIdx.x * n;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
@@ -608,8 +611,7 @@ __global__ void log_z_kernel(const float *x, int n, float *out) {
 
 extern "C" int lm_cuda_log_z(lm_cuda_ctx *ctx, const float *x, int n_rows, int n, float *out, lm_error *err) {
     if (n_rows <= 0) return 0;
-    log_z_kernel<<<n_rows, 1024, 0, ctx->stream>>>(x, n, out);
-    CU_LAUNCHED("log_z_kernel");
+    CU_LAUNCH("log_z_kernel", log_z_kernel, n_rows, 1024, 0, x, n, out);
     return 0;
 }
 
@@ -617,6 +619,7 @@ extern "C" int lm_cuda_log_z(lm_cuda_ctx *ctx, const float *x, int n_rows, int n
  * appear twice), then its penalty edits (distinct tokens) by all; each
  * step one IEEE operation rounded on its own, as lm_logit_edits_apply */
 __global__ void logit_edits_kernel(float *x, int n, const int32_t *offsets, const lm_logit_edit *edits) {
+    cu_pdl_wait();
     float *row = x + (size_t)blockIdx.x * n;
     const int begin = offsets[blockIdx.x], end = offsets[blockIdx.x + 1];
     if (threadIdx.x == 0)
@@ -634,20 +637,19 @@ __global__ void logit_edits_kernel(float *x, int n, const int32_t *offsets, cons
 extern "C" int lm_cuda_logit_edits(lm_cuda_ctx *ctx, float *x, int n_rows, int n, const int32_t *offsets,
                                    const lm_logit_edit *edits, lm_error *err) {
     if (n_rows <= 0) return 0;
-    logit_edits_kernel<<<n_rows, 128, 0, ctx->stream>>>(x, n, offsets, edits);
-    CU_LAUNCHED("logit_edits_kernel");
+    CU_LAUNCH("logit_edits_kernel", logit_edits_kernel, n_rows, 128, 0, x, n, offsets, edits);
     return 0;
 }
 
 __global__ void softcap_kernel(float *x, size_t n, float cap) {
+    cu_pdl_wait();
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         x[i] = cap * tanhf(x[i] / cap);
 }
 
 extern "C" int lm_cuda_softcap(lm_cuda_ctx *ctx, float *x, size_t n, float cap, lm_error *err) {
     if (!n) return 0;
-    softcap_kernel<<<grid_for(ctx, n, 256), 256, 0, ctx->stream>>>(x, n, cap);
-    CU_LAUNCHED("softcap_kernel");
+    CU_LAUNCH("softcap_kernel", softcap_kernel, grid_for(ctx, n, 256), 256, 0, x, n, cap);
     return 0;
 }
 
@@ -662,6 +664,7 @@ __device__ __forceinline__ size_t kv_row(const lm_cuda_kv_layer &kv, int slot, i
 
 /* one warp per (token, head): q heads, then k heads, then v heads */
 __global__ void qkv_store_kernel(lm_cuda_qkv a, lm_cuda_kv_layer kv, float theta_scale) {
+    cu_pdl_wait();
     __shared__ float buf[LM_CUDA_MAX_HEAD_DIM];
     const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
     const int kind = h < a.n_head ? 0 : h < a.n_head + a.n_head_kv ? 1 : 2; /* q, k, v */
@@ -721,8 +724,7 @@ extern "C" int lm_cuda_qkv_store(lm_cuda_ctx *ctx, const lm_cuda_qkv *a, const l
     /* the CPU's op_rope computes this once per head with the host's powf */
     const float theta_scale = powf(a->rope_base, -2.0f / (float)a->n_rot);
     const dim3 grid(a->n_tokens, a->n_head + 2 * a->n_head_kv);
-    qkv_store_kernel<<<grid, 32, 0, ctx->stream>>>(*a, *kv, theta_scale);
-    CU_LAUNCHED("qkv_store_kernel");
+    CU_LAUNCH("qkv_store_kernel", qkv_store_kernel, grid, 32, 0, *a, *kv, theta_scale);
     return 0;
 }
 
@@ -770,6 +772,7 @@ __device__ __forceinline__ void attn_fold(float &M, float &L, float &O, float Mc
 template <int EPL> /* elements per lane: head_dim / 32 */
 __global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm_cuda_kv_layer kv, int n_split,
                                                               int max_chunks, unsigned *count) {
+    cu_pdl_wait();
     constexpr int D = EPL * 32;
     __shared__ float sm_m[ATT_WARPS][ATT_GROUP], sm_l[ATT_WARPS][ATT_GROUP];
     __shared__ float sm_acc[ATT_WARPS][ATT_GROUP][D];
@@ -923,9 +926,9 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_kernel(lm_cuda_attn a, lm
 }
 
 template <int EPL>
-static void launch_attn(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv, dim3 grid, int n_split,
-                        int max_chunks, unsigned *count) {
-    attn_kernel<EPL><<<grid, ATT_WARPS * 32, 0, ctx->stream>>>(*a, *kv, n_split, max_chunks, count);
+static cudaError_t launch_attn(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv, dim3 grid,
+                               int n_split, int max_chunks, unsigned *count) {
+    return cu_launch(ctx, attn_kernel<EPL>, grid, ATT_WARPS * 32, 0, *a, *kv, n_split, max_chunks, count);
 }
 
 extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const lm_cuda_kv_layer *kv,
@@ -958,16 +961,17 @@ extern "C" int lm_cuda_attention(lm_cuda_ctx *ctx, const lm_cuda_attn *a, const 
             return -1;
         count = (unsigned *)ctx->attn_count.ptr;
     }
+    cudaError_t e;
     switch (D / 32) {
-    case 1: launch_attn<1>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
-    case 2: launch_attn<2>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
-    case 3: launch_attn<3>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
-    case 4: launch_attn<4>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
-    case 5: launch_attn<5>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
-    case 6: launch_attn<6>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
-    case 7: launch_attn<7>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
-    default: launch_attn<8>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 1: e = launch_attn<1>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 2: e = launch_attn<2>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 3: e = launch_attn<3>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 4: e = launch_attn<4>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 5: e = launch_attn<5>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 6: e = launch_attn<6>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    case 7: e = launch_attn<7>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
+    default: e = launch_attn<8>(ctx, a, kv, grid, (int)n_split, (int)max_chunks, count); break;
     }
-    CU_LAUNCHED("attn_kernel");
+    if (e != cudaSuccess) return cu_fail(err, "launch of attn_kernel", e, __FILE__, __LINE__);
     return 0;
 }
