@@ -10,6 +10,7 @@
 #             kernels; the pack needs --with-quant)
 #   nommq     perf's figures again with the MMQ path off (LAMINA_CUDA_MMQ_MAX=0)
 #   nopdl     perf's figures again without dependent launches (LAMINA_CUDA_PDL=0)
+#   prevcheck the fixtures' figures against the previous version's (build-gpuxz-prev carried)
 #   mmqbench  test_cuda_quant --bench-mmq: the MMQ kernels in each row tiling
 #             and the GEMM on f16 copies at 9-256 tokens (needs --with-quant)
 #   check     test_cuda_layout, test_cuda_forward on the fixtures (batch
@@ -136,6 +137,23 @@ if has check; then
     grep -E "checks passed|KL max" "$OUT/forward_shapes_nommq.txt" | tail -6
 fi
 
+# the previous version's test_cuda_forward on the fixtures: a change meant to keep every bit
+# prints every figure as the previous version does
+if has prevcheck && [ -f build-gpuxz-prev/gpupack.tar.xz ]; then
+    rm -rf /tmp/prev && mkdir -p /tmp/prev && xz -dc build-gpuxz-prev/gpupack.tar.xz | tar x -C /tmp/prev
+    for inv in 1 0; do
+        LAMINA_CUDA_BATCH_INVARIANT=$inv L "$P/bin/test_cuda_forward" > "$OUT/prevcheck-new-$inv.txt" 2>&1 ||
+            failed+=(prevcheck-new-$inv)
+        LAMINA_CUDA_BATCH_INVARIANT=$inv LD_LIBRARY_PATH="/tmp/prev/$P/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" \
+            "/tmp/prev/$P/bin/test_cuda_forward" > "$OUT/prevcheck-prev-$inv.txt" 2>&1 || failed+=(prevcheck-prev-$inv)
+        if diff <(grep tolerance "$OUT/prevcheck-new-$inv.txt") <(grep tolerance "$OUT/prevcheck-prev-$inv.txt") >/dev/null; then
+            echo "against the previous version (batch-invariant=$inv): every fixture figure identical"
+        else
+            echo "against the previous version (batch-invariant=$inv): figures DIFFER"; failed+=(prevcheck-differs-$inv)
+        fi
+    done
+fi
+
 if has memcheck; then
     L compute-sanitizer --tool memcheck --leak-check full "$P/bin/test_cuda_forward" tests/fixtures/models/qwen2-q4_k_m.gguf \
         > "$OUT/memcheck.txt" 2>&1 || failed+=(memcheck)
@@ -149,6 +167,25 @@ if has memcheck; then
     L compute-sanitizer --tool memcheck --leak-check full "$P/bin/lamina" perf "$f" --device cuda -p 32 -n 4 -r 1 \
         --parallel 16 > "$OUT/memcheck-mmq.txt" 2>&1 || failed+=(memcheck-mmq)
     tail -4 "$OUT/memcheck-mmq.txt"
+    # a short serve run: the CUDA server under memcheck, 16 concurrent chat completions (batches for
+    # the MMQ kernels) and a streamed one, then SIGTERM (the server's clean shutdown) and the report
+    L compute-sanitizer --tool memcheck --leak-check full "$P/bin/lamina" serve "$f" --device cuda --port 18095 \
+        > "$OUT/memcheck-serve.txt" 2>&1 &
+    spid=$!
+    for _ in $(seq 600); do curl -sf http://127.0.0.1:18095/health >/dev/null && break; sleep 0.5; done
+    cpids=()
+    for i in $(seq 16); do
+        curl -sf http://127.0.0.1:18095/v1/chat/completions -H 'Content-Type: application/json' \
+            -d "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me about the sea, part $i\"}],\"max_tokens\":24}" \
+            > "$OUT/memcheck-serve-$i.json" & cpids+=($!)
+    done
+    for c in "${cpids[@]}"; do wait "$c" || failed+=(memcheck-serve-request); done
+    curl -sfN http://127.0.0.1:18095/v1/chat/completions -H 'Content-Type: application/json' \
+        -d '{"messages":[{"role":"user","content":"Count to five"}],"max_tokens":16,"stream":true}' \
+        > "$OUT/memcheck-serve-stream.txt" || failed+=(memcheck-serve-stream)
+    kill -TERM "$spid"; wait "$spid" || failed+=(memcheck-serve)
+    echo "memcheck serve: $(grep -c '"content"' "$OUT"/memcheck-serve-*.json | awk -F: '{s += $2} END {print s}') of 16 answers, $(grep -c '^data: ' "$OUT/memcheck-serve-stream.txt") stream events"
+    tail -2 "$OUT/memcheck-serve.txt"
 fi
 
 if has serve; then

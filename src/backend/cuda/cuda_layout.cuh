@@ -218,21 +218,15 @@ QD int cu_sub8(uint32_t v) { return (int)(((v | 0x80808080u) - 0x08080808u) ^ 0x
 QD int cu_sub16(uint32_t v) { return (int)(((v | 0x80808080u) - 0x10101010u) ^ 0x80808080u); }
 QD int cu_sub32(uint32_t v) { return (int)(((v | 0x80808080u) - 0x20202020u) ^ 0x80808080u); }
 
-/* byte I of the 12 packed scale bytes of q4_K / q5_K held in three words */
-QD int cu_kbyte(uint32_t w0, uint32_t w1, uint32_t w2, int i) {
-    const uint32_t w = i < 4 ? w0 : (i < 8 ? w1 : w2);
-    return (int)((w >> (8 * (i & 3))) & 0xFF);
-}
-
-/* scale and min of 32-group G of q4_K / q5_K (ggml's get_scale_min_k4) */
-QD void cu_k4_scale_min(uint32_t w0, uint32_t w1, uint32_t w2, int g, int *sc, int *m) {
-    if (g < 4) {
-        *sc = cu_kbyte(w0, w1, w2, g) & 63;
-        *m = cu_kbyte(w0, w1, w2, g + 4) & 63;
-    } else {
-        *sc = (cu_kbyte(w0, w1, w2, g + 4) & 0xF) | ((cu_kbyte(w0, w1, w2, g - 4) >> 6) << 4);
-        *m = (cu_kbyte(w0, w1, w2, g + 4) >> 4) | ((cu_kbyte(w0, w1, w2, g) >> 6) << 4);
-    }
+/* The 8 scales and 8 mins of a q4_K / q5_K super-block from its 12 packed
+ * bytes (three words): ggml's get_scale_min_k4 on four groups at once,
+ * as bytes four to a word, sc[0] / m[0] groups 0-3 and sc[1] / m[1]
+ * groups 4-7. Branch-free: the lanes of a warp decode different groups. */
+QD void cu_k4_unpack(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t sc[2], uint32_t m[2]) {
+    sc[0] = w0 & 0x3F3F3F3Fu;
+    m[0] = w1 & 0x3F3F3F3Fu;
+    sc[1] = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
+    m[1] = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
 }
 
 /* one decoded 16-byte unit of quant bits */
@@ -295,8 +289,14 @@ template <int T> QD void cu_decode(const uint8_t *wb, const uint8_t *wh, int u, 
         const int4 hv = cu_ld16(h);
         x->d = cu_h2f((uint16_t)((uint32_t)hv.x & 0xFFFF));
         x->dm = cu_h2f((uint16_t)((uint32_t)hv.x >> 16));
-        cu_k4_scale_min((uint32_t)hv.y, (uint32_t)hv.z, (uint32_t)hv.w, 2 * j, &x->sc0, &x->m0);
-        cu_k4_scale_min((uint32_t)hv.y, (uint32_t)hv.z, (uint32_t)hv.w, 2 * j + 1, &x->sc1, &x->m1);
+        uint32_t sc[2], mn[2];
+        cu_k4_unpack((uint32_t)hv.y, (uint32_t)hv.z, (uint32_t)hv.w, sc, mn);
+        const uint32_t scw = j < 2 ? sc[0] : sc[1], mnw = j < 2 ? mn[0] : mn[1];
+        const int sh = 16 * (j & 1); /* groups 2j, 2j + 1: bytes 2 (j & 1), 2 (j & 1) + 1 of their word */
+        x->sc0 = (int)((scw >> sh) & 0xFF);
+        x->sc1 = (int)((scw >> (sh + 8)) & 0xFF);
+        x->m0 = (int)((mnw >> sh) & 0xFF);
+        x->m1 = (int)((mnw >> (sh + 8)) & 0xFF);
         x->mins = (s & 1) == 0;
         x->e0 = 256 * sb + 64 * j + 16 * (s & 1);
         x->e1 = x->e0 + 32;

@@ -169,18 +169,13 @@ __device__ __forceinline__ void mmq_chunk(const uint8_t *wb, const uint8_t *wh, 
             }
         }
     } else if constexpr (T == CU_Q4_K || T == CU_Q5_K) {
-        /* the rows' 8 scales and 8 mins as bytes, four to a word (ggml's
-         * get_scale_min_k4 on four groups at once) */
+        /* the rows' 8 scales and 8 mins as bytes, four to a word */
         uint32_t scw[2][2], mnw[2][2]; /* [row g, g + 8][groups 0-3, 4-7] */
         float dd[2], dm[2];
 #pragma unroll
         for (int row = 0; row < 2; row++) {
             const int4 hv = *reinterpret_cast<const int4 *>(row ? h1 : h0);
-            const uint32_t w0 = (uint32_t)hv.y, w1 = (uint32_t)hv.z, w2 = (uint32_t)hv.w;
-            scw[row][0] = w0 & 0x3F3F3F3Fu;
-            mnw[row][0] = w1 & 0x3F3F3F3Fu;
-            scw[row][1] = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
-            mnw[row][1] = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
+            cu_k4_unpack((uint32_t)hv.y, (uint32_t)hv.z, (uint32_t)hv.w, scw[row], mnw[row]);
             dd[row] = cu_h2f((uint16_t)((uint32_t)hv.x & 0xFFFF));
             dm[row] = cu_h2f((uint16_t)((uint32_t)hv.x >> 16));
         }
