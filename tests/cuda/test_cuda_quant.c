@@ -697,6 +697,51 @@ static void print_summary(const bench_row *rows, int n_rows, const lm_cuda_devic
     }
 }
 
+/* B's buffers for one shape: N_MAX tokens of x (COLS, filled) on the device and a y of N_MAX x ROWS */
+static void bench_shape_open(bench_setup *b, lm_cuda_ctx *ctx, int64_t rows, int64_t cols, int n_max) {
+    float *x = xmalloc((size_t)n_max * (size_t)cols * sizeof(float));
+    fill(x, n_max, cols, 1.0f);
+    memset(b, 0, sizeof(*b));
+    b->ctx = ctx;
+    float *x_dev = lm_cuda_alloc(ctx, (size_t)n_max * (size_t)cols * sizeof(float), &err);
+    b->y_dev = lm_cuda_alloc(ctx, (size_t)n_max * (size_t)rows * sizeof(float), &err);
+    LM(x_dev && b->y_dev ? 0 : -1);
+    LM(lm_cuda_upload(ctx, x_dev, x, (size_t)n_max * (size_t)cols * sizeof(float), &err));
+    b->x_dev = x_dev;
+    free(x);
+}
+
+static void bench_shape_close(bench_setup *b) {
+    lm_cuda_free(b->ctx, (void *)b->x_dev);
+    lm_cuda_free(b->ctx, b->y_dev);
+}
+
+/* a random ROWS x COLS matrix of TYPE (BYTES of GGUF data) and device copies of it that together
+ * exceed 3x the L2 (at most MAX_COPIES), so that a rotation over them times DRAM */
+static void bench_mats_open(bench_setup *b, const lm_cuda_device_info *info, uint32_t type, int64_t rows,
+                            int64_t cols, size_t bytes, int max_copies) {
+    uint8_t *data = xmalloc(bytes);
+    random_blocks(type, data, rows, cols);
+    int copies = (int)((3.0 * info->l2_bytes) / (double)bytes) + 1;
+    if (copies > max_copies) copies = max_copies;
+    b->copies = copies;
+    b->mats = xmalloc((size_t)copies * sizeof(*b->mats));
+    b->mats[0] = lm_cuda_matrix_upload(b->ctx, type, rows, cols, data, &err);
+    LM(b->mats[0] ? 0 : -1);
+    for (int i = 1; i < copies; i++) {
+        b->mats[i] = lm_cuda_matrix_clone(b->ctx, b->mats[0], &err);
+        LM(b->mats[i] ? 0 : -1);
+    }
+    free(data);
+}
+
+static void bench_mats_close(bench_setup *b) {
+    for (int i = 0; i < b->copies; i++) lm_cuda_matrix_free(b->mats[i]);
+    free(b->mats);
+    b->mats = NULL;
+    b->copies = 0;
+}
+
 /* DECODE_ONLY: n_tokens = 1 only */
 static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool decode_only) {
     static const int64_t SHAPES[][2] = {{576, 1536},  {1536, 576},  {49152, 576}, {1024, 3072},
@@ -715,14 +760,8 @@ static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool dec
     printf("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
     for (int s = 0; s < N_SHAPES; s++) {
         const int64_t rows = SHAPES[s][0], cols = SHAPES[s][1];
-        float *x = xmalloc((size_t)512 * (size_t)cols * sizeof(float));
-        fill(x, 512, cols, 1.0f);
-        bench_setup b = {ctx, NULL, 0, NULL, NULL};
-        float *x_dev = lm_cuda_alloc(ctx, (size_t)512 * (size_t)cols * sizeof(float), &err);
-        b.y_dev = lm_cuda_alloc(ctx, (size_t)512 * (size_t)rows * sizeof(float), &err);
-        LM(x_dev && b.y_dev ? 0 : -1);
-        LM(lm_cuda_upload(ctx, x_dev, x, (size_t)512 * (size_t)cols * sizeof(float), &err));
-        b.x_dev = x_dev;
+        bench_setup b;
+        bench_shape_open(&b, ctx, rows, cols, 512);
         for (size_t ti = 0; ti < N_TYPES; ti++) {
             const uint32_t type = TYPES[ti];
             if (cols % block_of(type)) continue;
@@ -732,26 +771,11 @@ static int run_bench(lm_cuda_ctx *ctx, const lm_cuda_device_info *info, bool dec
             r->cols = cols;
             r->type = type;
             r->bytes = q_row_size(type, cols) * (size_t)rows;
-            uint8_t *data = xmalloc(r->bytes);
-            random_blocks(type, data, rows, cols);
-            int copies = (int)((3.0 * info->l2_bytes) / (double)r->bytes) + 1;
-            if (copies > 512) copies = 512;
-            b.copies = copies;
-            b.mats = xmalloc((size_t)copies * sizeof(*b.mats));
-            b.mats[0] = lm_cuda_matrix_upload(ctx, type, rows, cols, data, &err);
-            LM(b.mats[0] ? 0 : -1);
-            for (int i = 1; i < copies; i++) {
-                b.mats[i] = lm_cuda_matrix_clone(ctx, b.mats[0], &err);
-                LM(b.mats[i] ? 0 : -1);
-            }
-            free(data);
+            bench_mats_open(&b, info, type, rows, cols, r->bytes, 512);
             bench_one(&b, r, decode_only, copy_bw);
-            for (int i = 0; i < copies; i++) lm_cuda_matrix_free(b.mats[i]);
-            free(b.mats);
+            bench_mats_close(&b);
         }
-        lm_cuda_free(ctx, x_dev);
-        lm_cuda_free(ctx, b.y_dev);
-        free(x);
+        bench_shape_close(&b);
     }
     print_summary(rows_out, n_rows, info, copy_bw);
     return 0;
@@ -774,30 +798,13 @@ static int run_bench_mmq(lm_cuda_ctx *ctx, const lm_cuda_device_info *info) {
            info->name, info->sm_count, copy_bw / 1e9);
     for (int s = 0; s < N_SHAPES; s++) {
         const int64_t rows = SHAPES[s][0], cols = SHAPES[s][1];
-        float *x = xmalloc((size_t)256 * (size_t)cols * sizeof(float));
-        fill(x, 256, cols, 1.0f);
-        bench_setup b = {ctx, NULL, 0, NULL, NULL};
-        float *x_dev = lm_cuda_alloc(ctx, (size_t)256 * (size_t)cols * sizeof(float), &err);
-        b.y_dev = lm_cuda_alloc(ctx, (size_t)256 * (size_t)rows * sizeof(float), &err);
-        LM(x_dev && b.y_dev ? 0 : -1);
-        LM(lm_cuda_upload(ctx, x_dev, x, (size_t)256 * (size_t)cols * sizeof(float), &err));
-        b.x_dev = x_dev;
+        bench_setup b;
+        bench_shape_open(&b, ctx, rows, cols, 256);
         for (int ti = 0; ti < N_MT; ti++) {
             const uint32_t type = MTYPES[ti];
             const size_t bytes = q_row_size(type, cols) * (size_t)rows;
-            uint8_t *data = xmalloc(bytes);
-            random_blocks(type, data, rows, cols);
-            int copies = (int)((3.0 * info->l2_bytes) / (double)bytes) + 1;
-            if (copies > 64) copies = 64;
-            b.copies = copies;
-            b.mats = xmalloc((size_t)copies * sizeof(*b.mats));
-            b.mats[0] = lm_cuda_matrix_upload(ctx, type, rows, cols, data, &err);
-            LM(b.mats[0] ? 0 : -1);
-            for (int i = 1; i < copies; i++) {
-                b.mats[i] = lm_cuda_matrix_clone(ctx, b.mats[0], &err);
-                LM(b.mats[i] ? 0 : -1);
-            }
-            free(data);
+            bench_mats_open(&b, info, type, rows, cols, bytes, 64);
+            const int copies = b.copies;
             for (int ni = 0; ni < N_MN; ni++) {
                 const int n = MN[ni];
                 double t[4], best = 1e30;
@@ -814,12 +821,9 @@ static int run_bench_mmq(lm_cuda_ctx *ctx, const lm_cuda_device_info *info) {
                        t[1] * 1e6, t[2] * 1e6, t[3] * 1e6, g * 1e6, g / t[0]);
                 fflush(stdout);
             }
-            for (int i = 0; i < copies; i++) lm_cuda_matrix_free(b.mats[i]);
-            free(b.mats);
+            bench_mats_close(&b);
         }
-        lm_cuda_free(ctx, x_dev);
-        lm_cuda_free(ctx, b.y_dev);
-        free(x);
+        bench_shape_close(&b);
     }
     return 0;
 }
