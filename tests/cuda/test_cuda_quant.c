@@ -211,6 +211,24 @@ static double norm_rel(const float *got, const float *want, const double *mag, s
     return sqrt(num / (den + 1e-300));
 }
 
+/* Runs W x by PATH into OUT (N tokens of ROWS) and checks it: every output written, within TOL of
+ * sum |terms| (MAG) of the reference (REF, floats, or REF_D, doubles), and a second run into AGAIN
+ * the same bits. Returns the worst ratio; WHAT names the case. */
+static double run_checked(lm_cuda_ctx *ctx, const lm_cuda_matrix *m, const float *x_dev, float *y_dev, int64_t rows,
+                          int n, lm_cuda_path path, float *out, float *again, const float *ref, const double *ref_d,
+                          const double *mag, double tol, const char *what) {
+    const size_t n_out = (size_t)n * (size_t)rows;
+    size_t at;
+    const int64_t bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, path, out, what);
+    CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
+    const double e = worst_ratio(out, ref, ref_d, mag, n_out, &at);
+    CHECK(e <= tol, "%s: |gpu - reference| = %.3g of sum |terms| at token %zu row %zu (gpu %.9g, reference %.9g)",
+          what, e, at / rows, at % rows, out[at], ref ? (double)ref[at] : ref_d[at]);
+    gpu_run(ctx, m, x_dev, y_dev, rows, n, path, again, what);
+    CHECK(memcmp(out, again, n_out * sizeof(float)) == 0, "%s: two runs differ", what);
+    return e;
+}
+
 static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t cols, const int *n_list, int n_count,
                        bool sweep, type_stats *st) {
     const q_kernels *k = q_get_kernels(type);
@@ -277,16 +295,11 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
         const size_t n_out = (size_t)n * (size_t)rows;
         char what[128];
         size_t at;
-        /* VEC */
+        /* VEC: the CPU's integer sums */
         snprintf(what, sizeof(what), "%s %lldx%lld n=%d vec", name, (long long)rows, (long long)cols, n);
-        int64_t bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, vec, what);
-        CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
-        double e = worst_ratio(vec, ref_q, NULL, mag, n_out, &at);
-        CHECK(e <= VEC_TOL, "%s: |gpu - cpu| = %.3g of sum |terms| at token %zu row %zu (gpu %.9g, cpu %.9g)", what,
-              e, at / rows, at % rows, vec[at], ref_q[at]);
+        double e = run_checked(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, vec, again, ref_q, NULL, mag, VEC_TOL,
+                               what);
         if (e > st->worst_vec) st->worst_vec = e;
-        gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, again, what);
-        CHECK(memcmp(vec, again, n_out * sizeof(float)) == 0, "%s: two runs differ", what);
         /* batch invariance: token t of the batch is the same bits as token t alone
          * (the first ones, and the last, which sits last in its group of 8) */
         for (int t = 0; t < n; t++) {
@@ -295,30 +308,20 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
             CHECK(memcmp(vec + (size_t)t * (size_t)rows, again, (size_t)rows * sizeof(float)) == 0,
                   "%s: token %d differs from the same token alone", what, t);
         }
+        /* GEMM: the f16 product, and normwise the CPU's */
         snprintf(what, sizeof(what), "%s %lldx%lld n=%d gemm", name, (long long)rows, (long long)cols, n);
-        bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, gemm, what);
-        CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
-        e = worst_ratio(gemm, NULL, ref16, mag, n_out, &at);
-        CHECK(e <= GEMM_TOL, "%s: |gpu - f16 reference| = %.3g of sum |terms| at token %zu row %zu (gpu %.9g, ref %.9g)",
-              what, e, at / rows, at % rows, gemm[at], ref16[at]);
+        e = run_checked(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, gemm, again, NULL, ref16, mag, GEMM_TOL, what);
         if (e > st->worst_gemm) st->worst_gemm = e;
         const double nr = norm_rel(gemm, ref_q, mag, n_out);
         CHECK(nr <= GEMM_VS_Q8_TOL, "%s: ||gpu - cpu q8|| / ||sum |terms||| = %.3g", what, nr);
         if (nr > st->worst_gemm_q8) st->worst_gemm_q8 = nr;
-        gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_GEMM, again, what);
-        CHECK(memcmp(gemm, again, n_out * sizeof(float)) == 0, "%s: two runs differ", what);
         /* MMQ: the CPU's integer sums, scaled per block or super-block */
         const bool has_mmq = lm_cuda_mmq_supported(m);
         if (has_mmq) {
             snprintf(what, sizeof(what), "%s %lldx%lld n=%d mmq", name, (long long)rows, (long long)cols, n);
-            bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_MMQ, mmq, what);
-            CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
-            e = worst_ratio(mmq, ref_q, NULL, mag, n_out, &at);
-            CHECK(e <= VEC_TOL, "%s: |gpu - cpu| = %.3g of sum |terms| at token %zu row %zu (gpu %.9g, cpu %.9g)",
-                  what, e, at / rows, at % rows, mmq[at], ref_q[at]);
+            e = run_checked(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_MMQ, mmq, again, ref_q, NULL, mag, VEC_TOL,
+                            what);
             if (e > st->worst_mmq) st->worst_mmq = e;
-            gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_MMQ, again, what);
-            CHECK(memcmp(mmq, again, n_out * sizeof(float)) == 0, "%s: two runs differ", what);
             st->mmq_cases++;
         } else {
             CHECK(lm_cuda_matmul(ctx, m, x_dev, n, y_dev, LM_CUDA_PATH_MMQ, &err) != 0,
@@ -367,7 +370,7 @@ static void check_case(lm_cuda_ctx *ctx, uint32_t type, int64_t rows, int64_t co
                 LM(lm_cuda_set_vec_shape(ctx, tpr, rpt, &err));
                 snprintf(what, sizeof(what), "%s %lldx%lld n=%d vec tpr=%d rows=%d", name, (long long)rows,
                          (long long)cols, n, tpr, rpt);
-                bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, again, what);
+                const int64_t bad = gpu_run(ctx, m, x_dev, y_dev, rows, n, LM_CUDA_PATH_VEC, again, what);
                 CHECK(bad == 0, "%s: %lld of %zu outputs not written", what, (long long)bad, n_out);
                 e = worst_ratio(again, ref_q, NULL, mag, n_out, &at);
                 CHECK(e <= VEC_TOL, "%s: |gpu - cpu| = %.3g of sum |terms| at token %zu row %zu", what, e, at / rows,
