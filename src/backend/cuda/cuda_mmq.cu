@@ -11,8 +11,8 @@
  * of 256 for the k-quants, where the CPU and VEC round per 16 or 32), so
  * results agree with the VEC path to float rounding, not bit for bit.
  *
- * Tiling. A block of 4 warps computes ROWS = 16 MT WM rows x TOK = 8 NT
- * tokens. Its warps form WM row groups (MT m-tiles of 16 rows each) times
+ * Tiling. A block of 4 warps computes ROWS = 16 WM rows x TOK = 8 NT
+ * tokens. Its warps form WM row groups (an m-tile of 16 rows each) times
  * WK slices of the row: the row is walked in chunks of 256 elements (one
  * k-quant super-block, eight blocks of 32), slice k taking chunks k, k +
  * WK, ... (WK > 1 gives small matrices enough blocks to fill the GPU; the
@@ -55,8 +55,8 @@ template <int T> struct mmq_type {
 };
 
 /* the shared memory of one stage */
-template <int T, int MT, int WM, int WK, int NT> struct mmq_stage {
-    static constexpr int rows = 16 * MT * WM, tok = 8 * NT;
+template <int T, int WM, int WK, int NT> struct mmq_stage {
+    static constexpr int rows = 16 * WM, tok = 8 * NT;
     static constexpr int body_row = mmq_type<T>::body + MMQ_PAD;
     static constexpr int wb = WK * rows * body_row;            /* body tiles */
     static constexpr int wh = WK * rows * mmq_type<T>::hdr_row; /* hdr tiles */
@@ -318,7 +318,7 @@ __device__ __forceinline__ void mmq_chunk(const uint8_t *wb, const uint8_t *wh, 
     }
 }
 
-template <int T, int MT, int WM, int WK, int NT>
+template <int T, int WM, int WK, int NT>
 __global__ void __launch_bounds__(MMQ_WARPS * 32) mmq_kernel(const cu_mat w, const int8_t *__restrict__ aq,
                                                              const float2 *__restrict__ ads, int n_tok, int n_tt,
                                                              float *__restrict__ y) {
@@ -326,7 +326,7 @@ __global__ void __launch_bounds__(MMQ_WARPS * 32) mmq_kernel(const cu_mat w, con
     static_assert(WM * WK == MMQ_WARPS, "the warps are WM row groups x WK slices");
     static_assert(NT % 2 == 0, "n-tiles come in pairs (one ldmatrix.x4 of tokens)");
     using L = mmq_type<T>;
-    using St = mmq_stage<T, MT, WM, WK, NT>;
+    using St = mmq_stage<T, WM, WK, NT>;
     constexpr int ROWS = St::rows, TOK = St::tok;
     extern __shared__ __align__(16) uint8_t smem[];
     const int rt = blockIdx.x / n_tt, tt = blockIdx.x % n_tt;
@@ -401,13 +401,11 @@ __global__ void __launch_bounds__(MMQ_WARPS * 32) mmq_kernel(const cu_mat w, con
     };
 
     const int warp = threadIdx.x / 32, wm = warp % WM, wk = warp / WM;
-    float acc[MT][NT][4];
+    float acc[NT][4];
 #pragma unroll
-    for (int m = 0; m < MT; m++)
+    for (int n = 0; n < NT; n++)
 #pragma unroll
-        for (int n = 0; n < NT; n++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
+        for (int i = 0; i < 4; i++) acc[n][i] = 0.0f;
 
     /* STAGES - 1 steps in flight while one is computed; every iteration
      * commits one group (empty past the end), so waiting for all but the
@@ -427,11 +425,8 @@ __global__ void __launch_bounds__(MMQ_WARPS * 32) mmq_kernel(const cu_mat w, con
             const uint8_t *base = smem + (s % STAGES) * St::bytes;
             const int8_t *xq = reinterpret_cast<const int8_t *>(base + St::wb + St::wh) + wk * TOK * MMQ_XROW;
             const float2 *xd = reinterpret_cast<const float2 *>(base + St::wb + St::wh + St::xq) + wk * TOK * 8;
-#pragma unroll
-            for (int m = 0; m < MT; m++) {
-                const int r = wk * ROWS + 16 * (wm * MT + m);
-                mmq_chunk<T, NT>(base + r * St::body_row, base + St::wb + r * L::hdr_row, xq, xd, acc[m]);
-            }
+            const int r = wk * ROWS + 16 * wm; /* the warp's m-tile in the slice's tiles */
+            mmq_chunk<T, NT>(base + r * St::body_row, base + St::wb + r * L::hdr_row, xq, xd, acc);
         }
     }
     cp_async_wait<0>();
@@ -443,36 +438,28 @@ __global__ void __launch_bounds__(MMQ_WARPS * 32) mmq_kernel(const cu_mat w, con
     if constexpr (WK > 1) {
         if (wk > 0) {
 #pragma unroll
-            for (int m = 0; m < MT; m++)
+            for (int n = 0; n < NT; n++)
 #pragma unroll
-                for (int n = 0; n < NT; n++)
-#pragma unroll
-                    for (int i = 0; i < 4; i++)
-                        red[((((wk - 1) * WM + wm) * MT + m) * NT * 4 + n * 4 + i) * 32 + l] = acc[m][n][i];
+                for (int i = 0; i < 4; i++) red[(((wk - 1) * WM + wm) * NT * 4 + n * 4 + i) * 32 + l] = acc[n][i];
         }
         __syncthreads();
         if (wk > 0) return;
 #pragma unroll
         for (int k = 1; k < WK; k++)
 #pragma unroll
-            for (int m = 0; m < MT; m++)
+            for (int n = 0; n < NT; n++)
 #pragma unroll
-                for (int n = 0; n < NT; n++)
-#pragma unroll
-                    for (int i = 0; i < 4; i++)
-                        acc[m][n][i] += red[((((k - 1) * WM + wm) * MT + m) * NT * 4 + n * 4 + i) * 32 + l];
+                for (int i = 0; i < 4; i++) acc[n][i] += red[(((k - 1) * WM + wm) * NT * 4 + n * 4 + i) * 32 + l];
     }
     const int g = l >> 2, t = l & 3;
 #pragma unroll
-    for (int m = 0; m < MT; m++)
+    for (int n = 0; n < NT; n++)
 #pragma unroll
-        for (int n = 0; n < NT; n++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int64_t row = row0 + 16 * (wm * MT + m) + g + 8 * (i >> 1);
-                const int tok = tok0 + 8 * n + 2 * t + (i & 1);
-                if (row < w.rows && tok < n_tok) y[(int64_t)tok * w.rows + row] = acc[m][n][i];
-            }
+        for (int i = 0; i < 4; i++) {
+            const int64_t row = row0 + 16 * wm + g + 8 * (i >> 1);
+            const int tok = tok0 + 8 * n + 2 * t + (i & 1);
+            if (row < w.rows && tok < n_tok) y[(int64_t)tok * w.rows + row] = acc[n][i];
+        }
 }
 
 typedef void (*mmq_fn)(const cu_mat, const int8_t *, const float2 *, int, int, float *);
@@ -485,24 +472,24 @@ typedef struct mmq_kernel_ref {
     unsigned long long *opted; /* devices on which the kernel may take more than 48 KiB (bit per device) */
 } mmq_kernel_ref;
 
-template <int T, int MT, int WM, int WK, int NT> static mmq_kernel_ref mmq_ref() {
-    using St = mmq_stage<T, MT, WM, WK, NT>;
-    const int red = (WK - 1) * WM * MT * NT * 4 * 32 * 4;
+template <int T, int WM, int WK, int NT> static mmq_kernel_ref mmq_ref() {
+    using St = mmq_stage<T, WM, WK, NT>;
+    const int red = (WK - 1) * WM * NT * 4 * 32 * 4;
     static unsigned long long opted = 0;
     const int stages = St::stages * St::bytes;
-    mmq_kernel_ref k = {mmq_kernel<T, MT, WM, WK, NT>, stages > red ? stages : red, St::rows, St::tok,
+    mmq_kernel_ref k = {mmq_kernel<T, WM, WK, NT>, stages > red ? stages : red, St::rows, St::tok,
                         &opted};
     return k;
 }
 
-/* the row tilings (rows per block x slices): (MT, WM, WK) = (1, 4, 1), (1, 2, 2), (1, 1, 4) */
+/* the row tilings (rows per block x slices): (WM, WK) = (4, 1), (2, 2), (1, 4) */
 enum { MMQ_SHAPE_64 = 0, MMQ_SHAPE_32x2 = 1, MMQ_SHAPE_16x4 = 2, MMQ_SHAPES = 3 };
 
 template <int T, int NT> static mmq_kernel_ref mmq_pick_shape(int shape) {
     switch (shape) {
-    case MMQ_SHAPE_64: return mmq_ref<T, 1, 4, 1, NT>();
-    case MMQ_SHAPE_32x2: return mmq_ref<T, 1, 2, 2, NT>();
-    default: return NT == 2 ? mmq_ref<T, 1, 1, 4, 2>() : mmq_ref<T, 1, 2, 2, NT>(); /* 4 slices of 32 tokens spill */
+    case MMQ_SHAPE_64: return mmq_ref<T, 4, 1, NT>();
+    case MMQ_SHAPE_32x2: return mmq_ref<T, 2, 2, NT>();
+    default: return NT == 2 ? mmq_ref<T, 1, 4, 2>() : mmq_ref<T, 2, 2, NT>(); /* 4 slices of 32 tokens spill */
     }
 }
 
