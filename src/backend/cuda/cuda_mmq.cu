@@ -203,8 +203,10 @@ __device__ __forceinline__ void mmq_chunk(const uint8_t *wb, const uint8_t *wh, 
 #pragma unroll
             for (int q = 0; q < 2; q++) {
                 const int grp = 2 * j + q;
-                const int sc0 = (int)((scw[0][grp >> 2] >> (8 * (grp & 3))) & 0xFF);
-                const int sc1 = (int)((scw[1][grp >> 2] >> (8 * (grp & 3))) & 0xFF);
+                /* one 64-bit shift, not scw[.][grp >> 2]: q5_K's loop is not
+                 * unrolled, and a run-time index would put scw in local memory */
+                const int sc0 = (int)((((uint64_t)scw[0][1] << 32 | scw[0][0]) >> (8 * grp)) & 0xFF);
+                const int sc1 = (int)((((uint64_t)scw[1][1] << 32 | scw[1][0]) >> (8 * grp)) & 0xFF);
 #pragma unroll
                 for (int p = 0; p < NT / 2; p++) {
                     uint32_t b[4];
