@@ -72,6 +72,22 @@ gen() { # SHAPE TYPE -> path
     echo "$f"
 }
 
+# lamina perf on the four benchmark models (pp512, tg128, then the streams in PARS) with FLAGS and
+# the caller's environment, into $OUT/NAME.txt and NAME.jsonl
+perf_models() {
+    local name=$1 pars=$2 flags=$3 spec f par
+    for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
+        f=$(gen $spec)
+        L "$P/bin/lamina" perf "$f" --device cuda $flags -p 512 -n 128 -r 5 >> "$OUT/$name.jsonl" \
+            2>> "$OUT/$name.txt" || failed+=("$name-$spec")
+        for par in $pars; do
+            L "$P/bin/lamina" perf "$f" --device cuda $flags -p 128 -n 128 -r 3 --parallel $par \
+                >> "$OUT/$name.jsonl" 2>> "$OUT/$name.txt" || failed+=("$name-$spec-x$par")
+        done
+    done
+    cat "$OUT/$name.txt"
+}
+
 echo "libraries the machine lacks: $(ldd "$P/bin/lamina" | awk '/not found/ {print $1}' | tr '\n' ' ')"
 
 if has quant; then
@@ -237,30 +253,12 @@ if has perf; then
     cat "$OUT/perf.txt"
 fi
 
-if has nopdl; then # batch 1 and streams with the programmatic dependent launches off (LAMINA_CUDA_PDL=0)
-    for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
-        f=$(gen $spec)
-        LAMINA_CUDA_PDL=0 L "$P/bin/lamina" perf "$f" --device cuda -p 512 -n 128 -r 5 >> "$OUT/perf-nopdl.jsonl" \
-            2>> "$OUT/perf-nopdl.txt" || failed+=("nopdl-$spec")
-        for par in 16 64; do
-            LAMINA_CUDA_PDL=0 L "$P/bin/lamina" perf "$f" --device cuda -p 128 -n 128 -r 3 --parallel $par \
-                >> "$OUT/perf-nopdl.jsonl" 2>> "$OUT/perf-nopdl.txt" || failed+=("nopdl-$spec-x$par")
-        done
-    done
-    cat "$OUT/perf-nopdl.txt"
+if has nopdl; then # batch 1 and streams with the programmatic dependent launches off
+    LAMINA_CUDA_PDL=0 perf_models perf-nopdl "16 64" ""
 fi
 
-if has nommq; then # the same figures with the MMQ path off (LAMINA_CUDA_MMQ_MAX=0: VEC, then the GEMM)
-    for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
-        f=$(gen $spec)
-        LAMINA_CUDA_MMQ_MAX=0 L "$P/bin/lamina" perf "$f" --device cuda -p 512 -n 128 -r 5 >> "$OUT/perf-nommq.jsonl" \
-            2>> "$OUT/perf-nommq.txt" || failed+=("nommq-$spec")
-        for par in 16 32 64; do
-            LAMINA_CUDA_MMQ_MAX=0 L "$P/bin/lamina" perf "$f" --device cuda -p 128 -n 128 -r 3 --parallel $par \
-                >> "$OUT/perf-nommq.jsonl" 2>> "$OUT/perf-nommq.txt" || failed+=("nommq-$spec-x$par")
-        done
-    done
-    cat "$OUT/perf-nommq.txt"
+if has nommq; then # the same figures with the MMQ path off (VEC, then the GEMM)
+    LAMINA_CUDA_MMQ_MAX=0 perf_models perf-nommq "16 32 64" ""
 fi
 
 # the previous version's pack (build-gpuxz-prev/gpupack.tar.xz, carried beside
@@ -282,16 +280,7 @@ if has prev && [ -f build-gpuxz-prev/gpupack.tar.xz ]; then
 fi
 
 if has perfinv; then # the same figures with --batch-invariant (the integer path for every batch)
-    for spec in "qwen3-0.6b q4_k_m" "qwen3-0.6b q8_0" "llama-1b q4_k_m" "llama-1b q8_0"; do
-        f=$(gen $spec)
-        L "$P/bin/lamina" perf "$f" --device cuda --batch-invariant -p 512 -n 128 -r 5 \
-            >> "$OUT/perfinv.jsonl" 2>> "$OUT/perfinv.txt" || failed+=("perfinv-$spec")
-        for par in 16 64; do
-            L "$P/bin/lamina" perf "$f" --device cuda --batch-invariant -p 128 -n 128 -r 3 --parallel $par \
-                >> "$OUT/perfinv.jsonl" 2>> "$OUT/perfinv.txt" || failed+=("perfinv-$spec-x$par")
-        done
-    done
-    cat "$OUT/perfinv.txt"
+    perf_models perfinv "16 64" --batch-invariant
 fi
 
 if has tuneinv; then # rows per thread of the batch-invariant batches (LAMINA_CUDA_BATCH_ROWS)
