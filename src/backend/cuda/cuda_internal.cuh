@@ -204,6 +204,8 @@ __device__ __forceinline__ void cu_quantize_q8_K_warp(const float *x, int8_t *q,
 /* the MMQ kernel (cuda_mmq.cu) for W over the q8 activations the context
  * holds (act_q, act_ds, N_TOK tokens) into y */
 int cu_mmq_launch(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, float *y, lm_error *err);
+/* 0 when W has an MMQ kernel; otherwise -1 and ERR says why */
+int cu_mmq_check(const lm_cuda_matrix *w, lm_error *err);
 
 /* Where the activations of a product with W over N_TOK tokens go, for an op
  * that computes that input and quantizes it itself (q8 kinds only: *q, *ds,

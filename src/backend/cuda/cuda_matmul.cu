@@ -633,12 +633,8 @@ extern "C" int lm_cuda_matmul(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, const f
     if (check_args(ctx, w, n_tokens, y_dev, err)) return -1;
     if (path == LM_CUDA_PATH_AUTO) path = lm_cuda_path_for(w, n_tokens);
     if (path == LM_CUDA_PATH_VEC) return matmul_vec(ctx, w, x_dev, n_tokens, y_dev, err);
-    if (path == LM_CUDA_PATH_MMQ) {
-        if (!lm_cuda_mmq_supported(w)) {
-            lm_error_set(err, "CUDA: no MMQ kernel for %s with %lld columns", w->layout->name, (long long)w->view.cols);
-            return -1;
-        }
-        if (prepare_act(ctx, w->layout, x_dev, n_tokens, w->view.cols, false, err)) return -1;
+    if (path == LM_CUDA_PATH_MMQ) { /* checked before the activations are prepared for it */
+        if (cu_mmq_check(w, err) || prepare_act(ctx, w->layout, x_dev, n_tokens, w->view.cols, false, err)) return -1;
         return cu_mmq_launch(ctx, w, n_tokens, y_dev, err);
     }
     if (path == LM_CUDA_PATH_GEMM) return matmul_gemm(ctx, w, x_dev, n_tokens, y_dev, err);

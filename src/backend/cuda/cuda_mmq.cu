@@ -529,11 +529,14 @@ static int mmq_shape_for(const lm_cuda_ctx *ctx, const cu_mat *w, int nt, int to
     return nt == 2 && (w->cols >= 4096 || few) ? MMQ_SHAPE_16x4 : MMQ_SHAPE_32x2;
 }
 
+int cu_mmq_check(const lm_cuda_matrix *w, lm_error *err) {
+    if (lm_cuda_mmq_supported(w)) return 0;
+    lm_error_set(err, "CUDA: no MMQ kernel for %s with %lld columns", w->layout->name, (long long)w->view.cols);
+    return -1;
+}
+
 int cu_mmq_launch(lm_cuda_ctx *ctx, const lm_cuda_matrix *w, int n_tok, float *y, lm_error *err) {
-    if (!lm_cuda_mmq_supported(w)) {
-        lm_error_set(err, "CUDA: no MMQ kernel for %s with %lld columns", w->layout->name, (long long)w->view.cols);
-        return -1;
-    }
+    if (cu_mmq_check(w, err)) return -1;
     /* token tiles of 16 or 32: wider ones hold too many registers (measured:
      * 64-token tiles ran at a quarter of the speed of two 32-token ones) */
     const int nt = n_tok <= 16 ? 2 : 4;
